@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.k8s.plugin"]

@@ -1,0 +1,80 @@
+"""Checks of the control plane's setup that need no cluster: pins, stages, node manifests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.k8s import plugin
+from tests.k8s.cluster import (
+    A100_NODE,
+    BUILD_COMMAND,
+    DEFAULT_NODES,
+    GPU_PRODUCT_LABEL,
+    STAGES_FILE,
+    T4_NODE,
+    NodeSpec,
+    missing_prerequisites,
+    pinned_versions,
+)
+
+GO_MOD = Path(__file__).with_name("testenv") / "go.mod"
+
+
+def test_build_script_and_wrapper_module_pin_the_same_release() -> None:
+    versions = pinned_versions()
+    go_mod = GO_MOD.read_text()
+    assert re.search(rf"^\s*k8s\.io/kubernetes {re.escape(versions.kubernetes)}\b", go_mod, re.M)
+    staging = "v0." + versions.kubernetes.removeprefix("v1.")
+    replaced = re.findall(r"^replace (k8s\.io/\S+) => \1 (\S+)$", go_mod, re.M)
+    assert len(replaced) > 20
+    assert {version for _, version in replaced} == {staging}
+
+
+def test_stages_cover_every_outcome() -> None:
+    stages = list(yaml.safe_load_all(STAGES_FILE.read_text()))
+    names = {stage["metadata"]["name"] for stage in stages}
+    assert names == {
+        "mlc-node-ready",
+        "mlc-node-heartbeat",
+        "mlc-pod-running",
+        "mlc-pod-succeeded",
+        "mlc-pod-failed",
+        "mlc-pod-delete",
+    }
+    assert all(stage["kind"] == "Stage" for stage in stages)
+
+
+def test_default_inventory_has_two_gpu_models_and_a_cpu_node() -> None:
+    products = {node.gpu_product for node in DEFAULT_NODES if node.gpus}
+    assert products == {"NVIDIA-A100-SXM4-80GB", "Tesla-T4"}
+    assert any(node.gpus == 0 for node in DEFAULT_NODES)
+    assert (A100_NODE.gpus, T4_NODE.gpus) == (8, 4)
+
+
+def test_gpu_node_manifest_carries_capacity_and_model_label() -> None:
+    manifest = NodeSpec("n", gpus=2, gpu_product="Tesla-T4", taints=(("k", "v", "NoSchedule"),))
+    node = manifest.manifest()
+    assert node["status"]["capacity"]["nvidia.com/gpu"] == "2"
+    assert node["status"]["allocatable"] == node["status"]["capacity"]
+    assert node["metadata"]["labels"][GPU_PRODUCT_LABEL] == "Tesla-T4"
+    assert node["spec"]["taints"] == [{"key": "k", "value": "v", "effect": "NoSchedule"}]
+
+
+def test_missing_binaries_name_the_build_command(tmp_path: Path) -> None:
+    problems = missing_prerequisites(tmp_path)
+    assert any(BUILD_COMMAND in problem for problem in problems)
+
+
+def test_missing_control_plane_fails_in_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="build"):
+        plugin._unavailable(f"build them with `{BUILD_COMMAND}`")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="build"):
+        plugin._unavailable(f"build them with `{BUILD_COMMAND}`")
