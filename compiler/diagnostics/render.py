@@ -1,0 +1,178 @@
+"""Renderers over diagnostics: human (rustc style, colour on a terminal), JSON and GitHub.
+
+All three take the same `Diagnostic` objects and a `SourceMap` to turn spans into lines and
+columns; none of them decides anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from mlc.diagnostics.model import Diagnostic, Label, Severity
+from mlc.source import SourceMap
+
+_COLOURS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "help": "\x1b[1;36m", "dim": "\x1b[34m"}
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+
+
+class _Style:
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def paint(self, text: str, style: str) -> str:
+        if not self.colour:
+            return text
+        code = _BOLD if style == "bold" else _COLOURS[style]
+        return f"{code}{text}{_RESET}"
+
+
+def render_human(
+    diagnostics: Sequence[Diagnostic], sources: SourceMap, *, colour: bool = False
+) -> str:
+    """Renders diagnostics the way rustc does, with source excerpts and carets."""
+    style = _Style(colour)
+    return "".join(_render_one(d, sources, style) + "\n" for d in diagnostics)
+
+
+def _render_one(diagnostic: Diagnostic, sources: SourceMap, style: _Style) -> str:
+    severity = diagnostic.severity.value
+    lines = [
+        style.paint(f"{severity}[{diagnostic.code}]", severity)
+        + style.paint(f": {diagnostic.message}", "bold")
+    ]
+    span = diagnostic.span
+    source = sources.get(span.path)
+    position = sources.position(span)
+    lines.append(f"  {style.paint('-->', 'dim')} {span.path}:{position.line}:{position.column}")
+    if source is not None:
+        labels = [(diagnostic.primary, True)] + [(s, False) for s in diagnostic.secondary]
+        labels = [(label, primary) for label, primary in labels if label.span.path == span.path]
+        width = len(str(max(source.position(label.span.start).line for label, _ in labels)))
+        gutter = style.paint(" " * width + " |", "dim")
+        lines.append(gutter)
+        for label, primary in sorted(labels, key=lambda item: item[0].span.start):
+            lines.extend(_excerpt(label, primary, source, width, style, severity))
+        lines.append(gutter)
+    for label in diagnostic.secondary:
+        if label.span.path != span.path:
+            other = sources.position(label.span)
+            lines.append(f"  = note: {label.message} ({label.span.path}:{other.line}:{other.column})")
+    for note in diagnostic.notes:
+        lines.append(f"  = note: {note}")
+    if diagnostic.help:
+        lines.append(style.paint("help", "help") + f": {diagnostic.help}")
+    return "\n".join(lines) + "\n"
+
+
+def _excerpt(
+    label: Label, primary: bool, source: object, width: int, style: _Style, severity: str
+) -> list[str]:
+    from mlc.source import SourceFile
+
+    assert isinstance(source, SourceFile)
+    start = source.position(label.span.start)
+    end = source.position(max(label.span.end - 1, label.span.start))
+    text = source.line_text(start.line).replace("\t", " ")
+    number = style.paint(f"{start.line:>{width}} |", "dim")
+    last_column = end.column if end.line == start.line else len(text) + 1
+    caret_count = max(1, last_column - start.column + 1)
+    marker = ("^" if primary else "-") * caret_count
+    caret_line = " " * (start.column - 1) + marker
+    if label.message:
+        caret_line += " " + label.message
+    painted = style.paint(caret_line, severity if primary else "dim")
+    return [f"{number} {text}".rstrip(), style.paint(" " * width + " |", "dim") + " " + painted]
+
+
+def summary_line(diagnostics: Sequence[Diagnostic], files: int) -> str:
+    """One line: how many errors and warnings in how many files."""
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    checked = f"{files} file{'s' if files != 1 else ''} checked"
+    if not diagnostics:
+        return f"{checked}, no problems"
+    parts = []
+    if errors:
+        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+    if warnings:
+        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    return f"{checked}, {' and '.join(parts)}"
+
+
+def to_json_objects(diagnostics: Sequence[Diagnostic], sources: SourceMap) -> list[dict[str, object]]:
+    """Diagnostics as plain JSON-ready dictionaries with 1-based lines and columns."""
+    result: list[dict[str, object]] = []
+    for diagnostic in diagnostics:
+        result.append(
+            {
+                "code": diagnostic.code,
+                "severity": diagnostic.severity.value,
+                "message": diagnostic.message,
+                "file": diagnostic.span.path,
+                **_range(diagnostic.primary, sources),
+                "label": diagnostic.primary.message,
+                "notes": list(diagnostic.notes),
+                "help": diagnostic.help,
+                "related": [
+                    {"file": s.span.path, **_range(s, sources), "label": s.message}
+                    for s in diagnostic.secondary
+                ],
+            }
+        )
+    return result
+
+
+def _range(label: Label, sources: SourceMap) -> dict[str, int]:
+    start = sources.position(label.span)
+    source = sources.get(label.span.path)
+    end = source.position(label.span.end) if source else start
+    return {
+        "line": start.line,
+        "column": start.column,
+        "end_line": end.line,
+        "end_column": end.column,
+        "offset": label.span.start,
+        "length": label.span.end - label.span.start,
+    }
+
+
+def render_json(diagnostics: Sequence[Diagnostic], sources: SourceMap, files: int) -> str:
+    """A JSON document with every diagnostic and a summary."""
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    document = {
+        "diagnostics": to_json_objects(diagnostics, sources),
+        "summary": {"files": files, "errors": errors, "warnings": len(diagnostics) - errors},
+    }
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+def _github_escape(text: str, *, property_value: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if property_value:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def render_github(diagnostics: Sequence[Diagnostic], sources: SourceMap) -> str:
+    """GitHub Actions workflow commands: one `::error` or `::warning` line per diagnostic."""
+    lines = []
+    for diagnostic in diagnostics:
+        start = sources.position(diagnostic.span)
+        source = sources.get(diagnostic.span.path)
+        end = source.position(diagnostic.span.end) if source else start
+        kind = "error" if diagnostic.severity is Severity.ERROR else "warning"
+        properties = ",".join(
+            [
+                f"file={_github_escape(diagnostic.span.path, property_value=True)}",
+                f"line={start.line}",
+                f"col={start.column}",
+                f"endLine={end.line}",
+                f"endColumn={end.column}",
+                f"title={_github_escape(diagnostic.code, property_value=True)}",
+            ]
+        )
+        message = diagnostic.message + (f" (help: {diagnostic.help})" if diagnostic.help else "")
+        lines.append(f"::{kind} {properties}::{_github_escape(message)}")
+    return "\n".join(lines) + ("\n" if lines else "")
