@@ -1,0 +1,375 @@
+"""The lineage database: runs, step executions and datasets in SQLite (WAL, multi-process safe).
+
+```
+runs(run_id PK, pipeline, spec_path, target, backend, host, user, git_commit, git_dirty,
+     params JSON, started_at, ended_at, status)
+step_executions(run_id, step_id, status, cache_key, attempts, exit_code, started_at,
+                ended_at, host, image, log_ref)            PK (run_id, step_id)
+step_inputs(run_id, step_id, name, digest)                 PK (run_id, step_id, name)
+step_outputs(run_id, step_id, name, digest, kind)          PK (run_id, step_id, name)
+datasets(digest, name, uri, kind)                          PK (digest, name, uri)
+imported_records(kind, key)                                records already imported
+```
+
+Times are seconds since the epoch (floats). Recording a step execution again for the same run
+and step (a resumed run) replaces the earlier one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from mlc.store.digest import Digest, parse_digest
+from mlc.store.errors import StoreError
+from mlc.store.lineage.model import (
+    RUN_STATUSES,
+    STEP_STATUSES,
+    Dataset,
+    Output,
+    Run,
+    RunStatus,
+    StepExecution,
+    StepStatus,
+)
+from mlc.store.statcache import connect_sqlite
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, spec_path TEXT NOT NULL,
+    target TEXT NOT NULL, backend TEXT NOT NULL, host TEXT NOT NULL, user TEXT NOT NULL,
+    git_commit TEXT, git_dirty INTEGER, params TEXT NOT NULL,
+    started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_at);
+CREATE TABLE IF NOT EXISTS step_executions (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, status TEXT NOT NULL,
+    cache_key TEXT NOT NULL, attempts INTEGER NOT NULL, exit_code INTEGER,
+    started_at REAL, ended_at REAL, host TEXT NOT NULL, image TEXT NOT NULL,
+    log_ref TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS step_inputs (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id, name)
+);
+CREATE TABLE IF NOT EXISTS step_outputs (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id, name)
+);
+CREATE INDEX IF NOT EXISTS outputs_by_digest ON step_outputs (digest);
+CREATE TABLE IF NOT EXISTS datasets (
+    digest TEXT NOT NULL, name TEXT NOT NULL, uri TEXT NOT NULL, kind TEXT NOT NULL,
+    PRIMARY KEY (digest, name, uri)
+);
+CREATE TABLE IF NOT EXISTS imported_records (
+    kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key)
+);
+"""
+
+_STEP_COLUMNS = (
+    "run_id, step_id, status, cache_key, attempts, exit_code, started_at, ended_at, host, "
+    "image, log_ref"
+)
+
+
+class LineageError(StoreError):
+    """A lineage query could not be answered (unknown run, ambiguous prefix, ...)."""
+
+
+class LineageDB:
+    """Runs and step executions in one SQLite file; safe for concurrent processes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            self._db = connect_sqlite(path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the lineage database {path}: {exc}") from None
+        with self.transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An immediate (write-locking) transaction, committed on success."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Closes the connection."""
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def start_run(self, run: Run) -> None:
+        """Records a run (normally with status `running`)."""
+        _check_status(run.status, RUN_STATUSES, "run")
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.pipeline,
+                    run.spec_path,
+                    run.target,
+                    run.backend,
+                    run.host,
+                    run.user,
+                    run.git_commit,
+                    None if run.git_dirty is None else int(run.git_dirty),
+                    json.dumps(run.params, sort_keys=True),
+                    run.started_at,
+                    run.ended_at,
+                    run.status,
+                ),
+            )
+
+    def finish_run(self, run_id: str, status: RunStatus, ended_at: float) -> None:
+        """Sets the final status and end time of a run."""
+        _check_status(status, RUN_STATUSES, "run")
+        with self.transaction() as db:
+            updated = db.execute(
+                "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?",
+                (status, ended_at, run_id),
+            ).rowcount
+        if not updated:
+            raise LineageError(f"no run `{run_id}` to finish")
+
+    def record_step(self, step: StepExecution) -> None:
+        """Records (or replaces) one step execution with its input and output digests."""
+        _check_status(step.status, STEP_STATUSES, "step")
+        for digest in [*step.inputs.values(), *(o.digest for o in step.outputs.values())]:
+            parse_digest(digest)
+        key = (step.run_id, step.step_id)
+        with self.transaction() as db:
+            db.execute("DELETE FROM step_inputs WHERE run_id = ? AND step_id = ?", key)
+            db.execute("DELETE FROM step_outputs WHERE run_id = ? AND step_id = ?", key)
+            db.execute(
+                f"INSERT OR REPLACE INTO step_executions ({_STEP_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    step.run_id,
+                    step.step_id,
+                    step.status,
+                    step.cache_key,
+                    step.attempts,
+                    step.exit_code,
+                    step.started_at,
+                    step.ended_at,
+                    step.host,
+                    step.image,
+                    step.log_ref,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO step_inputs VALUES (?, ?, ?, ?)",
+                [(*key, name, digest) for name, digest in step.inputs.items()],
+            )
+            db.executemany(
+                "INSERT INTO step_outputs VALUES (?, ?, ?, ?, ?)",
+                [(*key, name, o.digest, o.kind) for name, o in step.outputs.items()],
+            )
+
+    def record_dataset(self, dataset: Dataset) -> None:
+        """Records a declared dataset (name, URI) with its pinned digest."""
+        parse_digest(dataset.digest)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO datasets VALUES (?, ?, ?, ?)",
+                (dataset.digest, dataset.name, dataset.uri, dataset.kind),
+            )
+
+    # ------------------------------------------------------------------ queries
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def list_runs(self, limit: int | None = 20, pipeline: str | None = None) -> list[Run]:
+        """Runs, newest first."""
+        sql = "SELECT * FROM runs"
+        params: list[Any] = []
+        if pipeline is not None:
+            sql += " WHERE pipeline = ?"
+            params.append(pipeline)
+        sql += " ORDER BY started_at DESC, run_id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_run_of(row) for row in self._query(sql, params)]
+
+    def find_run(self, run_id_or_prefix: str) -> Run:
+        """The run with this id, or the only run whose id starts with it."""
+        rows = self._query("SELECT * FROM runs WHERE run_id = ?", [run_id_or_prefix])
+        if not rows:
+            pattern = run_id_or_prefix.replace("\\", "\\\\").replace("%", "\\%")
+            pattern = pattern.replace("_", "\\_") + "%"
+            rows = self._query(
+                "SELECT * FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id LIMIT 6",
+                [pattern],
+            )
+        if not rows:
+            raise LineageError(f"no run `{run_id_or_prefix}` (see `mlc runs`)")
+        if len(rows) > 1:
+            names = ", ".join(f"`{r[0]}`" for r in rows[:5])
+            raise LineageError(f"run `{run_id_or_prefix}` is ambiguous: it matches {names}")
+        return _run_of(rows[0])
+
+    def steps_of(self, run_id: str) -> list[StepExecution]:
+        """Every step execution of a run, in start order."""
+        rows = self._query(
+            f"SELECT {_STEP_COLUMNS} FROM step_executions WHERE run_id = ?"
+            " ORDER BY started_at IS NULL, started_at, step_id",
+            [run_id],
+        )
+        return [self._step_of(row) for row in rows]
+
+    def get_step(self, run_id: str, step_id: str) -> StepExecution:
+        """One step execution; `LineageError` if it was not recorded."""
+        rows = self._query(
+            f"SELECT {_STEP_COLUMNS} FROM step_executions WHERE run_id = ? AND step_id = ?",
+            [run_id, step_id],
+        )
+        if not rows:
+            known = ", ".join(f"`{s.step_id}`" for s in self.steps_of(run_id)) or "none"
+            raise LineageError(f"run `{run_id}` has no step `{step_id}` (steps: {known})")
+        return self._step_of(rows[0])
+
+    def _step_of(self, row: tuple[Any, ...]) -> StepExecution:
+        key = [row[0], row[1]]
+        inputs = {
+            name: Digest(digest)
+            for name, digest in self._query(
+                "SELECT name, digest FROM step_inputs WHERE run_id = ? AND step_id = ?"
+                " ORDER BY name",
+                key,
+            )
+        }
+        outputs = {
+            name: Output(Digest(digest), kind)
+            for name, digest, kind in self._query(
+                "SELECT name, digest, kind FROM step_outputs WHERE run_id = ? AND step_id = ?"
+                " ORDER BY name",
+                key,
+            )
+        }
+        return StepExecution(
+            run_id=row[0],
+            step_id=row[1],
+            status=cast(StepStatus, row[2]),
+            cache_key=row[3],
+            attempts=row[4],
+            exit_code=row[5],
+            started_at=row[6],
+            ended_at=row[7],
+            host=row[8],
+            image=row[9],
+            log_ref=row[10],
+            inputs=inputs,
+            outputs=outputs,
+        )
+
+    def producers_of(self, digest: Digest) -> list[tuple[StepExecution, str]]:
+        """Step executions that output this digest, with the output name; those that actually
+        ran come first, then cache hits, newest first within each."""
+        rows = self._query(
+            "SELECT e.run_id, e.step_id, o.name FROM step_outputs o"
+            " JOIN step_executions e ON e.run_id = o.run_id AND e.step_id = o.step_id"
+            " WHERE o.digest = ?"
+            " ORDER BY e.status != 'ran', e.ended_at IS NULL, e.ended_at DESC, e.run_id DESC",
+            [digest],
+        )
+        return [(self.get_step(run_id, step_id), name) for run_id, step_id, name in rows]
+
+    def datasets_with(self, digest: Digest) -> list[Dataset]:
+        """The declared datasets pinned to this digest."""
+        rows = self._query(
+            "SELECT digest, name, uri, kind FROM datasets WHERE digest = ? ORDER BY name, uri",
+            [digest],
+        )
+        return [Dataset(Digest(d), n, u, k) for d, n, u, k in rows]
+
+    def output_of(self, run_id: str, step_id: str, output: str) -> Digest:
+        """The digest a step of a run produced under an output name."""
+        step = self.get_step(self.find_run(run_id).run_id, step_id)
+        if output not in step.outputs:
+            known = ", ".join(f"`{n}`" for n in step.outputs) or "none"
+            raise LineageError(
+                f"step `{step_id}` of run `{step.run_id}` has no output `{output}` "
+                f"(outputs: {known})"
+            )
+        return step.outputs[output].digest
+
+    def recent_digests(self, runs_per_pipeline: int) -> set[Digest]:
+        """Outputs (and stored logs) of the most recent runs of each pipeline: GC roots."""
+        rows = self._query(
+            "SELECT run_id FROM (SELECT run_id, ROW_NUMBER() OVER"
+            " (PARTITION BY pipeline ORDER BY started_at DESC, run_id DESC) AS n FROM runs)"
+            " WHERE n <= ?",
+            [runs_per_pipeline],
+        )
+        digests: set[Digest] = set()
+        for (run_id,) in rows:
+            for step in self.steps_of(run_id):
+                digests.update(o.digest for o in step.outputs.values())
+                if step.log_ref.startswith("sha256:"):
+                    digests.add(Digest(step.log_ref))
+        return digests
+
+    def is_imported(self, kind: str, key: str) -> bool:
+        """True if this record was already imported."""
+        return bool(
+            self._query("SELECT 1 FROM imported_records WHERE kind = ? AND key = ?", [kind, key])
+        )
+
+    def mark_imported(self, kind: str, key: str) -> None:
+        """Remembers that a record was imported."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO imported_records VALUES (?, ?)", (kind, key))
+
+
+def _check_status(status: str, allowed: tuple[str, ...], what: str) -> None:
+    if status not in allowed:
+        raise LineageError(
+            f"invalid {what} status `{status}`; expected one of {', '.join(allowed)}"
+        )
+
+
+def _run_of(row: tuple[Any, ...]) -> Run:
+    return Run(
+        run_id=row[0],
+        pipeline=row[1],
+        spec_path=row[2],
+        target=row[3],
+        backend=row[4],
+        host=row[5],
+        user=row[6],
+        git_commit=row[7],
+        git_dirty=None if row[8] is None else bool(row[8]),
+        params=json.loads(row[9]),
+        started_at=row[10],
+        ended_at=row[11],
+        status=cast(RunStatus, row[12]),
+    )

@@ -1,0 +1,150 @@
+"""The facts lineage keeps: runs, step executions, datasets, and provenance trees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlc.store.digest import Digest
+
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+StepStatus = Literal["ran", "cached", "failed", "skipped", "cancelled"]
+RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "cancelled")
+STEP_STATUSES: tuple[str, ...] = ("ran", "cached", "failed", "skipped", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of a pipeline on a target."""
+
+    run_id: str
+    pipeline: str
+    spec_path: str = ""
+    target: str = ""
+    backend: str = ""
+    host: str = ""
+    user: str = ""
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0
+    """Seconds since the epoch."""
+    ended_at: float | None = None
+    status: RunStatus = "running"
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict (also the shape of the `runs` record)."""
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "spec_path": self.spec_path,
+            "target": self.target,
+            "backend": self.backend,
+            "host": self.host,
+            "user": self.user,
+            "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
+            "params": self.params,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """An output of a step execution: its digest and kind (`file` or `dir`)."""
+
+    digest: Digest
+    kind: str = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class StepExecution:
+    """One execution of one step in a run (a cache hit is an execution with status `cached`)."""
+
+    run_id: str
+    step_id: str
+    status: StepStatus
+    cache_key: str = ""
+    attempts: int = 1
+    exit_code: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    host: str = ""
+    image: str = ""
+    log_ref: str = ""
+    """Where the log is: a path, or an object digest in the store."""
+    inputs: dict[str, Digest] = field(default_factory=dict)
+    outputs: dict[str, Output] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict (also the shape of the `steps` record)."""
+        return {
+            "run_id": self.run_id,
+            "step_id": self.step_id,
+            "status": self.status,
+            "cache_key": self.cache_key,
+            "attempts": self.attempts,
+            "exit_code": self.exit_code,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "host": self.host,
+            "image": self.image,
+            "log_ref": self.log_ref,
+            "inputs": dict(sorted(self.inputs.items())),
+            "outputs": {
+                name: {"digest": o.digest, "kind": o.kind}
+                for name, o in sorted(self.outputs.items())
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A declared dataset seen by a run: its name, URI and pinned digest."""
+
+    digest: Digest
+    name: str
+    uri: str = ""
+    kind: str = "file"
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict (also the shape of the `datasets` record)."""
+        return {"digest": self.digest, "name": self.name, "uri": self.uri, "kind": self.kind}
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceNode:
+    """How a digest came to be: produced by a step (with the inputs it read), or a dataset."""
+
+    digest: Digest
+    source: Literal["step", "dataset", "unknown"]
+    kind: str | None = None
+    step: StepExecution | None = None
+    output: str | None = None
+    """The output name under which `step` produced this digest."""
+    datasets: tuple[Dataset, ...] = ()
+    inputs: tuple[tuple[str, ProvenanceNode], ...] = ()
+    repeated: bool = False
+    """True when this digest was already expanded higher in the tree (shown once)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A nested plain dict for `--format json`."""
+        document: dict[str, Any] = {"digest": self.digest, "source": self.source, "kind": self.kind}
+        if self.step is not None:
+            document["produced_by"] = {
+                "run_id": self.step.run_id,
+                "step_id": self.step.step_id,
+                "output": self.output,
+                "status": self.step.status,
+                "cache_key": self.step.cache_key,
+                "image": self.step.image,
+                "host": self.step.host,
+            }
+        if self.datasets:
+            document["datasets"] = [d.to_json() for d in self.datasets]
+        if self.repeated:
+            document["repeated"] = True
+        document["inputs"] = {name: node.to_json() for name, node in self.inputs}
+        return document

@@ -1,0 +1,635 @@
+"""The local store: a directory (default `.mlc/` in the project) holding the standard layout.
+
+Every write goes to a unique temporary file under `tmp/`, is flushed to disk, and is renamed
+to its final key; finished objects are read-only (0o444). Renaming identical content over an
+existing object is harmless, so any number of threads and processes may write at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+from mlc.store import layout
+from mlc.store.base import ObjectKind, StoredObject, VerifyReport, Version
+from mlc.store.digest import Digest, digest_bytes, digest_from_hex, parse_digest
+from mlc.store.errors import (
+    CorruptObjectError,
+    DestinationExistsError,
+    FileChangedError,
+    ManifestError,
+    ObjectNotFoundError,
+    RecordExistsError,
+    RecordNotFoundError,
+    StoreError,
+    StoreNotFoundError,
+    StoreWriteError,
+    UnsafePathError,
+)
+from mlc.store.fsync import fsync_path, sync_filesystem
+from mlc.store.hashing import BUFFER_SIZE, SMALL_FILE, default_workers, hash_fd, parallel_map
+from mlc.store.manifest import (
+    MODE_EXECUTABLE,
+    Manifest,
+    ManifestEntry,
+    decode_manifest,
+)
+from mlc.store.records import decode_record, encode_record
+from mlc.store.snapshot import FileVersion, snapshot_with
+from mlc.store.statcache import StatCache
+
+STORE_MARKER = "mlc-store.json"
+TOUCH_INTERVAL = 3600.0
+"""An existing object reused by a write gets its mtime refreshed if older than this (seconds),
+so a concurrent `gc` with a grace period of at least this long never removes it."""
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
+
+
+class _PendingWrites:
+    """Temporary files waiting to be renamed into place after one filesystem sync."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, str]] = []
+
+    def add(self, tmp: str, final: str) -> None:
+        with self._lock:
+            self._pending.append((tmp, final))
+
+    def commit(self) -> None:
+        """Syncs the temporary files, renames them into place, and syncs the renames."""
+        if not self._pending:
+            return
+        sync_filesystem(self._store.tmp_dir)
+        for tmp, final in self._pending:
+            self._store.rename_into_place(tmp, final)
+        self._pending.clear()
+        sync_filesystem(self._store.tmp_dir)
+
+    def abort(self) -> None:
+        """Removes every temporary file not yet renamed."""
+        for tmp, _ in self._pending:
+            _unlink_quietly(tmp)
+        self._pending.clear()
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+class LocalStore:
+    """A content-addressed store in a local directory (see `mlc.store.layout`)."""
+
+    is_remote = False
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, create: bool = True, workers: int | None = None
+    ) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.uri = f"file://{self.root}"
+        self.local_dir = self.root
+        self.workers = default_workers() if workers is None else workers
+        self.hashed_files = 0
+        self.tmp_dir = os.path.join(self.root, layout.TMP)
+        self._counter_lock = threading.Lock()
+        self._made_dirs: set[str] = set()
+        self._statcache: StatCache | None = None
+        if not os.path.isfile(os.path.join(self.root, STORE_MARKER)):
+            if not create:
+                raise StoreNotFoundError(
+                    f"no mlc store at {self.root} (run `mlc data add` or a pipeline first, "
+                    "or pass --store)"
+                )
+            self._initialise()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.root!r})"
+
+    # ---------------------------------------------------------------- layout and low level
+
+    def _initialise(self) -> None:
+        try:
+            for key in (layout.OBJECTS, layout.DIR_INDEX, layout.RECORDS, layout.TMP):
+                os.makedirs(os.path.join(self.root, key), exist_ok=True)
+        except OSError as exc:
+            raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
+        marker = json.dumps({"format": "mlc.store", "version": 1}).encode() + b"\n"
+        self._create_exclusive(os.path.join(self.root, STORE_MARKER), marker, exist_ok=True)
+
+    def path_of(self, key: str) -> str:
+        """The local path of a layout key."""
+        return os.path.join(self.root, *key.split("/"))
+
+    def object_path(self, digest: Digest) -> str:
+        """The path of an object's file (which may not exist)."""
+        return self.path_of(layout.object_key(digest))
+
+    def _ensure_parent(self, path: str) -> None:
+        parent = os.path.dirname(path)
+        if parent not in self._made_dirs:
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise StoreWriteError(parent, exc.strerror or str(exc)) from None
+            self._made_dirs.add(parent)
+
+    def _tmp_path(self) -> str:
+        return os.path.join(self.tmp_dir, f"{os.getpid()}-{secrets.token_hex(8)}")
+
+    def _write_tmp(self, data: bytes | memoryview, *, sync: bool) -> str:
+        """Writes `data` to a new read-only temporary file; nothing is left behind on error."""
+        tmp = self._tmp_path()
+        try:
+            fd = os.open(tmp, _CREATE_FLAGS, 0o444)
+        except OSError as exc:
+            raise StoreWriteError(self.tmp_dir, exc.strerror or str(exc)) from None
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if sync:
+                os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
+        os.close(fd)
+        return tmp
+
+    def _create_exclusive(self, path: str, data: bytes, *, exist_ok: bool) -> bool:
+        """Creates `path` with `data` only if absent (link of a synced temp file). True if made."""
+        self._ensure_parent(path)
+        tmp = self._write_tmp(data, sync=True)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if exist_ok:
+                return False
+            raise
+        except OSError as exc:
+            raise StoreWriteError(path, exc.strerror or str(exc)) from None
+        finally:
+            _unlink_quietly(tmp)
+        fsync_path(os.path.dirname(path))
+        return True
+
+    def rename_into_place(self, tmp: str, final: str) -> None:
+        """Publishes a finished temporary file under its final name (identical content wins)."""
+        self._ensure_parent(final)
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            raise StoreWriteError(final, exc.strerror or str(exc)) from None
+
+    def _refresh(self, digest: Digest) -> bool:
+        """True if the object exists; refreshes its mtime when old so GC keeps it."""
+        path = self.object_path(digest)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        if st.st_mtime < time.time() - TOUCH_INTERVAL:
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                return False
+            except PermissionError:  # another user's object: reuse it as it is
+                pass
+        return True
+
+    def _count_hashed(self, n: int = 1) -> None:
+        with self._counter_lock:
+            self.hashed_files += n
+
+    @property
+    def statcache(self) -> StatCache:
+        """The stat cache of this store, opened on first use."""
+        if self._statcache is None:
+            self._statcache = StatCache(os.path.join(self.root, layout.STAT_CACHE))
+        return self._statcache
+
+    # ---------------------------------------------------------------- writing
+
+    def put_bytes(self, data: bytes) -> Digest:
+        """Puts a byte string as a file object and returns its digest."""
+        digest = digest_bytes(data)
+        if not self._refresh(digest):
+            tmp = self._write_tmp(data, sync=True)
+            final = self.object_path(digest)
+            self.rename_into_place(tmp, final)
+            fsync_path(os.path.dirname(final))
+        return digest
+
+    def put_file(self, path: str | os.PathLike[str]) -> Digest:
+        """Puts one file's content (without the stat cache) and returns its digest."""
+        pending = _PendingWrites(self)
+        try:
+            version = self._ingest(os.fspath(path), pending)
+            pending.commit()
+        except BaseException:
+            pending.abort()
+            raise
+        return version.digest
+
+    def put_manifest(self, manifest: Manifest) -> Digest:
+        """Puts a directory manifest (its entries must already be stored)."""
+        data = manifest.encode()
+        digest = digest_bytes(data)
+        # The marker goes first: a visible manifest object always has its marker.
+        marker = self.path_of(layout.dir_marker_key(digest))
+        if not os.path.exists(marker):
+            self._create_exclusive(marker, b"", exist_ok=True)
+        return self.put_bytes(data)
+
+    def _ingest(self, path: str, pending: _PendingWrites) -> FileVersion:
+        """Reads, hashes and stores one file in a single pass; the digest is of what was stored."""
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            for _ in range(3):
+                version = self._ingest_fd(fd, path, pending)
+                if version is not None:
+                    self._count_hashed()
+                    return version
+            raise FileChangedError(f"{path} kept changing while it was read; try again later")
+        finally:
+            os.close(fd)
+
+    def _ingest_fd(self, fd: int, path: str, pending: _PendingWrites) -> FileVersion | None:
+        before = os.fstat(fd)
+        read_at = time.time_ns()
+        if before.st_size <= SMALL_FILE:
+            data = os.pread(fd, before.st_size + 1, 0)
+            if len(data) != before.st_size or not _same_version(before, os.fstat(fd)):
+                return None
+            digest = digest_bytes(data)
+            if not self._refresh(digest):
+                pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
+            return FileVersion(digest, before, read_at)
+        digest, tmp = self._copy_and_hash(fd, path)
+        if not _same_version(before, os.fstat(fd)):
+            _unlink_quietly(tmp)
+            return None
+        if self._refresh(digest):
+            _unlink_quietly(tmp)
+        else:
+            pending.add(tmp, self.object_path(digest))
+        return FileVersion(digest, before, read_at)
+
+    def _copy_and_hash(self, fd: int, path: str) -> tuple[Digest, str]:
+        """Streams a large file into a temporary object while hashing the same bytes."""
+        tmp = self._tmp_path()
+        try:
+            out = os.open(tmp, _CREATE_FLAGS, 0o444)
+        except OSError as exc:
+            raise StoreWriteError(self.tmp_dir, exc.strerror or str(exc)) from None
+        hasher = hashlib.sha256()
+        buffer = bytearray(BUFFER_SIZE)
+        view = memoryview(buffer)
+        offset = 0
+        try:
+            while True:
+                try:
+                    n = os.preadv(fd, [buffer], offset)
+                except OSError as exc:
+                    raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+                if not n:
+                    break
+                offset += n
+                hasher.update(view[:n])
+                chunk = view[:n]
+                while chunk:
+                    try:
+                        written = os.write(out, chunk)
+                    except OSError as exc:
+                        raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
+                    chunk = chunk[written:]
+        except BaseException:
+            os.close(out)
+            _unlink_quietly(tmp)
+            raise
+        os.close(out)
+        return digest_from_hex(hasher.hexdigest()), tmp
+
+    def snapshot(self, path: str | os.PathLike[str]) -> Version:
+        """Puts a file or directory into the store, reading only files the stat cache lacks."""
+        pending = _PendingWrites(self)
+
+        def reuse(digest: Digest) -> bool:
+            return self._refresh(digest)
+
+        def ingest(file_path: str) -> FileVersion:
+            return self._ingest(file_path, pending)
+
+        def publish() -> None:
+            pending.commit()
+
+        try:
+            return snapshot_with(
+                os.fspath(path),
+                statcache=self.statcache,
+                reuse=reuse,
+                ingest=ingest,
+                publish=publish,
+                put_manifest=self.put_manifest,
+                workers=self.workers,
+            )
+        except BaseException:
+            pending.abort()
+            raise
+
+    # ---------------------------------------------------------------- reading
+
+    def _missing(self, digest: Digest) -> ObjectNotFoundError:
+        return ObjectNotFoundError(f"object {digest} is not in the store at {self.root}")
+
+    def has(self, digest: Digest) -> bool:
+        """True if the object is present."""
+        return os.path.exists(self.object_path(parse_digest(digest)))
+
+    def kind(self, digest: Digest) -> ObjectKind:
+        """`dir` for a directory manifest, `file` otherwise; `ObjectNotFoundError` if absent."""
+        if not self.has(digest):
+            raise ObjectNotFoundError(f"object {digest} is not in the store at {self.root}")
+        is_dir = os.path.exists(self.path_of(layout.dir_marker_key(digest)))
+        return "dir" if is_dir else "file"
+
+    def size(self, digest: Digest) -> int:
+        """The stored size of an object."""
+        try:
+            return os.stat(self.object_path(parse_digest(digest))).st_size
+        except FileNotFoundError:
+            raise ObjectNotFoundError(
+                f"object {digest} is not in the store at {self.root}"
+            ) from None
+
+    def open_bytes(self, digest: Digest) -> BinaryIO:
+        """A binary file object reading the object."""
+        try:
+            return open(self.object_path(parse_digest(digest)), "rb")
+        except FileNotFoundError:
+            raise ObjectNotFoundError(
+                f"object {digest} is not in the store at {self.root}"
+            ) from None
+
+    def read_bytes(self, digest: Digest) -> bytes:
+        """The whole content of an object."""
+        with self.open_bytes(digest) as handle:
+            return handle.read()
+
+    def read_manifest(self, digest: Digest) -> Manifest:
+        """The manifest of a directory version; `ManifestError` if the object is not one."""
+        if self.kind(digest) != "dir":
+            raise ManifestError(f"{digest} is a file, not a directory manifest")
+        return decode_manifest(self.read_bytes(digest), digest)
+
+    def describe(self, digest: Digest) -> Version:
+        """Kind, size and file count of a stored object."""
+        if self.kind(digest) == "dir":
+            manifest = self.read_manifest(digest)
+            return Version(digest, "dir", manifest.total_size, len(manifest))
+        return Version(digest, "file", self.size(digest), 1)
+
+    # ---------------------------------------------------------------- materialize
+
+    def materialize(
+        self, digest: Digest, dest: str | os.PathLike[str], *, readonly: bool = True
+    ) -> Version:
+        """Recreates a file or directory at `dest` (which must not exist).
+
+        Files are hard-linked from the store when `readonly` and on the same device (so they
+        share the store's read-only inode), else copied. A directory is built under a temporary
+        sibling name and renamed to `dest` when complete, so `dest` never appears half-written.
+        """
+        target = os.path.abspath(os.fspath(dest))
+        if os.path.lexists(target):
+            raise DestinationExistsError(f"{target} already exists; materialize needs a new path")
+        parent = os.path.dirname(target)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise StoreWriteError(parent, exc.strerror or str(exc)) from None
+        version = self.describe(digest)
+        link_ok = readonly and os.stat(parent).st_dev == os.stat(self.root).st_dev
+        building = os.path.join(parent, f".{os.path.basename(target)}.mlc-{secrets.token_hex(4)}")
+        try:
+            if version.kind == "file":
+                self._place_file(digest, building, 0o644, readonly=readonly, link=link_ok)
+            else:
+                self._materialize_tree(digest, building, readonly=readonly, link=link_ok)
+            os.rename(building, target)
+        except OSError as exc:
+            _remove_tree(building)
+            raise StoreWriteError(target, exc.strerror or str(exc)) from None
+        except BaseException:
+            _remove_tree(building)
+            raise
+        return version
+
+    def _materialize_tree(self, digest: Digest, root: str, *, readonly: bool, link: bool) -> None:
+        manifest = self.read_manifest(digest)
+        os.mkdir(root)
+        real_root = os.path.realpath(root)
+        made: set[str] = {real_root}
+        targets: list[tuple[ManifestEntry, str]] = []
+        for entry in manifest:
+            target = os.path.join(real_root, *entry.path.split("/"))
+            if os.path.commonpath([real_root, os.path.normpath(target)]) != real_root:
+                raise UnsafePathError(f"manifest entry `{entry.path}` escapes the destination")
+            directory = os.path.dirname(target)
+            if directory not in made:
+                os.makedirs(directory, exist_ok=True)
+                made.add(directory)
+            targets.append((entry, target))
+
+        def place(item: tuple[ManifestEntry, str]) -> None:
+            entry, target = item
+            self._place_file(entry.digest, target, entry.mode, readonly=readonly, link=link)
+
+        parallel_map(place, targets, self.workers)
+
+    def _place_file(
+        self, digest: Digest, target: str, mode: int, *, readonly: bool, link: bool
+    ) -> None:
+        source = self.object_path(digest)
+        if not os.path.exists(source):
+            raise ObjectNotFoundError(f"object {digest} is not in the store at {self.root}")
+        if link and mode != MODE_EXECUTABLE:
+            try:
+                os.link(source, target)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+        shutil.copyfile(source, target)
+        os.chmod(target, mode & ~0o222 if readonly else mode)
+
+    # ---------------------------------------------------------------- verification
+
+    def verify(self, digest: Digest) -> bool:
+        """Re-hashes one object (and re-validates it if it is a manifest)."""
+        return self._check(parse_digest(digest)) is None
+
+    def _check(self, digest: Digest) -> str | None:
+        path = self.object_path(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+        except FileNotFoundError:
+            return "missing"
+        try:
+            actual = hash_fd(fd)
+        finally:
+            os.close(fd)
+        if actual != digest:
+            return f"content hashes to {actual}"
+        if os.path.exists(self.path_of(layout.dir_marker_key(digest))):
+            try:
+                with open(path, "rb") as handle:
+                    decode_manifest(handle.read(), digest)
+            except (ManifestError, UnsafePathError) as exc:
+                return f"invalid manifest: {exc}"
+        return None
+
+    def verify_all(self) -> VerifyReport:
+        """Re-hashes every object in parallel; reports each bad one with the reason."""
+        digests = [obj.digest for obj in self.iter_objects()]
+        problems = parallel_map(self._check, digests, self.workers)
+        bad = {d: p for d, p in zip(digests, problems, strict=True) if p is not None}
+        return VerifyReport(len(digests), bad)
+
+    def check_object(self, digest: Digest) -> None:
+        """Raises `CorruptObjectError` if the object does not verify."""
+        problem = self._check(parse_digest(digest))
+        if problem is not None:
+            raise CorruptObjectError(f"object {digest} is corrupt: {problem}")
+
+    # ---------------------------------------------------------------- records
+
+    def put_record(self, kind: str, key: str, document: Mapping[str, Any]) -> None:
+        """Creates `records/<kind>/<key>.json` exactly once (`RecordExistsError` otherwise)."""
+        path = self.path_of(layout.record_key(kind, key))
+        try:
+            self._create_exclusive(path, encode_record(document), exist_ok=False)
+        except FileExistsError:
+            raise RecordExistsError(f"record {kind}/{key} already exists") from None
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any]:
+        """Reads one record."""
+        path = self.path_of(layout.record_key(kind, key))
+        try:
+            with open(path, "rb") as handle:
+                return decode_record(handle.read(), f"{kind}/{key}")
+        except FileNotFoundError:
+            raise RecordNotFoundError(f"no record {kind}/{key} in {self.root}") from None
+
+    def list_records(self, kind: str) -> list[str]:
+        """Keys of all records of one kind, sorted."""
+        directory = os.path.dirname(self.path_of(layout.record_key(kind, "x")))
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return sorted(n[: -len(".json")] for n in names if n.endswith(".json"))
+
+    # ---------------------------------------------------------------- GC support
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every object in the store with its size and mtime."""
+        base = self.path_of(f"{layout.OBJECTS}/sha256")
+        try:
+            fanouts = sorted(os.scandir(base), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        for fanout in fanouts:
+            if not fanout.is_dir(follow_symlinks=False) or len(fanout.name) != 2:
+                continue
+            for entry in sorted(os.scandir(fanout.path), key=lambda e: e.name):
+                digest = layout.digest_of_key(f"{layout.OBJECTS}/sha256/{fanout.name}/{entry.name}")
+                if digest is None:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                yield StoredObject(digest, st.st_size, st.st_mtime)
+
+    def now(self) -> float:
+        """The local clock."""
+        return time.time()
+
+    def delete_object(self, digest: Digest, *, unless_modified_since: float) -> bool:
+        """Deletes an object unless touched at or after `unless_modified_since`.
+
+        The object is first renamed away (atomic); if its mtime then shows that a writer
+        reused it meanwhile, it is linked back. A writer that finds the name gone writes the
+        object again, so a concurrent snapshot never ends up referring to a deleted object.
+        """
+        path = self.object_path(digest)
+        trash = self._tmp_path() + ".gc"
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return False
+        try:
+            if os.stat(trash).st_mtime >= unless_modified_since:
+                with contextlib.suppress(FileExistsError):
+                    os.link(trash, path)
+                return False
+        finally:
+            _unlink_quietly(trash)
+        _unlink_quietly(self.path_of(layout.dir_marker_key(digest)))
+        return True
+
+    def clean_tmp(self, older_than: float) -> int:
+        """Removes temporary files abandoned by crashed writers."""
+        removed = 0
+        try:
+            entries = list(os.scandir(self.tmp_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < older_than:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def close(self) -> None:
+        """Closes the stat cache."""
+        if self._statcache is not None:
+            self._statcache.close()
+            self._statcache = None
+
+
+def _same_version(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+def _remove_tree(path: str) -> None:
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        for directory, _dirs, _files in os.walk(path):
+            os.chmod(directory, 0o755)
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        _unlink_quietly(path)

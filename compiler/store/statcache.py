@@ -1,0 +1,120 @@
+"""The stat cache: (device, inode, size, mtime_ns) -> digest, so unchanged files are not re-read.
+
+Kept in SQLite (WAL mode, a busy timeout) so several processes can use one cache at once.
+An entry is trusted only when the file's mtime was older than the moment it was read by more
+than `RACY_WINDOW_NS`: a file written in the same clock tick as it was hashed could change again
+without changing its mtime ("racily clean", as git calls it), so such files are hashed again
+next time, and cached then.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mlc.store.digest import Digest
+
+RACY_WINDOW_NS = 100_000_000
+"""A file modified less than this long before it was read is not cached (100 ms)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stat_cache (
+    device   INTEGER NOT NULL,
+    inode    INTEGER NOT NULL,
+    size     INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    digest   TEXT    NOT NULL,
+    PRIMARY KEY (device, inode)
+) WITHOUT ROWID
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """The part of `os.stat` that identifies one version of a file."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        """Takes the identifying fields from a stat result."""
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def connect_sqlite(path: str) -> sqlite3.Connection:
+    """A connection in WAL mode with a generous busy timeout, usable from any thread."""
+    connection = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout = 60000")
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":  # pragma: no cover - e.g. network fs
+        connection.execute("PRAGMA journal_mode = DELETE")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    return connection
+
+
+class StatCache:
+    """Remembers the digest of each file version seen, keyed by `FileStat`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = connect_sqlite(path)
+        with self._lock:
+            self._db.execute(_SCHEMA)
+
+    def lookup(self, stat: FileStat) -> Digest | None:
+        """The cached digest of this exact file version, or None."""
+        return self.lookup_many([stat])[0]
+
+    def lookup_many(self, stats: Sequence[FileStat]) -> list[Digest | None]:
+        """Cached digests for many file versions, None where unknown or changed."""
+        found: list[Digest | None] = []
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN")
+            try:
+                for s in stats:
+                    row = cursor.execute(
+                        "SELECT size, mtime_ns, digest FROM stat_cache"
+                        " WHERE device = ? AND inode = ?",
+                        (s.device, s.inode),
+                    ).fetchone()
+                    hit = row is not None and row[0] == s.size and row[1] == s.mtime_ns
+                    found.append(Digest(row[2]) if hit else None)
+            finally:
+                cursor.execute("COMMIT")
+        return found
+
+    def record_many(self, entries: Iterable[tuple[FileStat, Digest, int]]) -> int:
+        """Stores (stat, digest, read_at_ns) triples; skips racily clean files. Returns count."""
+        rows = [
+            (s.device, s.inode, s.size, s.mtime_ns, digest)
+            for s, digest, read_at_ns in entries
+            if s.mtime_ns < read_at_ns - RACY_WINDOW_NS
+        ]
+        if not rows:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO stat_cache"
+                    " (device, inode, size, mtime_ns, digest) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return len(rows)
+
+    def close(self) -> None:
+        """Closes the database connection."""
+        with self._lock:
+            self._db.close()
