@@ -183,22 +183,34 @@ class FsspecStore:
             raise StoreWriteError(path, "the uploaded object has the wrong size")
         return True
 
+    def _modified(self, path: str) -> float | None:
+        """The last-modified time of a key, or None if absent (on S3: one HEAD request,
+        where fsspec's `exists` and `info` would also list the prefix)."""
+        try:
+            if self.conditional_puts:
+                bucket, key, _ = self.fs.split_path(path)
+                return _mtime_of(self.fs.call_s3("head_object", Bucket=bucket, Key=key))
+            return _mtime_of(self.fs.info(path))
+        except FileNotFoundError:
+            return None
+
+    def _exists(self, path: str) -> bool:
+        return self._modified(path) is not None
+
     def _count_hashed(self) -> None:
         with self._counter_lock:
             self.hashed_files += 1
 
     def _touch_if_old(self, digest: Digest) -> bool:
         """True if the object exists; on S3, refreshes LastModified when old so GC keeps it."""
-        try:
-            info = self.fs.info(self.path_of(layout.object_key(digest)))
-        except FileNotFoundError:
+        path = self.path_of(layout.object_key(digest))
+        modified = self._modified(path)
+        if modified is None:
             return False
-        if self.conditional_puts and _mtime_of(info) < time.time() - TOUCH_INTERVAL:
+        if self.conditional_puts and modified < time.time() - TOUCH_INTERVAL:
             # A metadata-replacing self-copy updates LastModified.
             with contextlib.suppress(OSError, AttributeError, NotImplementedError):
-                self.fs.setxattr(
-                    self.path_of(layout.object_key(digest)), mlc_touched=str(int(time.time()))
-                )
+                self.fs.setxattr(path, mlc_touched=str(int(time.time())))
         return True
 
     @property
@@ -294,13 +306,13 @@ class FsspecStore:
 
     def has(self, digest: Digest) -> bool:
         """True if the object is present."""
-        return bool(self.fs.exists(self.path_of(layout.object_key(parse_digest(digest)))))
+        return self._exists(self.path_of(layout.object_key(parse_digest(digest))))
 
     def kind(self, digest: Digest) -> ObjectKind:
         """`dir` or `file`; `ObjectNotFoundError` if absent."""
         if not self.has(digest):
             raise ObjectNotFoundError(f"object {digest} is not in the store {self.uri}")
-        is_dir = self.fs.exists(self.path_of(layout.dir_marker_key(digest)))
+        is_dir = self._exists(self.path_of(layout.dir_marker_key(digest)))
         return "dir" if is_dir else "file"
 
     def size(self, digest: Digest) -> int:
@@ -398,7 +410,7 @@ class FsspecStore:
         actual = digest_from_hex(hasher.hexdigest())
         if actual != digest:
             return f"content hashes to {actual}"
-        if self.fs.exists(self.path_of(layout.dir_marker_key(digest))):
+        if self._exists(self.path_of(layout.dir_marker_key(digest))):
             try:
                 decode_manifest(self.read_bytes(digest), digest)
             except (ManifestError, UnsafePathError) as exc:

@@ -1,0 +1,153 @@
+"""`mlc data`: snapshot files and directories into the store, verify it, and get data back.
+
+```
+mlc data add PATH [--store URI] [--format json]   put a file or directory, print its version
+mlc data verify [DIGEST ...]                      re-hash objects (all by default)
+mlc data get DIGEST DEST [--writable]             recreate a version at DEST
+mlc data ls DIGEST                                list the files of a directory version
+```
+
+Also home of the `--store` option shared by `mlc gc`, `mlc runs`, `mlc lineage` and `mlc logs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from mlc.store import Store, StoreError, open_store, parse_digest
+from mlc.store.display import format_bytes
+
+ENV_STORE = "MLC_STORE"
+
+
+def add_store_option(parser: argparse.ArgumentParser) -> None:
+    """Adds `--store URI` (default: `$MLC_STORE`, else `.mlc` in the current directory)."""
+    parser.add_argument(
+        "--store",
+        default=os.environ.get(ENV_STORE, ".mlc"),
+        metavar="URI",
+        help="store path or URI such as s3://bucket/prefix (default: $MLC_STORE or .mlc)",
+    )
+
+
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    """Adds `--format {human,json}`."""
+    parser.add_argument("--format", choices=("human", "json"), default="human")
+
+
+def open_store_for(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """Opens the store named by `--store`; for S3 the endpoint may come from
+    `AWS_ENDPOINT_URL` (credentials always come from the environment)."""
+    options: dict[str, Any] = {}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and str(args.store).startswith(("s3://", "s3a://")):
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return open_store(args.store, storage_options=options, create=create)
+
+
+def fail(message: str) -> int:
+    """Prints `error: message` to stderr and returns exit code 1."""
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def print_json(document: Any) -> None:
+    """Prints a JSON document with sorted keys."""
+    print(json.dumps(document, indent=2, sort_keys=True))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Sets up `mlc data` and its subcommands."""
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="snapshot a file or directory into the store")
+    add.add_argument("path", metavar="PATH")
+    verify = sub.add_parser("verify", help="re-hash objects and report corrupt ones")
+    verify.add_argument("digests", nargs="*", metavar="DIGEST", help="default: every object")
+    get = sub.add_parser("get", help="recreate a stored version at a new path")
+    get.add_argument("digest", metavar="DIGEST")
+    get.add_argument("dest", metavar="DEST")
+    get.add_argument("--writable", action="store_true", help="copy, with writable files")
+    ls = sub.add_parser("ls", help="list the files of a directory version")
+    ls.add_argument("digest", metavar="DIGEST")
+    for command in (add, verify, get, ls):
+        add_store_option(command)
+        add_format_option(command)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the chosen `mlc data` action."""
+    try:
+        store = open_store_for(args, create=args.data_command == "add")
+        try:
+            action = {"add": _add, "verify": _verify, "get": _get, "ls": _ls}[args.data_command]
+            return action(store, args)
+        finally:
+            store.close()
+    except StoreError as exc:
+        return fail(str(exc))
+
+
+def _add(store: Store, args: argparse.Namespace) -> int:
+    if not os.path.lexists(args.path):
+        return fail(f"{args.path} does not exist")
+    version = store.snapshot(args.path)
+    if args.format == "json":
+        print_json({"path": args.path, "store": store.uri, **version.to_json()})
+        return 0
+    what = "directory" if version.kind == "dir" else "file"
+    files = f"{version.file_count} files, " if version.kind == "dir" else ""
+    print(
+        f"{args.path}: {version.digest}\n"
+        f"  {what}, {files}{format_bytes(version.size)}; "
+        f"{version.hashed_files} hashed, {version.file_count - version.hashed_files} unchanged"
+    )
+    return 0
+
+
+def _verify(store: Store, args: argparse.Namespace) -> int:
+    if args.digests:
+        digests = [parse_digest(d) for d in args.digests]
+        bad = {d: "corrupt or missing" for d in digests if not store.verify(d)}
+        checked = len(digests)
+    else:
+        report = store.verify_all()
+        bad, checked = dict(report.bad), report.checked
+    if args.format == "json":
+        print_json({"checked": checked, "bad": bad, "ok": not bad})
+    else:
+        for digest, reason in sorted(bad.items()):
+            print(f"bad  {digest}: {reason}")
+        verdict = "all good" if not bad else f"{len(bad)} bad"
+        print(f"checked {checked} objects: {verdict}")
+    return 1 if bad else 0
+
+
+def _get(store: Store, args: argparse.Namespace) -> int:
+    version = store.materialize(parse_digest(args.digest), args.dest, readonly=not args.writable)
+    if args.format == "json":
+        print_json({"dest": args.dest, **version.to_json()})
+    else:
+        print(
+            f"{args.dest}: {version.digest} ({version.file_count} files, "
+            f"{format_bytes(version.size)})"
+        )
+    return 0
+
+
+def _ls(store: Store, args: argparse.Namespace) -> int:
+    manifest = store.read_manifest(parse_digest(args.digest))
+    if args.format == "json":
+        print_json(
+            [
+                {"path": e.path, "digest": e.digest, "size": e.size, "mode": oct(e.mode)}
+                for e in manifest
+            ]
+        )
+        return 0
+    for entry in manifest:
+        print(f"{oct(entry.mode)[2:]}  {entry.size:>12}  {entry.digest}  {entry.path}")
+    return 0

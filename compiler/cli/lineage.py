@@ -1,0 +1,57 @@
+"""`mlc lineage`: the provenance tree of an output, back to the pinned datasets.
+
+```
+mlc lineage sha256:…                 by digest
+mlc lineage RUN:STEP.OUTPUT          by the run, step and output that produced it
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mlc.cli.data import add_format_option, add_store_option, fail, open_store_for, print_json
+from mlc.store import Digest, StoreError, is_digest, parse_digest
+from mlc.store.lineage import Lineage, open_lineage, render_tree
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Sets up `mlc lineage`."""
+    parser.add_argument("artifact", metavar="DIGEST|RUN:STEP.OUTPUT")
+    add_store_option(parser)
+    add_format_option(parser)
+
+
+def resolve_artifact(lineage: Lineage, text: str) -> Digest:
+    """A digest, or the digest of `RUN:STEP.OUTPUT`."""
+    if text.startswith("sha256:") or is_digest(text):
+        return parse_digest(text)
+    run_id, sep, rest = text.partition(":")
+    step_id, dot, output = rest.rpartition(".")
+    if not sep or not dot or not run_id or not step_id or not output:
+        raise StoreError(f"`{text}` is neither a digest nor of the form RUN:STEP.OUTPUT")
+    return lineage.output_of(run_id, step_id, output)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints the provenance tree."""
+    try:
+        store = open_store_for(args)
+        try:
+            lineage = open_lineage(store)
+            try:
+                lineage.sync()
+                digest = resolve_artifact(lineage, args.artifact)
+                tree = lineage.provenance(digest)
+            finally:
+                lineage.close()
+        finally:
+            store.close()
+    except StoreError as exc:
+        return fail(str(exc))
+    if args.format == "json":
+        print_json(tree.to_json())
+    else:
+        for line in render_tree(tree):
+            print(line)
+    return 0

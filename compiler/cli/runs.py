@@ -1,0 +1,127 @@
+"""`mlc runs`: list recorded runs (newest first), or show one run with its steps.
+
+```
+mlc runs [--limit N] [--pipeline NAME] [--format json]
+mlc runs show RUN [--format json]      RUN is a run id or a unique prefix of one
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mlc.cli.data import add_format_option, add_store_option, fail, open_store_for, print_json
+from mlc.store import StoreError
+from mlc.store.display import format_duration, format_time, render_table, short_digest
+from mlc.store.lineage import Lineage, Run, StepExecution, open_lineage
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Sets up `mlc runs` and `mlc runs show`."""
+    parser.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    parser.add_argument("run_id", nargs="?", metavar="RUN")
+    parser.add_argument("--limit", type=int, default=20, help="how many runs to list (20)")
+    parser.add_argument("--pipeline", help="only runs of this pipeline")
+    add_store_option(parser)
+    add_format_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Lists runs or shows one."""
+    if args.action == "show" and not args.run_id:
+        return fail("`mlc runs show` needs a run id (see `mlc runs`)")
+    if args.action == "list" and args.run_id:
+        return fail(f"unexpected argument `{args.run_id}`; did you mean `mlc runs show`?")
+    try:
+        store = open_store_for(args)
+        try:
+            lineage = open_lineage(store)
+            try:
+                lineage.sync()
+                if args.action == "show":
+                    return _show(lineage, args)
+                return _list(lineage, args)
+            finally:
+                lineage.close()
+        finally:
+            store.close()
+    except StoreError as exc:
+        return fail(str(exc))
+
+
+def _commit(run: Run) -> str:
+    if not run.git_commit:
+        return "-"
+    return run.git_commit[:10] + ("+dirty" if run.git_dirty else "")
+
+
+def _list(lineage: Lineage, args: argparse.Namespace) -> int:
+    runs = lineage.list_runs(args.limit, args.pipeline)
+    if args.format == "json":
+        print_json([r.to_json() for r in runs])
+        return 0
+    if not runs:
+        print("no runs recorded yet")
+        return 0
+    rows = [
+        [
+            r.run_id,
+            r.pipeline,
+            r.target or r.backend or "-",
+            r.status,
+            format_time(r.started_at),
+            format_duration(r.started_at, r.ended_at),
+            _commit(r),
+        ]
+        for r in runs
+    ]
+    for line in render_table(
+        ["RUN", "PIPELINE", "TARGET", "STATUS", "STARTED", "DURATION", "COMMIT"], rows
+    ):
+        print(line)
+    return 0
+
+
+def _outputs(step: StepExecution) -> str:
+    return ", ".join(f"{n}={short_digest(o.digest)}" for n, o in step.outputs.items()) or "-"
+
+
+def _show(lineage: Lineage, args: argparse.Namespace) -> int:
+    run = lineage.find_run(args.run_id)
+    steps = lineage.steps_of(run.run_id)
+    if args.format == "json":
+        print_json({**run.to_json(), "steps": [s.to_json() for s in steps]})
+        return 0
+    facts = [
+        ("run", run.run_id),
+        ("pipeline", run.pipeline),
+        ("spec", run.spec_path or "-"),
+        ("target", f"{run.target or '-'} (backend {run.backend or '-'})"),
+        ("status", run.status),
+        ("started", format_time(run.started_at)),
+        ("ended", format_time(run.ended_at)),
+        ("duration", format_duration(run.started_at, run.ended_at)),
+        ("host", f"{run.host or '-'} (user {run.user or '-'})"),
+        ("commit", _commit(run)),
+        ("params", ", ".join(f"{k}={v!r}" for k, v in sorted(run.params.items())) or "-"),
+    ]
+    for name, value in facts:
+        print(f"{name + ':':<10}{value}")
+    if not steps:
+        print("\nno step executions recorded")
+        return 0
+    print()
+    rows = [
+        [
+            s.step_id,
+            s.status,
+            str(s.attempts),
+            "-" if s.exit_code is None else str(s.exit_code),
+            format_duration(s.started_at, s.ended_at),
+            _outputs(s),
+        ]
+        for s in steps
+    ]
+    for line in render_table(["STEP", "STATUS", "ATTEMPTS", "EXIT", "DURATION", "OUTPUTS"], rows):
+        print(line)
+    return 0
