@@ -158,8 +158,13 @@ class _AstBuilder(Transformer[Token, Any]):
             head_span=Span(self.path, meta.start_pos, head_end),
         )
 
-    def extends(self, children: list[Token]) -> ast.Ident:
-        return self._ident(children[0])
+    def extends(self, children: list[Token | None]) -> ast.Ident:
+        first, second = children
+        assert first is not None
+        if second is None:
+            return self._ident(first)
+        span = Span(self.path, first.start_pos or 0, second.end_pos or 0)
+        return ast.Ident(f"{first}.{second}", span)
 
     @v_args(meta=True)
     def foreach(self, meta: Any, children: list[Any]) -> ast.Foreach:

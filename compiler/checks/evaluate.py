@@ -1,0 +1,452 @@
+"""Expressions to typed values, at compile time.
+
+Params are bound before checking, so almost every expression has a constant value: resource
+requests computed from params, foreach items, dataset versions. The one exception is a
+metric of an upstream step in a `when` condition, which becomes a `Symbolic` value carrying
+the IR condition tree. Every failure is a diagnostic; the result is then `INVALID`, which
+callers pass through without reporting again.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlc.checks import types as t
+from mlc.checks.suggest import did_you_mean
+from mlc.diagnostics import Diagnostic
+from mlc.diagnostics import catalog as codes
+from mlc.front import ast
+
+
+class _Invalid:
+    """The value of an expression that already produced a diagnostic."""
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Any = _Invalid()
+
+
+@dataclass
+class Namespace:
+    """A value with named members, such as `params` or an imported module."""
+
+    kind: str
+    members: Mapping[str, object]
+    on_access: Callable[[str], None] | None = None
+
+
+@dataclass
+class MetricSource:
+    """A step in a `when` condition: `step.output.key` reads one of its metrics."""
+
+    step: str
+    outputs: Mapping[str, t.Type]
+    is_foreach: bool
+
+
+@dataclass
+class Scope:
+    """Names visible to an expression."""
+
+    names: dict[str, object] = field(default_factory=dict)
+    context: str = "this expression"
+
+    def child(self, **names: object) -> Scope:
+        """A scope with extra names."""
+        return Scope({**self.names, **names}, self.context)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+
+
+class Evaluator:
+    """Evaluates expressions in a scope, appending diagnostics to a shared list."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+
+    def error(self, diagnostic: Diagnostic) -> Any:
+        """Records a diagnostic and returns `INVALID`."""
+        self.diagnostics.append(diagnostic)
+        return INVALID
+
+    # -- entry points ------------------------------------------------------------------------------
+
+    def value(self, expr: ast.Expr, scope: Scope, expected: t.Type | None = None) -> Any:
+        """The value of `expr`; unit literals are read according to `expected`."""
+        method = getattr(self, "_" + type(expr).__name__.lower())
+        result: Any = method(expr, scope, expected)
+        return result
+
+    def typed(self, expr: ast.Expr, scope: Scope, expected: t.Type, what: str) -> Any:
+        """The value of `expr`, reporting a type mismatch against `expected`."""
+        result = self.value(expr, scope, expected)
+        if result is INVALID:
+            return INVALID
+        actual = t.type_of(result)
+        if not t.accepts(expected, actual):
+            return self.error(
+                codes.TYPE_MISMATCH.at(
+                    expr.span, f"this is {t.describe(result)}", expected=f"`{expected}` for {what}",
+                    found=f"`{actual}`",
+                )
+            )
+        if expected == t.FLOAT and isinstance(result, int) and not isinstance(result, bool):
+            return float(result)
+        return result
+
+    # -- literals ----------------------------------------------------------------------------------
+
+    def _intlit(self, expr: ast.IntLit, scope: Scope, expected: t.Type | None) -> Any:
+        return expr.value
+
+    def _floatlit(self, expr: ast.FloatLit, scope: Scope, expected: t.Type | None) -> Any:
+        return expr.value
+
+    def _strlit(self, expr: ast.StrLit, scope: Scope, expected: t.Type | None) -> Any:
+        return expr.value
+
+    def _boollit(self, expr: ast.BoolLit, scope: Scope, expected: t.Type | None) -> Any:
+        return expr.value
+
+    def _unitlit(self, expr: ast.UnitLit, scope: Scope, expected: t.Type | None) -> Any:
+        number = float(expr.number)
+        unit = expr.unit
+        if unit == "m" and expected is not None and expected.name == "cpu":
+            return t.Quantity(number, "millicores")
+        if unit in t.DURATION_UNITS:
+            return t.Duration(number * t.DURATION_UNITS[unit])
+        return t.Quantity(number * t.MEMORY_UNITS[unit], "bytes")
+
+    def _listlit(self, expr: ast.ListLit, scope: Scope, expected: t.Type | None) -> Any:
+        item_type = expected.args[0] if expected and expected.name == "list" and expected.args else None
+        items = [self.value(item, scope, item_type) for item in expr.items]
+        return INVALID if any(i is INVALID for i in items) else items
+
+    def _objectlit(self, expr: ast.ObjectLit, scope: Scope, expected: t.Type | None) -> Any:
+        result: dict[str, Any] = {}
+        for item in expr.body.items:
+            if not isinstance(item, ast.Attribute):
+                return self.error(
+                    codes.MISPLACED_BLOCK.at(
+                        item.span, "only `key = value` pairs", what="a block or typed field",
+                        help="write `key = value` inside `{ … }` values",
+                    )
+                )
+            result[item.name.name] = self.value(item.value, scope)
+        return INVALID if any(v is INVALID for v in result.values()) else result
+
+    # -- names -------------------------------------------------------------------------------------
+
+    def _name(self, expr: ast.Name, scope: Scope, expected: t.Type | None) -> Any:
+        if expr.name in scope.names:
+            return scope.names[expr.name]
+        visible = [n for n in scope.names if not n.startswith("_")]
+        return self.error(
+            codes.UNKNOWN_NAME.at(
+                expr.span, "not defined here", name=expr.name, help=did_you_mean(expr.name, visible)
+            )
+        )
+
+    def _member(self, expr: ast.Member, scope: Scope, expected: t.Type | None) -> Any:
+        base = self.value(expr.value, scope)
+        name = expr.name.name
+        if base is INVALID:
+            return INVALID
+        if isinstance(base, Namespace):
+            if name in base.members:
+                if base.on_access:
+                    base.on_access(name)
+                return base.members[name]
+            code = codes.UNKNOWN_PARAM if base.kind == "params" else codes.UNKNOWN_NAME
+            return self.error(
+                code.at(
+                    expr.name.span, f"not a member of `{_root(expr.value)}`", name=name,
+                    help=did_you_mean(name, base.members),
+                )
+            )
+        if isinstance(base, MetricSource):
+            return self._metric_output(base, expr)
+        if isinstance(base, t.Symbolic) and base.type.artifact_kind == "metrics":
+            return self._metric_key(base, expr)
+        if isinstance(base, dict) and name in base:
+            return base[name]
+        return self.error(
+            codes.UNKNOWN_NAME.at(
+                expr.name.span, f"{t.describe(base)} has no member `{name}`", name=name
+            )
+        )
+
+    def _metric_output(self, source: MetricSource, expr: ast.Member) -> Any:
+        name = expr.name.name
+        if name not in source.outputs:
+            return self.error(
+                codes.UNKNOWN_OUTPUT.at(
+                    expr.name.span, "no such output", step=source.step, name=name,
+                    help=did_you_mean(name, source.outputs),
+                )
+            )
+        output_type = source.outputs[name]
+        if source.is_foreach:
+            return self.error(
+                codes.GATE_ON_FOREACH.at(
+                    expr.span, "one value per item", step=source.step,
+                    help="gate on a fan-in step that summarises the items",
+                )
+            )
+        if output_type.artifact_kind != "metrics" or output_type.metric_keys is None:
+            return self.error(
+                codes.UNDECLARED_METRICS.at(
+                    expr.span, "cannot be read in a condition", output=name, step=source.step,
+                    kind=str(output_type),
+                    help=f"declare its keys: `{name}: metrics {{ accuracy: float }}`",
+                )
+            )
+        return t.Symbolic(output_type, {"step": source.step, "output": name}, (source.step,))
+
+    def _metric_key(self, base: t.Symbolic, expr: ast.Member) -> Any:
+        keys = dict(base.type.metric_keys or ())
+        name = expr.name.name
+        ref = base.condition
+        assert isinstance(ref, dict)
+        if name not in keys:
+            return self.error(
+                codes.UNKNOWN_METRIC.at(
+                    expr.name.span, "not a declared key", output=ref["output"], step=ref["step"],
+                    name=name, help=did_you_mean(name, keys),
+                )
+            )
+        condition = {"kind": "metric", "step": ref["step"], "output": ref["output"], "key": name}
+        return t.Symbolic(t.SCALARS[keys[name]], condition, base.steps)
+
+    def _index(self, expr: ast.Index, scope: Scope, expected: t.Type | None) -> Any:
+        base = self.value(expr.value, scope)
+        index = self.value(expr.index, scope)
+        if base is INVALID or index is INVALID:
+            return INVALID
+        try:
+            return base[index]
+        except (IndexError, KeyError, TypeError):
+            return self.error(
+                codes.INVALID_VALUE.at(
+                    expr.index.span, "no such item", name=_root(expr.value),
+                    reason=f"{t.describe(index)} is not an index of {t.describe(base)}",
+                )
+            )
+
+    def _call(self, expr: ast.Call, scope: Scope, expected: t.Type | None) -> Any:
+        name = expr.function.name
+        args = [self.value(a, scope, expected) for a in expr.args]
+        if any(a is INVALID for a in args):
+            return INVALID
+        if name == "tag":
+            if len(args) != 1 or not isinstance(args[0], str):
+                return self.error(
+                    codes.INVALID_VERSION.at(expr.span, "", value="`tag(…)` takes one string")
+                )
+            return ("tag", args[0])
+        if name in ("min", "max") and args:
+            kinds = {type(a) for a in args}
+            if len(kinds) > 1 and not all(t.is_number(a) for a in args):
+                return self.error(
+                    codes.INVALID_OPERANDS.at(
+                        expr.span, "mixed kinds", op=name, left=t.describe(args[0]),
+                        right=t.describe(args[1]),
+                    )
+                )
+            key: Callable[[Any], Any] = _magnitude
+            return min(args, key=key) if name == "min" else max(args, key=key)
+        return self.error(
+            codes.UNKNOWN_NAME.at(
+                expr.function.span, "not a function", name=name,
+                help=did_you_mean(name, ["tag", "min", "max"]),
+            )
+        )
+
+    # -- operators ---------------------------------------------------------------------------------
+
+    def _unary(self, expr: ast.Unary, scope: Scope, expected: t.Type | None) -> Any:
+        value = self.value(expr.value, scope, expected)
+        if value is INVALID:
+            return INVALID
+        if expr.op == "not":
+            if isinstance(value, t.Symbolic) and value.type == t.BOOL:
+                return t.Symbolic(t.BOOL, _op("not", value), value.steps)
+            if isinstance(value, bool):
+                return not value
+            return self.error(
+                codes.INVALID_OPERANDS.at(
+                    expr.span, "", op="not", left=t.describe(value), right="nothing"
+                )
+            )
+        if t.is_number(value):
+            return -value
+        if isinstance(value, t.Symbolic) and value.type in (t.INT, t.FLOAT):
+            return t.Symbolic(value.type, _op("-", 0, value), value.steps)
+        return self.error(
+            codes.INVALID_OPERANDS.at(expr.span, "", op="-", left=t.describe(value), right="nothing")
+        )
+
+    def _binary(self, expr: ast.Binary, scope: Scope, expected: t.Type | None) -> Any:
+        op = expr.op
+        if op == "of":
+            return self._gpu_of(expr, scope)
+        left = self.value(expr.left, scope, expected)
+        right = self.value(expr.right, scope, expected)
+        if left is INVALID or right is INVALID:
+            return INVALID
+        if isinstance(left, t.Symbolic) or isinstance(right, t.Symbolic):
+            return self._symbolic(expr, left, right)
+        try:
+            result = _apply(op, left, right)
+        except ZeroDivisionError:
+            return self.error(codes.DIVISION_BY_ZERO.at(expr.right.span, "this is zero"))
+        if result is INVALID:
+            return self.error(
+                codes.INVALID_OPERANDS.at(
+                    expr.op_span if expr.op_span.end > expr.op_span.start else expr.span,
+                    f"{t.describe(left)} {op} {t.describe(right)}",
+                    op=op, left=f"`{t.type_of(left)}`", right=f"`{t.type_of(right)}`",
+                )
+            )
+        return result
+
+    def _symbolic(self, expr: ast.Binary, left: Any, right: Any) -> Any:
+        op = expr.op
+        lt, rt = t.type_of(left), t.type_of(right)
+        numeric = {t.INT, t.FLOAT}
+        steps = tuple(sorted({*_steps(left), *_steps(right)}))
+        if op in ("and", "or"):
+            if lt == t.BOOL and rt == t.BOOL:
+                return t.Symbolic(t.BOOL, _op(op, left, right), steps)
+        elif op in _COMPARE:
+            if (lt in numeric and rt in numeric) or (
+                lt == rt and op in ("==", "!=")
+            ) or (op in ("==", "!=") and {lt.name, rt.name} <= {"str", "enum"}):
+                return t.Symbolic(t.BOOL, _op(op, left, right), steps)
+        elif op in ("+", "-", "*", "/") and lt in numeric and rt in numeric:
+            result_type = t.FLOAT if op == "/" or t.FLOAT in (lt, rt) else t.INT
+            return t.Symbolic(result_type, _op(op, left, right), steps)
+        elif op == "in" and rt.name == "list":
+            return t.Symbolic(t.BOOL, _op(op, left, right), steps)
+        return self.error(
+            codes.INVALID_OPERANDS.at(
+                expr.span, f"{t.describe(left)} {op} {t.describe(right)}", op=op,
+                left=f"`{lt}`", right=f"`{rt}`",
+            )
+        )
+
+    def _gpu_of(self, expr: ast.Binary, scope: Scope) -> Any:
+        count = self.value(expr.left, scope)
+        accelerator = self.value(expr.right, scope)
+        if count is INVALID or accelerator is INVALID:
+            return INVALID
+        if not isinstance(accelerator, str):
+            return self.error(
+                codes.TYPE_MISMATCH.at(
+                    expr.right.span, f"this is {t.describe(accelerator)}",
+                    expected="an accelerator type such as `\"a100-80gb\"`",
+                    found=f"`{t.type_of(accelerator)}`",
+                )
+            )
+        if isinstance(count, bool) or not isinstance(count, int):
+            return self.error(
+                codes.INVALID_GPU_COUNT.at(expr.left.span, "not a whole number", value=count)
+            )
+        name, _, mig = accelerator.partition("/")
+        return t.GpuValue(count, name, mig or None)
+
+
+def _magnitude(value: Any) -> Any:
+    if isinstance(value, t.Quantity):
+        return value.amount
+    if isinstance(value, t.Duration):
+        return value.seconds
+    return value
+
+
+def _steps(value: Any) -> tuple[str, ...]:
+    return value.steps if isinstance(value, t.Symbolic) else ()
+
+
+def _condition(value: Any) -> object:
+    if isinstance(value, t.Symbolic):
+        return value.condition
+    return {"kind": "const", "value": t.to_json(value)}
+
+
+def _op(op: str, *args: Any) -> dict[str, object]:
+    return {"kind": "op", "op": op, "args": [_condition(a) for a in args]}
+
+
+def _root(expr: ast.Expr) -> str:
+    if isinstance(expr, ast.Name):
+        return expr.name
+    if isinstance(expr, ast.Member):
+        return f"{_root(expr.value)}.{expr.name.name}"
+    return "value"
+
+
+def _apply(op: str, left: Any, right: Any) -> Any:
+    """Applies a binary operator to constants, or returns INVALID if the kinds do not mix."""
+    if op in ("and", "or"):
+        if isinstance(left, bool) and isinstance(right, bool):
+            return (left and right) if op == "and" else (left or right)
+        return INVALID
+    if op == "in":
+        if isinstance(right, (list, dict)):
+            return left in right
+        if isinstance(right, str) and isinstance(left, str):
+            return left in right
+        return INVALID
+    if op in _COMPARE:
+        if t.is_number(left) and t.is_number(right):
+            return _COMPARE[op](left, right)
+        if type(left) is type(right) and isinstance(left, (t.Quantity, t.Duration)):
+            if isinstance(left, t.Quantity) and left.dimension != right.dimension:
+                return INVALID
+            return _COMPARE[op](_magnitude(left), _magnitude(right))
+        if type(left) is type(right) and op in ("==", "!="):
+            return _COMPARE[op](left, right)
+        if isinstance(left, str) and isinstance(right, str):
+            return _COMPARE[op](left, right)
+        return INVALID
+    return _arithmetic(op, left, right)
+
+
+def _arithmetic(op: str, left: Any, right: Any) -> Any:
+    if t.is_number(left) and t.is_number(right):
+        if op == "/":
+            return left / right
+        if op == "%":
+            return left % right
+        return {"+": operator.add, "-": operator.sub, "*": operator.mul}[op](left, right)
+    if isinstance(left, str) and isinstance(right, str) and op == "+":
+        return left + right
+    if isinstance(left, list) and isinstance(right, list) and op == "+":
+        return left + right
+    for unit_type in (t.Quantity, t.Duration):
+        if isinstance(left, unit_type) and isinstance(right, unit_type) and op in ("+", "-"):
+            if isinstance(left, t.Quantity) and isinstance(right, t.Quantity):
+                if left.dimension != right.dimension:
+                    return INVALID
+                amount = left.amount + right.amount if op == "+" else left.amount - right.amount
+                return t.Quantity(amount, left.dimension)
+            if isinstance(left, t.Duration) and isinstance(right, t.Duration):
+                return t.Duration(left.seconds + right.seconds if op == "+" else left.seconds - right.seconds)
+    scaled, factor = (left, right) if t.is_number(right) else (right, left)
+    if t.is_number(factor) and op in ("*", "/") and not (op == "/" and scaled is right):
+        if isinstance(scaled, t.Quantity):
+            amount = scaled.amount * factor if op == "*" else scaled.amount / factor
+            return t.Quantity(amount, scaled.dimension)
+        if isinstance(scaled, t.Duration):
+            return t.Duration(scaled.seconds * factor if op == "*" else scaled.seconds / factor)
+    return INVALID

@@ -1,0 +1,137 @@
+"""Target checks: the backend exists, and it can honour every feature the pipeline uses.
+
+Backends describe themselves with a `BackendDescription` (their capabilities, what they
+require, whether they need an accelerator mapping and which settings their namespaced block
+accepts). The compiler receives descriptions as data; it never imports a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from mlc.checks.program import Program, TargetDecl
+from mlc.checks.suggest import did_you_mean
+from mlc.diagnostics import Diagnostic
+from mlc.diagnostics import catalog as codes
+
+FEATURES: Mapping[str, str] = {
+    "image": "container images (`image`)",
+    "secrets": "secrets (`secrets`)",
+    "gpu": "GPU requests (`gpu`)",
+    "accelerator": "GPU model selection (`gpu = N of \"…\"`)",
+    "mig": "MIG partitions",
+    "shm": "shared-memory sizes (`shm`)",
+    "disk": "ephemeral disk requests (`disk`)",
+    "timeout": "timeouts (`timeout`)",
+    "retries": "retries (`retries`)",
+    "foreach": "fan-out (`foreach`)",
+}
+
+
+@dataclass(frozen=True)
+class BackendDescription:
+    """What a backend can honour, as the compiler needs to know it."""
+
+    name: str
+    capabilities: frozenset[str]
+    requires: frozenset[str] = frozenset()
+    needs_accelerator_mapping: bool = False
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+DescribeBackend = Callable[[str], BackendDescription | None]
+
+
+def check_backends(program: Program, describe: DescribeBackend, known: list[str]) -> list[Diagnostic]:
+    """Every target names a backend that is installed, and its settings block is valid."""
+    found: list[Diagnostic] = []
+    for target in program.targets.values():
+        description = describe(target.backend)
+        if description is None:
+            found.append(
+                codes.UNKNOWN_BACKEND.at(
+                    target.backend_span, "not an installed backend", name=target.backend,
+                    help=did_you_mean(target.backend, known) or "installed: " + ", ".join(known),
+                )
+            )
+            continue
+        if target.settings_span is not None:
+            for key in target.settings:
+                if key not in description.settings:
+                    found.append(
+                        codes.INVALID_SETTING.at(
+                            target.settings_span, f"in this `{target.backend}` block",
+                            backend=target.backend, reason=f"unknown setting `{key}`",
+                            help=did_you_mean(key, description.settings)
+                            or "settings: " + ", ".join(sorted(description.settings)),
+                        )
+                    )
+        for name in target.ignore_unsupported:
+            if name not in FEATURES:
+                found.append(
+                    codes.INVALID_SETTING.at(
+                        target.span, "in `ignore_unsupported`", backend=target.backend,
+                        reason=f"unknown feature `{name}`",
+                        help=did_you_mean(name, FEATURES) or "features: " + ", ".join(FEATURES),
+                    )
+                )
+    return found
+
+
+def check_capabilities(program: Program, target_name: str, describe: DescribeBackend) -> list[Diagnostic]:
+    """Features the chosen target cannot honour: errors, or warnings where explicitly ignored."""
+    target = program.targets.get(target_name)
+    if target is None:
+        return []
+    description = describe(target.backend)
+    if description is None:
+        return []
+    found: list[Diagnostic] = []
+    for step in program.steps.values():
+        for feature, span in sorted(step.features.items(), key=lambda item: item[1].start):
+            if feature in description.capabilities or feature not in FEATURES:
+                continue
+            found.append(_unsupported(target, feature, span))
+        for feature in sorted(description.requires):
+            if feature not in step.features:
+                found.append(
+                    codes.MISSING_ATTRIBUTE.at(
+                        step.head_span, f"required by target `{target.name}`",
+                        context=f"step `{step.name}`", name=feature,
+                        help=f"backend `{target.backend}` runs every step in a container: "
+                        f"set `{feature}` on the step or its template",
+                    )
+                )
+        gpu = step.resources.gpu
+        if (
+            description.needs_accelerator_mapping
+            and gpu is not None
+            and gpu.accelerator
+            and gpu.accelerator not in target.accelerators
+        ):
+            found.append(
+                codes.UNMAPPED_ACCELERATOR.at(
+                    step.resources.spans.get("gpu", step.head_span), "used here",
+                    target=target.name, name=gpu.accelerator,
+                    help=f"add `\"{gpu.accelerator}\" = …` to the `accelerators` block of target "
+                    f"`{target.name}`",
+                )
+            )
+    return found
+
+
+def _unsupported(target: TargetDecl, feature: str, span: object) -> Diagnostic:
+    from mlc.source import Span
+
+    assert isinstance(span, Span)
+    if feature in target.ignore_unsupported:
+        return codes.IGNORED_FEATURE.at(
+            span, "ignored on this target", target=target.name, feature=FEATURES[feature]
+        )
+    return codes.UNSUPPORTED_FEATURE.at(
+        span, "cannot be honoured", target=target.name, backend=target.backend,
+        feature=FEATURES[feature],
+        help=f"remove it, choose another target, or add `ignore_unsupported = [\"{feature}\"]` "
+        f"to target `{target.name}` to run without it",
+    )

@@ -1,0 +1,167 @@
+"""Jinja2 templates in `run` commands and `env` values, checked at compile time.
+
+Every `{{ … }}` reference is parsed with Jinja2 and resolved against the names a step can
+see (`params`, `inputs`, `outputs`, `run`, `step` and the `foreach` variable); an unknown
+name is a diagnostic pointing at the name inside the string, not a crash at run time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+from mlc.checks.suggest import did_you_mean
+from mlc.diagnostics import Diagnostic
+from mlc.diagnostics import catalog as codes
+from mlc.front import ast
+from mlc.source import Span
+
+_EXPRESSION = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment()
+
+
+def split_command(command: str) -> list[str]:
+    """Splits a command template into argv on whitespace outside quotes and `{{ … }}`.
+
+    Splitting happens on the template, before any value is substituted, so a param value
+    with spaces or shell characters always stays one argument.
+    """
+    args: list[str] = []
+    current: list[str] = []
+    has_token = False
+    index, length = 0, len(command)
+    while index < length:
+        char = command[index]
+        if command.startswith("{{", index) or command.startswith("{%", index):
+            close = command.find("}}" if char == "{" and command[index + 1] == "{" else "%}", index + 2)
+            end = length if close == -1 else close + 2
+            current.append(command[index:end])
+            has_token = True
+            index = end
+            continue
+        if char in "\"'":
+            close = command.find(char, index + 1)
+            end = length if close == -1 else close
+            current.append(command[index + 1:end])
+            has_token = True
+            index = end + 1
+            continue
+        if char.isspace():
+            if has_token:
+                args.append("".join(current))
+                current, has_token = [], False
+            index += 1
+            continue
+        current.append(char)
+        has_token = True
+        index += 1
+    if has_token:
+        args.append("".join(current))
+    return args
+
+
+def _references(node: Any, bound: frozenset[str]) -> Iterator[tuple[str, list[str]]]:
+    """Yields (root name, attribute chain) for every name a Jinja2 AST reads."""
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.Getattr):
+        chain: list[str] = []
+        current: Any = node
+        while isinstance(current, nodes.Getattr):
+            chain.insert(0, current.attr)
+            current = current.node
+        if isinstance(current, nodes.Name):
+            if current.name not in bound:
+                yield current.name, chain
+            return
+        yield from _references(current, bound)
+        return
+    if isinstance(node, nodes.For):
+        yield from _references(node.iter, bound)
+        targets = frozenset(n.name for n in node.target.find_all(nodes.Name))
+        for child in node.body + node.else_:
+            yield from _references(child, bound | targets)
+        return
+    if isinstance(node, nodes.Name):
+        if node.ctx == "load" and node.name not in bound:
+            yield node.name, []
+        return
+    for child in node.iter_child_nodes():
+        yield from _references(child, bound)
+
+
+def check_template(
+    literal: ast.StrLit, names: Mapping[str, object], diagnostics: list[Diagnostic]
+) -> set[str]:
+    """Checks one string's templates; returns the params it reads."""
+    text = literal.value
+    if "{{" not in text and "{%" not in text:
+        return set()
+    from jinja2 import TemplateSyntaxError
+
+    used: set[str] = set()
+    raw_offset = 3 if literal.raw.startswith('"""') else 1
+    exact = literal.raw[raw_offset:len(literal.raw) - raw_offset] == text
+    environment = _environment()
+    try:
+        tree = environment.parse(text)
+    except TemplateSyntaxError as error:
+        diagnostics.append(
+            codes.TEMPLATE_SYNTAX.at(
+                literal.span, "in this template", reason=error.message or "syntax error",
+                help="a reference is written `{{ params.name }}`",
+            )
+        )
+        return used
+    for root, chain in _references(tree, frozenset(("loop", "range", "true", "false", "none"))):
+        span = _locate(literal, text, root, chain, raw_offset if exact else None)
+        if root not in names:
+            diagnostics.append(
+                codes.TEMPLATE_UNKNOWN_NAME.at(
+                    span, "not defined in this step", name=root,
+                    help=did_you_mean(root, names) or "templates can read `params`, `inputs`, `outputs`, `run` and `step`",
+                )
+            )
+            continue
+        members = names[root]
+        if isinstance(members, Mapping) and chain:
+            first = chain[0]
+            if first not in members:
+                diagnostics.append(
+                    codes.TEMPLATE_UNKNOWN_NAME.at(
+                        span, f"`{root}` has no `{first}`", name=f"{root}.{first}",
+                        help=did_you_mean(first, members, wrap=f"`{root}.{{}}`")
+                        or _empty_help(root),
+                    )
+                )
+                continue
+            if root == "params":
+                used.add(first)
+    return used
+
+
+def _empty_help(root: str) -> str | None:
+    if root in ("inputs", "outputs"):
+        return f"declare it in the step's `{root} {{ … }}` block"
+    return None
+
+
+def _locate(literal: ast.StrLit, text: str, root: str, chain: list[str], offset: int | None) -> Span:
+    """The span of `root.chain…` inside the string literal, or the whole literal."""
+    if offset is None:
+        return literal.span
+    dotted = r"\s*\.\s*".join(re.escape(p) for p in [root, *chain[:1]])
+    for block in _EXPRESSION.finditer(text):
+        match = re.search(r"(?<![\w.])" + dotted + r"(?!\w)", block.group(0))
+        if match:
+            start = literal.span.start + offset + block.start() + match.start()
+            return Span(literal.span.path, start, start + len(match.group(0)))
+    return literal.span
