@@ -52,7 +52,11 @@ def check_backends(program: Program, describe: DescribeBackend, known: list[str]
             found.append(
                 codes.UNKNOWN_BACKEND.at(
                     target.backend_span, "not an installed backend", name=target.backend,
-                    help=did_you_mean(target.backend, known) or "installed: " + ", ".join(known),
+                    help=(
+                        "the backend is installed but failed to load; see the warning above"
+                        if target.backend in known
+                        else did_you_mean(target.backend, known) or "installed: " + ", ".join(known)
+                    ),
                 )
             )
             continue

@@ -1,0 +1,47 @@
+"""Finding installed backends through the `mlc.backends` entry points, lazily.
+
+Only the CLI looks backends up; the compiler receives their descriptions as data.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from mlc.checks.targets import BackendDescription
+
+GROUP = "mlc.backends"
+
+
+@lru_cache(maxsize=1)
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def installed() -> list[str]:
+    """Names of every installed backend."""
+    return sorted(_entry_points())
+
+
+@lru_cache(maxsize=None)
+def load(name: str) -> Any | None:
+    """The backend class registered under `name`, or None (a broken plugin is reported)."""
+    entry = _entry_points().get(name)
+    if entry is None:
+        return None
+    try:
+        return entry.load()
+    except Exception as error:  # noqa: BLE001 - a broken plugin must not crash mlc
+        print(f"warning: backend `{name}` cannot be loaded ({error})", file=sys.stderr)
+        return None
+
+
+def describe(name: str) -> BackendDescription | None:
+    """The description a backend declares, or None when no such backend is installed."""
+    backend = load(name)
+    if backend is None:
+        return None
+    description = getattr(backend, "description", None)
+    return description if isinstance(description, BackendDescription) else None

@@ -1,0 +1,88 @@
+"""Options and output shared by the commands that read specs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from mlc.compile import Options
+from mlc.diagnostics import Diagnostic
+from mlc.diagnostics.render import render_github, render_human, render_json, summary_line
+from mlc.source import SourceMap
+
+
+def add_spec_options(parser: argparse.ArgumentParser) -> None:
+    """`--target`, `--param`, `--pipeline`."""
+    parser.add_argument("--target", help="check against this target's backend and inventory")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="bind a pipeline param (repeatable)",
+    )
+    parser.add_argument("--pipeline", help="the pipeline to use when a file declares several")
+
+
+def add_format_option(parser: argparse.ArgumentParser, *, extra: Sequence[str] = ()) -> None:
+    """`--format human|json|github`."""
+    parser.add_argument(
+        "--format", choices=("human", "json", "github", *extra), default="human",
+        help="how to print diagnostics",
+    )
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, str] | str:
+    """`NAME=VALUE` pairs as a dict, or an error message."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            return f"`--param {pair}` must be NAME=VALUE"
+        params[name.strip()] = value
+    return params
+
+
+def spec_options(args: argparse.Namespace) -> Options | str:
+    """Compilation options from the command line, or an error message."""
+    from mlc.cli import backends
+
+    params = parse_params(args.param)
+    if isinstance(params, str):
+        return params
+    return Options(
+        target=args.target,
+        params=params,
+        pipeline=args.pipeline,
+        describe_backend=backends.describe,
+        known_backends=backends.installed(),
+    )
+
+
+def use_colour(stream: object = sys.stdout) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def print_diagnostics(
+    diagnostics: Sequence[Diagnostic], sources: SourceMap, output_format: str, files: int,
+    *, summary: bool = True,
+) -> None:
+    """Prints diagnostics in the chosen format (human output goes to stderr)."""
+    if output_format == "json":
+        print(render_json(diagnostics, sources, files))
+    elif output_format == "github":
+        sys.stdout.write(render_github(diagnostics, sources))
+    else:
+        text = render_human(diagnostics, sources, colour=use_colour(sys.stderr))
+        sys.stderr.write(text)
+        if summary:
+            print(summary_line(diagnostics, files), file=sys.stderr)
+
+
+def fail(message: str) -> int:
+    """Prints a usage error and returns exit code 1."""
+    print(f"error: {message}", file=sys.stderr)
+    return 1

@@ -1,0 +1,60 @@
+"""`mlc compile SPEC --target ir`: check a spec and write its canonical IR.
+
+The IR is byte-identical for the same spec and params. `--target NAME` also checks the
+spec against that target and records it in the IR; `--output PATH` writes to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mlc.cli.common import add_format_option, add_spec_options, fail, print_diagnostics, spec_options
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="the .mlspec file")
+    add_spec_options(parser)
+    parser.add_argument("--emit", choices=("ir", "schema"), default="ir",
+                        help="what to write: the IR document (default) or the IR's JSON Schema")
+    parser.add_argument("--output", "-o", help="write to this file instead of stdout")
+    add_format_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlc.compile import compile_spec
+    from mlc.ir.serialize import json_schema, to_json
+
+    if args.emit == "schema":
+        return _write(json_schema(), args.output)
+    if args.target == "ir":  # `--target ir` names the output, not a spec target
+        args.target = None
+    spec = Path(args.spec)
+    if not spec.is_file():
+        return fail(f"no such file: `{args.spec}`")
+    options = spec_options(args)
+    if isinstance(options, str):
+        return fail(options)
+    result = compile_spec(spec, options=options)
+    if result.diagnostics:
+        print_diagnostics(result.diagnostics, result.sources, args.format, 1, summary=result.document is None)
+    if result.document is None:
+        return 1
+    return _write(to_json(result.document), args.output)
+
+
+def _write(text: str, output: str | None) -> int:
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    path = Path(output)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    except OSError as error:
+        return fail(f"cannot write `{output}`: {error.strerror or error}")
+    print(f"wrote {output}", file=sys.stderr)
+    return 0

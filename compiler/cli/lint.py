@@ -1,0 +1,93 @@
+"""`mlc lint PATHS…`: check specs and report every problem with its location.
+
+Directories are searched for `*.mlspec` files. Rules can be selected in `[tool.mlc]` of the
+nearest `pyproject.toml` (`select`, `ignore`, `exclude`), and silenced on one line with a
+comment `# mlc: ignore[CODE, …]` (or `# mlc: ignore` for every code on that line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from mlc.cli.common import add_format_option, add_spec_options, fail, print_diagnostics, spec_options
+from mlc.diagnostics import Diagnostic, has_errors
+from mlc.source import SourceMap
+
+_SUPPRESS = re.compile(r"#\s*mlc:\s*ignore(?:\[([A-Za-z0-9_,\s]+)\])?")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", default=["."], help="files or directories (default: .)")
+    add_spec_options(parser)
+    add_format_option(parser)
+    parser.add_argument("--select", action="append", default=None, metavar="CODE",
+                        help="report only these codes or prefixes (e.g. E03, W)")
+    parser.add_argument("--ignore", action="append", default=None, metavar="CODE",
+                        help="never report these codes or prefixes")
+    parser.add_argument("--no-warnings", action="store_true", help="report errors only")
+
+
+def _collect(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str]]:
+    files: list[Path] = []
+    missing: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for found in sorted(path.rglob("*.mlspec")):
+                relative = found.as_posix()
+                if any(part.startswith(".") for part in found.parts[:-1] if part not in (".", "..")):
+                    continue
+                if any(Path(relative).match(pattern) or relative.startswith(pattern.rstrip("/") + "/")
+                       for pattern in exclude):
+                    continue
+                files.append(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(raw)
+    return files, missing
+
+
+def _matches(code: str, patterns: list[str]) -> bool:
+    return any(code.upper().startswith(p.strip().upper()) for p in patterns if p.strip())
+
+
+def _suppressed(diagnostic: Diagnostic, sources: SourceMap) -> bool:
+    source = sources.get(diagnostic.span.path)
+    if source is None:
+        return False
+    line = source.line_text(source.position(diagnostic.span.start).line)
+    match = _SUPPRESS.search(line)
+    if not match:
+        return False
+    listed = match.group(1)
+    return listed is None or diagnostic.code in {c.strip().upper() for c in listed.split(",")}
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlc.cli.config import load_config
+    from mlc.compile import check_paths
+
+    config = load_config(Path.cwd())
+    select = args.select if args.select is not None else config.select
+    ignore = (args.ignore or []) + config.ignore
+    files, missing = _collect(args.paths, config.exclude)
+    if missing:
+        return fail("no such file or directory: " + ", ".join(f"`{m}`" for m in missing))
+    if not files:
+        return fail("no `.mlspec` files found in " + ", ".join(f"`{p}`" for p in args.paths))
+    options = spec_options(args)
+    if isinstance(options, str):
+        return fail(options)
+    result = check_paths(files, options)
+    diagnostics = [
+        d for d in result.diagnostics
+        if (not select or _matches(d.code, select))
+        and not _matches(d.code, ignore)
+        and not (args.no_warnings and d.code.startswith("W"))
+        and not _suppressed(d, result.sources)
+    ]
+    print_diagnostics(diagnostics, result.sources, args.format, result.files)
+    return 1 if has_errors(diagnostics) else 0
