@@ -1,0 +1,89 @@
+"""Calling a step's Python function (`module:function`) in the current process.
+
+The spec's directory comes first on `sys.path`, so `steps:train` finds `steps.py` next to the
+spec. The function is called with keyword arguments: each of the command's `args`, each input
+(a `pathlib.Path`, or a list of them for a `fan_in` input), each output (a `pathlib.Path` to
+write), and the `foreach` variable. When the step has exactly one `metrics` output and the
+function returns a dict, the dict is written as that output's JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlc.runtime.errors import StepFailure
+
+
+def split_function_name(function: str) -> tuple[str, str]:
+    """`pkg.mod:func` -> (`pkg.mod`, `func`); a malformed name is a `StepFailure`."""
+    module, sep, name = function.partition(":")
+    if not sep or not module or not name:
+        raise StepFailure(f"`{function}` is not a function reference; write `module:function`")
+    return module, name
+
+
+def ensure_on_path(directory: str) -> None:
+    """Puts `directory` first on `sys.path` (once)."""
+    if sys.path[:1] != [directory]:
+        if directory in sys.path:
+            sys.path.remove(directory)
+        sys.path.insert(0, directory)
+
+
+def resolve_function(function: str, base_dir: str) -> Callable[..., Any]:
+    """Imports `module:function` with `base_dir` first on `sys.path`."""
+    module_name, attribute = split_function_name(function)
+    ensure_on_path(base_dir)
+    importlib.invalidate_caches()
+    module = importlib.import_module(module_name)
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise StepFailure(f"module `{module_name}` has no function `{attribute}`") from None
+    if not callable(target):
+        raise StepFailure(f"`{function}` is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def keyword_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Builds the call's keyword arguments from the JSON-safe shape of
+    `mlc.runtime.context.call_arguments`: paths become `pathlib.Path` objects."""
+    kwargs: dict[str, Any] = dict(arguments.get("args", {}))
+    for name, value in arguments.get("paths", {}).items():
+        kwargs[name] = [Path(v) for v in value] if isinstance(value, list) else Path(value)
+    kwargs.update(arguments.get("foreach", {}))
+    return kwargs
+
+
+def call_step_function(
+    function: str,
+    base_dir: str,
+    arguments: Mapping[str, Any],
+    metrics_path: str | None,
+) -> None:
+    """Imports and calls the function; writes a returned dict to `metrics_path` if given."""
+    target = resolve_function(function, base_dir)
+    result = target(**keyword_arguments(arguments))
+    if metrics_path is not None and isinstance(result, Mapping):
+        if Path(metrics_path).exists():
+            raise StepFailure(
+                f"`{function}` both wrote its metrics output and returned a dict; do one"
+            )
+        with open(metrics_path, "w", encoding="utf-8") as handle:
+            json.dump(dict(result), handle, sort_keys=True, indent=2, default=_json_default)
+            handle.write("\n")
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars (np.float64, np.int64, np.bool_) know how to become Python numbers.
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,114 @@
+"""Processes in their own process group: start, wait with a deadline, kill the whole group.
+
+A step's command may start children of its own (a shell, `torchrun`, data loaders); killing
+only the top process would leave them running. Every step therefore runs as the leader of a
+new session, and stopping it means SIGTERM to the whole group, a grace period, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+DEFAULT_KILL_GRACE_SECONDS = 10.0
+"""How long a group may take to exit after SIGTERM before it gets SIGKILL."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOutcome:
+    """How a process ended: its exit code (negative: killed by that signal), and whether it was
+    stopped for running past its deadline."""
+
+    exit_code: int
+    timed_out: bool = False
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process (zombies included) is left in the process group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Sends a signal to every process of a group; a group already gone is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def terminate_group(
+    pgid: int,
+    grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS,
+    reap: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """SIGTERM to the group, up to `grace_seconds` to exit, then SIGKILL to what is left.
+
+    `reap` is the group leader when it is our child: it is waited for, so that it does not
+    linger as a zombie that keeps the group alive.
+    """
+    signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if reap is not None:
+            reap.poll()
+        if not group_alive(pgid):
+            return
+        time.sleep(0.02)
+    signal_group(pgid, signal.SIGKILL)
+    if reap is not None:
+        reap.wait()
+    while group_alive(pgid) and time.monotonic() < deadline + 5:
+        time.sleep(0.01)
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str,
+    log_path: str,
+    timeout_seconds: float | None = None,
+    grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS,
+    new_session: bool = True,
+) -> ProcessOutcome:
+    """Runs a command with stdout and stderr appended to `log_path`, without a shell.
+
+    With `new_session` the command leads a new session and process group, and a timeout
+    kills that whole group. Without it the command joins the caller's group (a worker that is
+    itself a group leader the scheduler kills).
+    """
+    with open(log_path, "ab", buffering=0) as log:
+        process = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+            close_fds=True,
+        )
+    try:
+        return ProcessOutcome(process.wait(timeout=timeout_seconds))
+    except subprocess.TimeoutExpired:
+        if new_session:
+            terminate_group(process.pid, grace_seconds, reap=process)
+        else:
+            process.kill()
+        return ProcessOutcome(process.wait(), timed_out=True)
+    except BaseException:
+        if new_session:
+            terminate_group(process.pid, grace_seconds, reap=process)
+        else:
+            process.kill()
+        process.wait()
+        raise

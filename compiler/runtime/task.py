@@ -1,0 +1,158 @@
+"""A task: one attempt of one invocation, rendered and ready to execute in some process.
+
+A task is plain JSON (so it crosses a pipe, a Ray call or a container boundary) and says
+everything the executing process needs: the command (argv, or a function and its
+arguments), the environment, the working directory and the log file. `execute_task` runs it
+in the current process; stdout and stderr of the step go to the log, never to the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlc.runtime.calls import call_step_function
+from mlc.runtime.errors import StepFailure
+from mlc.runtime.process import DEFAULT_KILL_GRACE_SECONDS, run_process
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One attempt of one invocation, with every template already rendered."""
+
+    kind: str
+    """`exec`, `shell` (argv is then `/bin/sh -c <command>`) or `call`."""
+    env: Mapping[str, str]
+    cwd: str
+    log_path: str
+    argv: tuple[str, ...] = ()
+    function: str | None = None
+    base_dir: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    metrics_path: str | None = None
+    """Where a `call` function's returned dict is written (its single `metrics` output)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict."""
+        data = asdict(self)
+        data["argv"] = list(self.argv)
+        data["env"] = dict(self.env)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Task:
+        """The task a `to_json` dict describes."""
+        fields = dict(data)
+        fields["argv"] = tuple(fields.get("argv", ()))
+        return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """How a task ended: exit code 0 is success; `error` says why not in one line."""
+
+    exit_code: int
+    error: str | None = None
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the task succeeded."""
+        return self.exit_code == 0 and self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict."""
+        return asdict(self)
+
+
+def execute_task(
+    task: Task,
+    *,
+    new_session: bool = True,
+    timeout_seconds: float | None = None,
+    grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS,
+) -> TaskResult:
+    """Runs a task in this process (a call) or in a child process (exec and shell).
+
+    `new_session` puts a command in a process group of its own (and lets the timeout kill
+    it); a worker that is itself the group leader the scheduler kills passes False.
+    """
+    if task.kind == "call":
+        return _execute_call(task)
+    outcome = run_process(
+        task.argv,
+        env=task.env,
+        cwd=task.cwd,
+        log_path=task.log_path,
+        timeout_seconds=timeout_seconds,
+        grace_seconds=grace_seconds,
+        new_session=new_session,
+    )
+    if outcome.timed_out:
+        return TaskResult(outcome.exit_code, "timed out", timed_out=True)
+    if outcome.exit_code < 0:
+        return TaskResult(outcome.exit_code, f"killed by signal {-outcome.exit_code}")
+    if outcome.exit_code != 0:
+        return TaskResult(outcome.exit_code, f"exited with code {outcome.exit_code}")
+    return TaskResult(0)
+
+
+def _execute_call(task: Task) -> TaskResult:
+    if task.function is None:
+        return TaskResult(1, "a `call` task names no function")
+    with _redirected_output(task.log_path), _step_environment(task.env, task.cwd):
+        try:
+            call_step_function(task.function, task.base_dir, task.arguments, task.metrics_path)
+        except StepFailure as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return TaskResult(1, str(exc))
+        except SystemExit as exc:
+            if exc.code in (0, None):
+                return TaskResult(0)
+            traceback.print_exc()
+            return TaskResult(1, f"{task.function} called sys.exit({exc.code!r})")
+        except BaseException as exc:
+            traceback.print_exc()
+            return TaskResult(1, f"{task.function} raised {type(exc).__name__}: {exc}")
+    return TaskResult(0)
+
+
+@contextmanager
+def _redirected_output(log_path: str) -> Iterator[None]:
+    """Points file descriptors 1 and 2 (and so child processes) at the log while inside."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, log):
+            os.close(fd)
+
+
+@contextmanager
+def _step_environment(env: Mapping[str, str], cwd: str) -> Iterator[None]:
+    """Replaces the process environment and working directory while inside."""
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)

@@ -1,0 +1,83 @@
+"""Rendering command templates: a sandboxed Jinja2 environment with StrictUndefined.
+
+`exec` commands render each argv element on its own; `shell` commands render one string in
+which every substituted value is shell-quoted, so a param or a path can never inject shell
+syntax. Values render the way a user expects on a command line: `true`/`false` for booleans,
+JSON for lists and maps.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
+from mlc.runtime.errors import TemplateFailure
+
+
+def format_value(value: Any) -> str:
+    """The text of a value substituted into a command.
+
+    >>> format_value(True), format_value(0.25), format_value([1, 2]), format_value(None)
+    ('true', '0.25', '[1, 2]', '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _shell_quoted(value: Any) -> str:
+    return shlex.quote(format_value(value))
+
+
+@cache
+def _environment(shell: bool) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        undefined=StrictUndefined,
+        finalize=_shell_quoted if shell else format_value,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(template: str, context: Mapping[str, Any], *, shell: bool = False) -> str:
+    """Renders one template; `shell=True` shell-quotes every substituted value.
+
+    >>> render_template("--out {{ outputs.model }}", {"outputs": {"model": "/w/m dir"}})
+    '--out /w/m dir'
+    >>> render_template("echo {{ p }}", {"p": "a; rm -rf /"}, shell=True)
+    "echo 'a; rm -rf /'"
+    """
+    try:
+        return _environment(shell).from_string(template).render(dict(context))
+    except TemplateError as exc:
+        raise TemplateFailure(f"cannot render `{template}`: {exc}") from None
+
+
+def render_argv(templates: Sequence[str], context: Mapping[str, Any]) -> list[str]:
+    """Renders the argv of an `exec` command, one element per template."""
+    return [render_template(part, context) for part in templates]
+
+
+def referenced_names(templates: Sequence[str]) -> frozenset[str]:
+    """The top-level names the templates read (`params`, `inputs`, `run`, a foreach variable).
+
+    >>> sorted(referenced_names(["{{ run.id }}", "{{ params.n }} {{ lr }}"]))
+    ['lr', 'params', 'run']
+    """
+    environment = _environment(False)
+    names: set[str] = set()
+    for template in templates:
+        try:
+            names |= meta.find_undeclared_variables(environment.parse(template))
+        except TemplateError as exc:
+            raise TemplateFailure(f"cannot parse `{template}`: {exc}") from None
+    return frozenset(names)

@@ -1,0 +1,124 @@
+"""Per-attempt work directories: inputs materialised read-only, outputs collected into the store.
+
+```
+<attempt>/inputs/<name>        an input, hard-linked or copied from the store, read-only
+<attempt>/inputs/<name>/<i>    item i of a `fan_in` input
+<attempt>/outputs/<name>       where the step writes an output (a `dir` output exists, empty)
+<attempt>/tmp/                 TMPDIR of the step
+```
+
+Outputs become visible only through `collect_outputs`, which checks every declared output and
+puts them all in the store before anything refers to them; a failed attempt's directory is
+simply removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlc.ir.model import OutputPort
+from mlc.runtime.cache_entries import CachedOutput
+from mlc.runtime.context import StepPaths
+from mlc.runtime.errors import StepFailure
+from mlc.runtime.metrics import check_metrics, load_metrics
+from mlc.store.base import Store
+from mlc.store.digest import Digest
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptDir:
+    """The directory of one attempt of one invocation."""
+
+    root: Path
+
+    @property
+    def inputs(self) -> Path:
+        """Where inputs are materialised."""
+        return self.root / "inputs"
+
+    @property
+    def outputs(self) -> Path:
+        """Where outputs are written."""
+        return self.root / "outputs"
+
+    @property
+    def tmp(self) -> Path:
+        """The step's temporary directory."""
+        return self.root / "tmp"
+
+
+def prepare_attempt(
+    root: Path,
+    store: Store,
+    input_digests: Mapping[str, Digest | Sequence[Digest]],
+    outputs: Sequence[OutputPort],
+) -> tuple[AttemptDir, StepPaths]:
+    """Creates the attempt directory, materialises the inputs and names the output paths."""
+    remove_tree(root)
+    attempt = AttemptDir(root)
+    for directory in (attempt.inputs, attempt.outputs, attempt.tmp):
+        directory.mkdir(parents=True)
+    input_paths: dict[str, str | list[str]] = {}
+    for name, digests in input_digests.items():
+        if isinstance(digests, str):
+            store.materialize(digests, attempt.inputs / name, readonly=True)
+            input_paths[name] = str(attempt.inputs / name)
+        else:
+            (attempt.inputs / name).mkdir()
+            paths: list[str] = []
+            for index, digest in enumerate(digests):
+                store.materialize(digest, attempt.inputs / name / str(index), readonly=True)
+                paths.append(str(attempt.inputs / name / str(index)))
+            input_paths[name] = paths
+    output_paths: dict[str, str] = {}
+    for port in outputs:
+        path = attempt.outputs / port.name
+        if port.type.kind == "dir":
+            path.mkdir()
+        output_paths[port.name] = str(path)
+    return attempt, StepPaths(inputs=input_paths, outputs=output_paths)
+
+
+def check_output(port: OutputPort, path: Path) -> None:
+    """Checks that a step wrote an output of the declared kind (metrics: and their types)."""
+    if not path.exists():
+        raise StepFailure(f"the step did not write its output `{port.name}` (expected at {path})")
+    kind = port.type.kind
+    if kind in ("file", "metrics") and not path.is_file():
+        raise StepFailure(f"output `{port.name}` is a `{kind}` and must be a file, not a directory")
+    if kind == "dir" and not path.is_dir():
+        raise StepFailure(f"output `{port.name}` is a `dir` and must be a directory")
+    if kind == "metrics":
+        check_metrics(port.name, port.type, load_metrics(str(path), port.name))
+
+
+def collect_outputs(
+    store: Store, outputs: Sequence[OutputPort], paths: StepPaths
+) -> dict[str, CachedOutput]:
+    """Checks every declared output, then puts each into the store; returns their versions."""
+    for port in outputs:
+        check_output(port, Path(paths.outputs[port.name]))
+    collected: dict[str, CachedOutput] = {}
+    for port in outputs:
+        version = store.snapshot(paths.outputs[port.name])
+        collected[port.name] = CachedOutput(version.digest, version.kind)
+    return collected
+
+
+def remove_tree(path: Path) -> None:
+    """Removes a directory tree, read-only parts included; a missing path is fine."""
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return
+
+    # Only directories are made writable: files may be hard links of read-only store objects.
+    for directory, _dirs, _files in os.walk(path):
+        os.chmod(directory, stat.S_IRWXU)
+    shutil.rmtree(path)
