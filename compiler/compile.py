@@ -66,11 +66,13 @@ CHECKS: tuple[ProgramCheck, ...] = (
     lambda program, options: resources.check_feasible(program, options.target),
     lambda program, options: (
         targets.check_backends(program, options.describe_backend, list(options.known_backends))
-        if options.describe_backend else []
+        if options.describe_backend
+        else []
     ),
     lambda program, options: (
         targets.check_capabilities(program, options.target, options.describe_backend)
-        if options.describe_backend and options.target else []
+        if options.describe_backend and options.target
+        else []
     ),
 )
 
@@ -82,7 +84,10 @@ LINTS: tuple[ProgramCheck, ...] = (
 
 
 def check_paths(
-    paths: Iterable[Path], options: Options | None = None, *, texts: Mapping[Path, str] | None = None
+    paths: Iterable[Path],
+    options: Options | None = None,
+    *,
+    texts: Mapping[Path, str] | None = None,
 ) -> CheckResult:
     """Parses, resolves and checks each file (imports included); never raises on bad input."""
     options = options or Options()
@@ -114,7 +119,8 @@ def check_paths(
             if options.target is not None and options.target not in program.targets:
                 diagnostics.append(
                     codes.UNKNOWN_TARGET.at(
-                        program.span, f"pipeline `{program.name}` has no such target",
+                        program.span,
+                        f"pipeline `{program.name}` has no such target",
                         name=options.target,
                         help=_choices("targets", program.targets),
                     )
@@ -153,7 +159,9 @@ def compile_spec(
         diagnostics = [
             *diagnostics,
             codes.NO_PIPELINE.at(
-                whole_file(spec.as_posix()), "", path=spec.as_posix(),
+                whole_file(spec.as_posix()),
+                "",
+                path=spec.as_posix(),
                 help="a spec to compile declares one `pipeline name { … }`",
             ),
         ]
@@ -163,7 +171,9 @@ def compile_spec(
         diagnostics = [
             *diagnostics,
             codes.UNKNOWN_PIPELINE.at(
-                result.programs[1].span, "a second pipeline", name="(ambiguous)",
+                result.programs[1].span,
+                "a second pipeline",
+                name="(ambiguous)",
                 help=f"choose one with `--pipeline`: {names}",
             ),
         ]

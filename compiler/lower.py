@@ -23,7 +23,7 @@ def _source(span: Span, sources: SourceMap) -> ir.SourceRef:
 def _artifact(type_: t.Type) -> ir.ArtifactType:
     base = type_.args[0] if type_.name == "list" and type_.args else type_
     keys = dict(base.metric_keys) if base.metric_keys is not None else None
-    return ir.ArtifactType(name=base.name, kind=base.artifact_kind or "file", metric_keys=keys)  # type: ignore[arg-type]
+    return ir.ArtifactType(name=base.name, kind=base.artifact_kind or "file", metric_keys=keys)
 
 
 def _gpu(gpu: t.GpuValue | None) -> ir.GpuRequest | None:
@@ -55,7 +55,9 @@ def lower_step(step: StepDecl, program: Program, sources: SourceMap) -> ir.Step:
             type=_artifact(port.type),
             fan_in=port.fan_in,
             source=ir.InputSource(
-                node=ir.step_id(port.node) if port.source_kind == "step" else ir.dataset_id(port.node),
+                node=ir.step_id(port.node)
+                if port.source_kind == "step"
+                else ir.dataset_id(port.node),
                 output=port.output,
             ),
         )
@@ -70,7 +72,8 @@ def lower_step(step: StepDecl, program: Program, sources: SourceMap) -> ir.Step:
         )
     params_used = {
         name: t.to_json(program.params[name].value)
-        for name in sorted(step.params_used) if name in program.params
+        for name in sorted(step.params_used)
+        if name in program.params
     }
     resources = step.resources
     return ir.Step(
@@ -79,7 +82,7 @@ def lower_step(step: StepDecl, program: Program, sources: SourceMap) -> ir.Step:
         is_finally=step.is_finally,
         image=step.image,
         command=ir.Command(
-            kind=step.command_kind,  # type: ignore[arg-type]
+            kind=step.command_kind,
             argv=step.argv,
             function=step.function,
             args=dict(sorted(step.args.items())),
@@ -87,7 +90,9 @@ def lower_step(step: StepDecl, program: Program, sources: SourceMap) -> ir.Step:
         env=dict(sorted(step.env.items())),
         secrets={k: ir.SecretRef(name=n, key=key) for k, (n, key) in sorted(step.secrets.items())},
         inputs=inputs,
-        outputs=tuple(ir.OutputPort(name=o.name, type=_artifact(o.type)) for o in step.outputs.values()),
+        outputs=tuple(
+            ir.OutputPort(name=o.name, type=_artifact(o.type)) for o in step.outputs.values()
+        ),
         resources=ir.Resources(
             cpu_millis=resources.cpu_millis,
             memory_bytes=resources.memory_bytes,
@@ -122,8 +127,11 @@ def lower_target(target: TargetDecl) -> ir.Target:
         accelerators=dict(sorted(target.accelerators.items())),
         nodes=tuple(
             ir.NodePool(
-                name=p.name, count=p.count, cpu_millis=p.cpu_millis,
-                memory_bytes=p.memory_bytes, gpu=_gpu(p.gpu),
+                name=p.name,
+                count=p.count,
+                cpu_millis=p.cpu_millis,
+                memory_bytes=p.memory_bytes,
+                gpu=_gpu(p.gpu),
             )
             for p in target.nodes
         ),
@@ -138,7 +146,10 @@ def lower(program: Program, sources: SourceMap, target: str | None) -> ir.IRDocu
         name=program.name,
         params=tuple(
             ir.Param(
-                name=p.name, type=str(p.type), value=t.to_json(p.value), default=p.default,
+                name=p.name,
+                type=str(p.type),
+                value=t.to_json(p.value),
+                default=p.default,
                 constraint=p.constraint,
             )
             for p in program.params.values()
@@ -148,7 +159,7 @@ def lower(program: Program, sources: SourceMap, target: str | None) -> ir.IRDocu
                 id=ir.dataset_id(d.name),
                 name=d.name,
                 uri=d.uri,
-                version=ir.DatasetVersion(kind=d.version_kind, value=d.version_value),  # type: ignore[arg-type]
+                version=ir.DatasetVersion(kind=d.version_kind, value=d.version_value),
                 type=_artifact(d.type),
                 source=_source(d.span, sources),
             )

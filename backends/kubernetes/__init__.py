@@ -15,8 +15,18 @@ class KubernetesBackend:
     description = BackendDescription(
         name="kubernetes",
         capabilities=frozenset(
-            {"image", "secrets", "gpu", "accelerator", "mig", "shm", "disk", "retries",
-             "timeout", "foreach"}
+            {
+                "image",
+                "secrets",
+                "gpu",
+                "accelerator",
+                "mig",
+                "shm",
+                "disk",
+                "retries",
+                "timeout",
+                "foreach",
+            }
         ),
         requires=frozenset({"image"}),
         needs_accelerator_mapping=True,

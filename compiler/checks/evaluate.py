@@ -62,8 +62,12 @@ class Scope:
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-    ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -95,7 +99,9 @@ class Evaluator:
         if not t.accepts(expected, actual):
             return self.error(
                 codes.TYPE_MISMATCH.at(
-                    expr.span, f"this is {t.describe(result)}", expected=f"`{expected}` for {what}",
+                    expr.span,
+                    f"this is {t.describe(result)}",
+                    expected=f"`{expected}` for {what}",
                     found=f"`{actual}`",
                 )
             )
@@ -127,7 +133,9 @@ class Evaluator:
         return t.Quantity(number * t.MEMORY_UNITS[unit], "bytes")
 
     def _listlit(self, expr: ast.ListLit, scope: Scope, expected: t.Type | None) -> Any:
-        item_type = expected.args[0] if expected and expected.name == "list" and expected.args else None
+        item_type = (
+            expected.args[0] if expected and expected.name == "list" and expected.args else None
+        )
         items = [self.value(item, scope, item_type) for item in expr.items]
         return INVALID if any(i is INVALID for i in items) else items
 
@@ -137,7 +145,9 @@ class Evaluator:
             if not isinstance(item, ast.Attribute):
                 return self.error(
                     codes.MISPLACED_BLOCK.at(
-                        item.span, "only `key = value` pairs", what="a block or typed field",
+                        item.span,
+                        "only `key = value` pairs",
+                        what="a block or typed field",
                         help="write `key = value` inside `{ … }` values",
                     )
                 )
@@ -169,7 +179,9 @@ class Evaluator:
             code = codes.UNKNOWN_PARAM if base.kind == "params" else codes.UNKNOWN_NAME
             return self.error(
                 code.at(
-                    expr.name.span, f"not a member of `{_root(expr.value)}`", name=name,
+                    expr.name.span,
+                    f"not a member of `{_root(expr.value)}`",
+                    name=name,
                     help=did_you_mean(name, base.members),
                 )
             )
@@ -190,7 +202,10 @@ class Evaluator:
         if name not in source.outputs:
             return self.error(
                 codes.UNKNOWN_OUTPUT.at(
-                    expr.name.span, "no such output", step=source.step, name=name,
+                    expr.name.span,
+                    "no such output",
+                    step=source.step,
+                    name=name,
                     help=did_you_mean(name, source.outputs),
                 )
             )
@@ -198,14 +213,19 @@ class Evaluator:
         if source.is_foreach:
             return self.error(
                 codes.GATE_ON_FOREACH.at(
-                    expr.span, "one value per item", step=source.step,
+                    expr.span,
+                    "one value per item",
+                    step=source.step,
                     help="gate on a fan-in step that summarises the items",
                 )
             )
         if output_type.artifact_kind != "metrics" or output_type.metric_keys is None:
             return self.error(
                 codes.UNDECLARED_METRICS.at(
-                    expr.span, "cannot be read in a condition", output=name, step=source.step,
+                    expr.span,
+                    "cannot be read in a condition",
+                    output=name,
+                    step=source.step,
                     kind=str(output_type),
                     help=f"declare its keys: `{name}: metrics {{ accuracy: float }}`",
                 )
@@ -220,8 +240,12 @@ class Evaluator:
         if name not in keys:
             return self.error(
                 codes.UNKNOWN_METRIC.at(
-                    expr.name.span, "not a declared key", output=ref["output"], step=ref["step"],
-                    name=name, help=did_you_mean(name, keys),
+                    expr.name.span,
+                    "not a declared key",
+                    output=ref["output"],
+                    step=ref["step"],
+                    name=name,
+                    help=did_you_mean(name, keys),
                 )
             )
         condition = {"kind": "metric", "step": ref["step"], "output": ref["output"], "key": name}
@@ -237,7 +261,9 @@ class Evaluator:
         except (IndexError, KeyError, TypeError):
             return self.error(
                 codes.INVALID_VALUE.at(
-                    expr.index.span, "no such item", name=_root(expr.value),
+                    expr.index.span,
+                    "no such item",
+                    name=_root(expr.value),
                     reason=f"{t.describe(index)} is not an index of {t.describe(base)}",
                 )
             )
@@ -258,7 +284,10 @@ class Evaluator:
             if len(kinds) > 1 and not all(t.is_number(a) for a in args):
                 return self.error(
                     codes.INVALID_OPERANDS.at(
-                        expr.span, "mixed kinds", op=name, left=t.describe(args[0]),
+                        expr.span,
+                        "mixed kinds",
+                        op=name,
+                        left=t.describe(args[0]),
                         right=t.describe(args[1]),
                     )
                 )
@@ -266,7 +295,9 @@ class Evaluator:
             return min(args, key=key) if name == "min" else max(args, key=key)
         return self.error(
             codes.UNKNOWN_NAME.at(
-                expr.function.span, "not a function", name=name,
+                expr.function.span,
+                "not a function",
+                name=name,
                 help=did_you_mean(name, ["tag", "min", "max"]),
             )
         )
@@ -292,7 +323,9 @@ class Evaluator:
         if isinstance(value, t.Symbolic) and value.type in (t.INT, t.FLOAT):
             return t.Symbolic(value.type, _op("-", 0, value), value.steps)
         return self.error(
-            codes.INVALID_OPERANDS.at(expr.span, "", op="-", left=t.describe(value), right="nothing")
+            codes.INVALID_OPERANDS.at(
+                expr.span, "", op="-", left=t.describe(value), right="nothing"
+            )
         )
 
     def _binary(self, expr: ast.Binary, scope: Scope, expected: t.Type | None) -> Any:
@@ -314,7 +347,9 @@ class Evaluator:
                 codes.INVALID_OPERANDS.at(
                     expr.op_span if expr.op_span.end > expr.op_span.start else expr.span,
                     f"{t.describe(left)} {op} {t.describe(right)}",
-                    op=op, left=f"`{t.type_of(left)}`", right=f"`{t.type_of(right)}`",
+                    op=op,
+                    left=f"`{t.type_of(left)}`",
+                    right=f"`{t.type_of(right)}`",
                 )
             )
         return result
@@ -328,9 +363,11 @@ class Evaluator:
             if lt == t.BOOL and rt == t.BOOL:
                 return t.Symbolic(t.BOOL, _op(op, left, right), steps)
         elif op in _COMPARE:
-            if (lt in numeric and rt in numeric) or (
-                lt == rt and op in ("==", "!=")
-            ) or (op in ("==", "!=") and {lt.name, rt.name} <= {"str", "enum"}):
+            if (
+                (lt in numeric and rt in numeric)
+                or (lt == rt and op in ("==", "!="))
+                or (op in ("==", "!=") and {lt.name, rt.name} <= {"str", "enum"})
+            ):
                 return t.Symbolic(t.BOOL, _op(op, left, right), steps)
         elif op in ("+", "-", "*", "/") and lt in numeric and rt in numeric:
             result_type = t.FLOAT if op == "/" or t.FLOAT in (lt, rt) else t.INT
@@ -339,8 +376,11 @@ class Evaluator:
             return t.Symbolic(t.BOOL, _op(op, left, right), steps)
         return self.error(
             codes.INVALID_OPERANDS.at(
-                expr.span, f"{t.describe(left)} {op} {t.describe(right)}", op=op,
-                left=f"`{lt}`", right=f"`{rt}`",
+                expr.span,
+                f"{t.describe(left)} {op} {t.describe(right)}",
+                op=op,
+                left=f"`{lt}`",
+                right=f"`{rt}`",
             )
         )
 
@@ -352,8 +392,9 @@ class Evaluator:
         if not isinstance(accelerator, str):
             return self.error(
                 codes.TYPE_MISMATCH.at(
-                    expr.right.span, f"this is {t.describe(accelerator)}",
-                    expected="an accelerator type such as `\"a100-80gb\"`",
+                    expr.right.span,
+                    f"this is {t.describe(accelerator)}",
+                    expected='an accelerator type such as `"a100-80gb"`',
                     found=f"`{t.type_of(accelerator)}`",
                 )
             )
@@ -441,7 +482,9 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
                 amount = left.amount + right.amount if op == "+" else left.amount - right.amount
                 return t.Quantity(amount, left.dimension)
             if isinstance(left, t.Duration) and isinstance(right, t.Duration):
-                return t.Duration(left.seconds + right.seconds if op == "+" else left.seconds - right.seconds)
+                return t.Duration(
+                    left.seconds + right.seconds if op == "+" else left.seconds - right.seconds
+                )
     scaled, factor = (left, right) if t.is_number(right) else (right, left)
     if t.is_number(factor) and op in ("*", "/") and not (op == "/" and scaled is right):
         if isinstance(scaled, t.Quantity):

@@ -39,15 +39,17 @@ def check_acyclic(program: Program) -> list[Diagnostic]:
         for successor, span in graph.get(node, []):
             if state.get(successor) == 1:
                 names = [n for n, _ in stack]
-                cycle = names[names.index(successor):]
+                cycle = names[names.index(successor) :]
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
                     shown = " -> ".join(f"`{n}`" for n in [*cycle, successor])
-                    links = [s for n, s in stack[names.index(successor) + 1:] if s is not None]
+                    links = [s for n, s in stack[names.index(successor) + 1 :] if s is not None]
                     found.append(
                         codes.DEPENDENCY_CYCLE.at(
-                            span, f"`{node}` needs `{successor}` here", cycle=shown,
+                            span,
+                            f"`{node}` needs `{successor}` here",
+                            cycle=shown,
                             secondary=[Label(s, "and here") for s in links],
                             help="remove one of these dependencies; a pipeline is a DAG",
                         )
@@ -70,8 +72,10 @@ def check_unused(program: Program) -> list[Diagnostic]:
         if not param.used:
             found.append(
                 codes.UNUSED_PARAM.at(
-                    param.span, "declared here", name=param.name,
-                    help="remove it, or use it as `params.%s`" % param.name,
+                    param.span,
+                    "declared here",
+                    name=param.name,
+                    help=f"remove it, or use it as `params.{param.name}`",
                 )
             )
     consumed: set[tuple[str, str]] = set()
@@ -87,7 +91,10 @@ def check_unused(program: Program) -> list[Diagnostic]:
             if (step.name, output.name) not in consumed:
                 found.append(
                     codes.UNUSED_OUTPUT.at(
-                        output.span, "nothing reads it", name=output.name, step=step.name,
+                        output.span,
+                        "nothing reads it",
+                        name=output.name,
+                        step=step.name,
                         help=f"export it in the pipeline's `outputs {{ {output.name} = {step.name}.{output.name} }}`",
                     )
                 )
@@ -109,7 +116,9 @@ def check_reachable(program: Program) -> list[Diagnostic]:
         if step.when is False and step.when_span is not None:
             found.append(
                 codes.UNREACHABLE_STEP.at(
-                    step.when_span, "always false", step=step.name,
+                    step.when_span,
+                    "always false",
+                    step=step.name,
                     help="remove the step, or fix the condition",
                 )
             )

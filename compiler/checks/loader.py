@@ -78,17 +78,22 @@ class Loader:
             where = declaration.alias.span if declaration.alias else span
             self.diagnostics.append(
                 codes.DUPLICATE_DEFINITION.at(
-                    where, "imported twice under this name", kind="import", name=alias,
+                    where,
+                    "imported twice under this name",
+                    kind="import",
+                    name=alias,
                     help="give one of them another name with `as`",
                 )
             )
             return
         if target in self._loading:
-            cycle = self._loading[self._loading.index(target):] + [target]
+            cycle = [*self._loading[self._loading.index(target):], target]
             shown = " -> ".join(f"`{self.display(p)}`" for p in cycle)
             self.diagnostics.append(
                 codes.IMPORT_CYCLE.at(
-                    span, "this import closes the cycle", cycle=shown,
+                    span,
+                    "this import closes the cycle",
+                    cycle=shown,
                     help="move what both files need into a third file that imports neither",
                 )
             )
@@ -101,7 +106,9 @@ class Loader:
         if not target.is_file():
             self.diagnostics.append(
                 codes.IMPORT_NOT_FOUND.at(
-                    span, "no such file", path=declaration.path.value,
+                    span,
+                    "no such file",
+                    path=declaration.path.value,
                     help=f"paths are relative to the importing file's folder, `{self.display(importer.path.parent) or '.'}`",
                 )
             )
@@ -111,7 +118,9 @@ class Loader:
         except (OSError, UnicodeDecodeError) as error:
             self.diagnostics.append(
                 codes.IMPORT_FAILED.at(
-                    span, "cannot be read", path=declaration.path.value,
+                    span,
+                    "cannot be read",
+                    path=declaration.path.value,
                     reason=getattr(error, "strerror", None) or str(error),
                 )
             )

@@ -59,14 +59,20 @@ def parse_override(text: str, declared: t.Type) -> object:
 def placeholder(declared: t.Type) -> object:
     """A value of the declared type, used by `mlc lint` for a param that has no default."""
     return {
-        "int": 1, "float": 1.0, "str": "", "bool": False,
-        "duration": t.Duration(60), "quantity": t.Quantity(2**30, "bytes"),
-        "list": [], "map": {},
+        "int": 1,
+        "float": 1.0,
+        "str": "",
+        "bool": False,
+        "duration": t.Duration(60),
+        "quantity": t.Quantity(2**30, "bytes"),
+        "list": [],
+        "map": {},
     }.get(declared.name, declared.choices[0] if declared.choices else None)
 
 
 def format_constraint(low: object, high: object) -> str:
     """`1..10`, `0.5..`, `..100`."""
+
     def show(value: object) -> str:
         return "" if value is None else str(value)
 

@@ -36,7 +36,9 @@ ACCELERATORS: dict[str, Accelerator] = {
         Accelerator("a100-40gb", 40, _A100_40),
         Accelerator("a100-80gb", 80, _A100_80),
         Accelerator("h100", 80, _H100),
-        Accelerator("h200", 141, ("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "4g.71gb", "7g.141gb")),
+        Accelerator(
+            "h200", 141, ("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "4g.71gb", "7g.141gb")
+        ),
         Accelerator("b200", 192),
         Accelerator("mi300x", 192),
     )
@@ -46,7 +48,9 @@ ACCELERATORS: dict[str, Accelerator] = {
 def check_accelerators(program: Program) -> list[Diagnostic]:
     """Every accelerator type named in steps and node pools is known; MIG profiles exist."""
     found: list[Diagnostic] = []
-    requests = [(step.resources, step.resources.spans.get("gpu")) for step in program.steps.values()]
+    requests = [
+        (step.resources, step.resources.spans.get("gpu")) for step in program.steps.values()
+    ]
     for target in program.targets.values():
         for pool in target.nodes:
             if pool.gpu is not None:
@@ -59,7 +63,9 @@ def check_accelerators(program: Program) -> list[Diagnostic]:
         if accelerator is None:
             found.append(
                 codes.UNKNOWN_ACCELERATOR.at(
-                    span, "not a known GPU model", name=gpu.accelerator,
+                    span,
+                    "not a known GPU model",
+                    name=gpu.accelerator,
                     help=did_you_mean(gpu.accelerator, ACCELERATORS)
                     or "known types: " + ", ".join(sorted(ACCELERATORS)),
                 )
@@ -67,9 +73,13 @@ def check_accelerators(program: Program) -> list[Diagnostic]:
         elif gpu.mig and gpu.mig not in accelerator.mig_profiles:
             found.append(
                 codes.INVALID_MIG_PROFILE.at(
-                    span, "not a partition of this GPU", profile=gpu.mig, accelerator=gpu.accelerator,
+                    span,
+                    "not a partition of this GPU",
+                    profile=gpu.mig,
+                    accelerator=gpu.accelerator,
                     help=("profiles: " + ", ".join(accelerator.mig_profiles))
-                    if accelerator.mig_profiles else f"`{gpu.accelerator}` has no MIG partitions",
+                    if accelerator.mig_profiles
+                    else f"`{gpu.accelerator}` has no MIG partitions",
                 ),
             )
     return found
@@ -124,8 +134,14 @@ def check_feasible(program: Program, target: str | None) -> list[Diagnostic]:
             largest = _largest(declared)
             found.append(
                 codes.INFEASIBLE_REQUEST.at(
-                    span, "no node can hold this", step=step.name, resource=lack, target=declared.name,
-                    notes=[f"the largest nodes of `{declared.name}` have {largest}"] if largest else [],
+                    span,
+                    "no node can hold this",
+                    step=step.name,
+                    resource=lack,
+                    target=declared.name,
+                    notes=[f"the largest nodes of `{declared.name}` have {largest}"]
+                    if largest
+                    else [],
                     help="lower the request, or add a node pool that can hold it",
                 )
             )
@@ -140,5 +156,7 @@ def _largest(target: TargetDecl) -> str:
     parts = []
     for pool in target.nodes:
         gpu = f", {pool.gpu.count} x `{pool.gpu.accelerator}`" if pool.gpu else ""
-        parts.append(f"{pool.cpu_millis / 1000:g} CPU, {pool.memory_bytes / 2**30:g}Gi{gpu} (`{pool.name}`)")
+        parts.append(
+            f"{pool.cpu_millis / 1000:g} CPU, {pool.memory_bytes / 2**30:g}Gi{gpu} (`{pool.name}`)"
+        )
     return "; ".join(parts)

@@ -1,4 +1,4 @@
-""""Did you mean" suggestions for name lookups."""
+""" "Did you mean" suggestions for name lookups."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ FEATURES: Mapping[str, str] = {
     "image": "container images (`image`)",
     "secrets": "secrets (`secrets`)",
     "gpu": "GPU requests (`gpu`)",
-    "accelerator": "GPU model selection (`gpu = N of \"…\"`)",
+    "accelerator": 'GPU model selection (`gpu = N of "…"`)',
     "mig": "MIG partitions",
     "shm": "shared-memory sizes (`shm`)",
     "disk": "ephemeral disk requests (`disk`)",
@@ -43,7 +43,9 @@ class BackendDescription:
 DescribeBackend = Callable[[str], BackendDescription | None]
 
 
-def check_backends(program: Program, describe: DescribeBackend, known: list[str]) -> list[Diagnostic]:
+def check_backends(
+    program: Program, describe: DescribeBackend, known: list[str]
+) -> list[Diagnostic]:
     """Every target names a backend that is installed, and its settings block is valid."""
     found: list[Diagnostic] = []
     for target in program.targets.values():
@@ -51,7 +53,9 @@ def check_backends(program: Program, describe: DescribeBackend, known: list[str]
         if description is None:
             found.append(
                 codes.UNKNOWN_BACKEND.at(
-                    target.backend_span, "not an installed backend", name=target.backend,
+                    target.backend_span,
+                    "not an installed backend",
+                    name=target.backend,
                     help=(
                         "the backend is installed but failed to load; see the warning above"
                         if target.backend in known
@@ -65,8 +69,10 @@ def check_backends(program: Program, describe: DescribeBackend, known: list[str]
                 if key not in description.settings:
                     found.append(
                         codes.INVALID_SETTING.at(
-                            target.settings_span, f"in this `{target.backend}` block",
-                            backend=target.backend, reason=f"unknown setting `{key}`",
+                            target.settings_span,
+                            f"in this `{target.backend}` block",
+                            backend=target.backend,
+                            reason=f"unknown setting `{key}`",
                             help=did_you_mean(key, description.settings)
                             or "settings: " + ", ".join(sorted(description.settings)),
                         )
@@ -75,7 +81,9 @@ def check_backends(program: Program, describe: DescribeBackend, known: list[str]
             if name not in FEATURES:
                 found.append(
                     codes.INVALID_SETTING.at(
-                        target.span, "in `ignore_unsupported`", backend=target.backend,
+                        target.span,
+                        "in `ignore_unsupported`",
+                        backend=target.backend,
                         reason=f"unknown feature `{name}`",
                         help=did_you_mean(name, FEATURES) or "features: " + ", ".join(FEATURES),
                     )
@@ -83,7 +91,9 @@ def check_backends(program: Program, describe: DescribeBackend, known: list[str]
     return found
 
 
-def check_capabilities(program: Program, target_name: str, describe: DescribeBackend) -> list[Diagnostic]:
+def check_capabilities(
+    program: Program, target_name: str, describe: DescribeBackend
+) -> list[Diagnostic]:
     """Features the chosen target cannot honour: errors, or warnings where explicitly ignored."""
     target = program.targets.get(target_name)
     if target is None:
@@ -101,8 +111,10 @@ def check_capabilities(program: Program, target_name: str, describe: DescribeBac
             if feature not in step.features:
                 found.append(
                     codes.MISSING_ATTRIBUTE.at(
-                        step.head_span, f"required by target `{target.name}`",
-                        context=f"step `{step.name}`", name=feature,
+                        step.head_span,
+                        f"required by target `{target.name}`",
+                        context=f"step `{step.name}`",
+                        name=feature,
                         help=f"backend `{target.backend}` runs every step in a container: "
                         f"set `{feature}` on the step or its template",
                     )
@@ -116,9 +128,11 @@ def check_capabilities(program: Program, target_name: str, describe: DescribeBac
         ):
             found.append(
                 codes.UNMAPPED_ACCELERATOR.at(
-                    step.resources.spans.get("gpu", step.head_span), "used here",
-                    target=target.name, name=gpu.accelerator,
-                    help=f"add `\"{gpu.accelerator}\" = …` to the `accelerators` block of target "
+                    step.resources.spans.get("gpu", step.head_span),
+                    "used here",
+                    target=target.name,
+                    name=gpu.accelerator,
+                    help=f'add `"{gpu.accelerator}" = …` to the `accelerators` block of target '
                     f"`{target.name}`",
                 )
             )
@@ -134,8 +148,11 @@ def _unsupported(target: TargetDecl, feature: str, span: object) -> Diagnostic:
             span, "ignored on this target", target=target.name, feature=FEATURES[feature]
         )
     return codes.UNSUPPORTED_FEATURE.at(
-        span, "cannot be honoured", target=target.name, backend=target.backend,
+        span,
+        "cannot be honoured",
+        target=target.name,
+        backend=target.backend,
         feature=FEATURES[feature],
-        help=f"remove it, choose another target, or add `ignore_unsupported = [\"{feature}\"]` "
+        help=f'remove it, choose another target, or add `ignore_unsupported = ["{feature}"]` '
         f"to target `{target.name}` to run without it",
     )

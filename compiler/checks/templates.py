@@ -41,7 +41,9 @@ def split_command(command: str) -> list[str]:
     while index < length:
         char = command[index]
         if command.startswith("{{", index) or command.startswith("{%", index):
-            close = command.find("}}" if char == "{" and command[index + 1] == "{" else "%}", index + 2)
+            close = command.find(
+                "}}" if char == "{" and command[index + 1] == "{" else "%}", index + 2
+            )
             end = length if close == -1 else close + 2
             current.append(command[index:end])
             has_token = True
@@ -50,7 +52,7 @@ def split_command(command: str) -> list[str]:
         if char in "\"'":
             close = command.find(char, index + 1)
             end = length if close == -1 else close
-            current.append(command[index + 1:end])
+            current.append(command[index + 1 : end])
             has_token = True
             index = end + 1
             continue
@@ -109,14 +111,16 @@ def check_template(
 
     used: set[str] = set()
     raw_offset = 3 if literal.raw.startswith('"""') else 1
-    exact = literal.raw[raw_offset:len(literal.raw) - raw_offset] == text
+    exact = literal.raw[raw_offset : len(literal.raw) - raw_offset] == text
     environment = _environment()
     try:
         tree = environment.parse(text)
     except TemplateSyntaxError as error:
         diagnostics.append(
             codes.TEMPLATE_SYNTAX.at(
-                literal.span, "in this template", reason=error.message or "syntax error",
+                literal.span,
+                "in this template",
+                reason=error.message or "syntax error",
                 help="a reference is written `{{ params.name }}`",
             )
         )
@@ -126,8 +130,11 @@ def check_template(
         if root not in names:
             diagnostics.append(
                 codes.TEMPLATE_UNKNOWN_NAME.at(
-                    span, "not defined in this step", name=root,
-                    help=did_you_mean(root, names) or "templates can read `params`, `inputs`, `outputs`, `run` and `step`",
+                    span,
+                    "not defined in this step",
+                    name=root,
+                    help=did_you_mean(root, names)
+                    or "templates can read `params`, `inputs`, `outputs`, `run` and `step`",
                 )
             )
             continue
@@ -137,7 +144,9 @@ def check_template(
             if first not in members:
                 diagnostics.append(
                     codes.TEMPLATE_UNKNOWN_NAME.at(
-                        span, f"`{root}` has no `{first}`", name=f"{root}.{first}",
+                        span,
+                        f"`{root}` has no `{first}`",
+                        name=f"{root}.{first}",
                         help=did_you_mean(first, members, wrap=f"`{root}.{{}}`")
                         or _empty_help(root),
                     )
@@ -154,7 +163,9 @@ def _empty_help(root: str) -> str | None:
     return None
 
 
-def _locate(literal: ast.StrLit, text: str, root: str, chain: list[str], offset: int | None) -> Span:
+def _locate(
+    literal: ast.StrLit, text: str, root: str, chain: list[str], offset: int | None
+) -> Span:
     """The span of `root.chain…` inside the string literal, or the whole literal."""
     if offset is None:
         return literal.span

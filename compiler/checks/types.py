@@ -15,11 +15,27 @@ ARTIFACT_KINDS = ("dataset", "model", "metrics", "file", "dir")
 METRIC_SCALARS = ("int", "float", "bool", "str")
 
 MEMORY_UNITS: dict[str, int] = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
 }
 DURATION_UNITS: dict[str, float] = {
-    "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
 }
 
 
@@ -56,8 +72,14 @@ QUANTITY = Type("quantity")
 GPU = Type("gpu")
 NULL = Type("none")
 ANY = Type("any")
-SCALARS = {"int": INT, "float": FLOAT, "str": STR, "bool": BOOL, "duration": DURATION,
-           "quantity": QUANTITY}
+SCALARS = {
+    "int": INT,
+    "float": FLOAT,
+    "str": STR,
+    "bool": BOOL,
+    "duration": DURATION,
+    "quantity": QUANTITY,
+}
 
 
 def list_of(item: Type) -> Type:
@@ -195,7 +217,7 @@ def is_number(value: object) -> bool:
 def to_json(value: object) -> object:
     """A constant value in the canonical JSON form used by the IR."""
     if isinstance(value, Quantity):
-        return int(round(value.amount))
+        return round(value.amount)
     if isinstance(value, Duration):
         return value.seconds
     if isinstance(value, GpuValue):

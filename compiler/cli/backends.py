@@ -6,7 +6,7 @@ Only the CLI looks backends up; the compiler receives their descriptions as data
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -25,7 +25,7 @@ def installed() -> list[str]:
     return sorted(_entry_points())
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> Any | None:
     """The backend class registered under `name`, or None (a broken plugin is reported)."""
     entry = _entry_points().get(name)
@@ -33,7 +33,7 @@ def load(name: str) -> Any | None:
         return None
     try:
         return entry.load()
-    except Exception as error:  # noqa: BLE001 - a broken plugin must not crash mlc
+    except Exception as error:
         print(f"warning: backend `{name}` cannot be loaded ({error})", file=sys.stderr)
         return None
 

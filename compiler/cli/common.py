@@ -17,7 +17,10 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
     """`--target`, `--param`, `--pipeline`."""
     parser.add_argument("--target", help="check against this target's backend and inventory")
     parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="bind a pipeline param (repeatable)",
     )
     parser.add_argument("--pipeline", help="the pipeline to use when a file declares several")
@@ -26,7 +29,9 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 def add_format_option(parser: argparse.ArgumentParser, *, extra: Sequence[str] = ()) -> None:
     """`--format human|json|github`."""
     parser.add_argument(
-        "--format", choices=("human", "json", "github", *extra), default="human",
+        "--format",
+        choices=("human", "json", "github", *extra),
+        default="human",
         help="how to print diagnostics",
     )
 
@@ -67,8 +72,12 @@ def use_colour(stream: object = sys.stdout) -> bool:
 
 
 def print_diagnostics(
-    diagnostics: Sequence[Diagnostic], sources: SourceMap, output_format: str, files: int,
-    *, summary: bool = True,
+    diagnostics: Sequence[Diagnostic],
+    sources: SourceMap,
+    output_format: str,
+    files: int,
+    *,
+    summary: bool = True,
 ) -> None:
     """Prints diagnostics in the chosen format (human output goes to stderr)."""
     if output_format == "json":

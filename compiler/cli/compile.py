@@ -10,14 +10,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from mlc.cli.common import add_format_option, add_spec_options, fail, print_diagnostics, spec_options
+from mlc.cli.common import (
+    add_format_option,
+    add_spec_options,
+    fail,
+    print_diagnostics,
+    spec_options,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the .mlspec file")
     add_spec_options(parser)
-    parser.add_argument("--emit", choices=("ir", "schema"), default="ir",
-                        help="what to write: the IR document (default) or the IR's JSON Schema")
+    parser.add_argument(
+        "--emit",
+        choices=("ir", "schema"),
+        default="ir",
+        help="what to write: the IR document (default) or the IR's JSON Schema",
+    )
     parser.add_argument("--output", "-o", help="write to this file instead of stdout")
     add_format_option(parser)
 
@@ -38,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(options)
     result = compile_spec(spec, options=options)
     if result.diagnostics:
-        print_diagnostics(result.diagnostics, result.sources, args.format, 1, summary=result.document is None)
+        print_diagnostics(
+            result.diagnostics, result.sources, args.format, 1, summary=result.document is None
+        )
     if result.document is None:
         return 1
     return _write(to_json(result.document), args.output)

@@ -11,7 +11,13 @@ import argparse
 import re
 from pathlib import Path
 
-from mlc.cli.common import add_format_option, add_spec_options, fail, print_diagnostics, spec_options
+from mlc.cli.common import (
+    add_format_option,
+    add_spec_options,
+    fail,
+    print_diagnostics,
+    spec_options,
+)
 from mlc.diagnostics import Diagnostic, has_errors
 from mlc.source import SourceMap
 
@@ -22,10 +28,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", default=["."], help="files or directories (default: .)")
     add_spec_options(parser)
     add_format_option(parser)
-    parser.add_argument("--select", action="append", default=None, metavar="CODE",
-                        help="report only these codes or prefixes (e.g. E03, W)")
-    parser.add_argument("--ignore", action="append", default=None, metavar="CODE",
-                        help="never report these codes or prefixes")
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=None,
+        metavar="CODE",
+        help="report only these codes or prefixes (e.g. E03, W)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=None,
+        metavar="CODE",
+        help="never report these codes or prefixes",
+    )
     parser.add_argument("--no-warnings", action="store_true", help="report errors only")
 
 
@@ -37,10 +53,14 @@ def _collect(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str
         if path.is_dir():
             for found in sorted(path.rglob("*.mlspec")):
                 relative = found.as_posix()
-                if any(part.startswith(".") for part in found.parts[:-1] if part not in (".", "..")):
+                if any(
+                    part.startswith(".") for part in found.parts[:-1] if part not in (".", "..")
+                ):
                     continue
-                if any(Path(relative).match(pattern) or relative.startswith(pattern.rstrip("/") + "/")
-                       for pattern in exclude):
+                if any(
+                    Path(relative).match(pattern) or relative.startswith(pattern.rstrip("/") + "/")
+                    for pattern in exclude
+                ):
                     continue
                 files.append(found)
         elif path.is_file():
@@ -83,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(options)
     result = check_paths(files, options)
     diagnostics = [
-        d for d in result.diagnostics
+        d
+        for d in result.diagnostics
         if (not select or _matches(d.code, select))
         and not _matches(d.code, ignore)
         and not (args.no_warnings and d.code.startswith("W"))

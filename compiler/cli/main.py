@@ -47,7 +47,7 @@ class Command(Protocol):
 
 def _load(name: str) -> Command:
     module, _ = COMMANDS[name]
-    loaded: Command = importlib.import_module(f"mlc.cli.{module}")  # type: ignore[assignment]
+    loaded: Command = importlib.import_module(f"mlc.cli.{module}")
     return loaded
 
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+    except Exception as exc:
         from mlc.cli.crash import report_internal_error
 
         return report_internal_error(exc)

@@ -102,7 +102,9 @@ IMPORT_FAILED = _code("E0119", "cannot read imported file `{path}`: {reason}")
 TYPE_MISMATCH = _code("E0201", "expected {expected}, found {found}")
 OUT_OF_RANGE = _code("E0202", "{value} is outside the range {range} of `{name}`")
 NOT_A_CHOICE = _code("E0203", "{value} is not one of the choices of `{name}`")
-MEMORY_WITHOUT_UNIT = _code("E0204", "`{name}` needs a unit: `{value}` could mean bytes or gibibytes")
+MEMORY_WITHOUT_UNIT = _code(
+    "E0204", "`{name}` needs a unit: `{value}` could mean bytes or gibibytes"
+)
 WRONG_UNIT = _code("E0205", "`{unit}` is not a unit of {kind}")
 INVALID_CALL_TARGET = _code("E0206", "`call` must be `module:function`, found `{value}`")
 INVALID_VERSION = _code("E0207", "invalid dataset version {value}")
@@ -116,10 +118,17 @@ INVALID_VALUE = _code("E0214", "invalid value for `{name}`: {reason}")
 DIVISION_BY_ZERO = _code("E0215", "division by zero")
 
 # -- 3: artifacts, templates and gates ------------------------------------------------------------
-ARTIFACT_TYPE_MISMATCH = _code("E0301", "input `{name}` of step `{step}` expects `{expected}`, got `{found}`")
-FAN_IN_NEEDS_LIST = _code("E0302", "input `{name}` of step `{step}` receives one `{item}` per item of `foreach` step `{source}`")
+ARTIFACT_TYPE_MISMATCH = _code(
+    "E0301", "input `{name}` of step `{step}` expects `{expected}`, got `{found}`"
+)
+FAN_IN_NEEDS_LIST = _code(
+    "E0302",
+    "input `{name}` of step `{step}` receives one `{item}` per item of `foreach` step `{source}`",
+)
 UNKNOWN_METRIC = _code("E0303", "metrics `{output}` of step `{step}` declare no key `{name}`")
-UNDECLARED_METRICS = _code("E0304", "output `{output}` of step `{step}` is a `{kind}`, not metrics with declared keys")
+UNDECLARED_METRICS = _code(
+    "E0304", "output `{output}` of step `{step}` is a `{kind}`, not metrics with declared keys"
+)
 TEMPLATE_UNKNOWN_NAME = _code("E0305", "unknown name `{name}` in template")
 TEMPLATE_SYNTAX = _code("E0306", "invalid template: {reason}")
 FOREACH_NOT_LIST = _code("E0307", "`foreach` needs a list, found {found}")
@@ -130,7 +139,9 @@ UNKNOWN_RUN_FIELD = _code("E0310", "unknown run field `{name}`")
 # -- 4: resources ---------------------------------------------------------------------------------
 UNKNOWN_ACCELERATOR = _code("E0401", "unknown accelerator type `{name}`")
 INVALID_GPU_COUNT = _code("E0402", "GPU count must be a whole number of at least 1, found {value}")
-INFEASIBLE_REQUEST = _code("E0403", "step `{step}` requests more {resource} than any node of target `{target}` has")
+INFEASIBLE_REQUEST = _code(
+    "E0403", "step `{step}` requests more {resource} than any node of target `{target}` has"
+)
 INVALID_MIG_PROFILE = _code("E0404", "`{profile}` is not a MIG profile of `{accelerator}`")
 NON_POSITIVE_RESOURCE = _code("E0405", "`{name}` must be greater than zero")
 UNMAPPED_ACCELERATOR = _code("E0406", "target `{target}` has no mapping for accelerator `{name}`")
@@ -140,11 +151,15 @@ DEPENDENCY_CYCLE = _code("E0501", "steps depend on each other in a cycle: {cycle
 FINALLY_AS_INPUT = _code("E0502", "step `{step}` depends on `finally` step `{source}`")
 UNUSED_PARAM = _code("W0501", "param `{name}` is never used")
 UNUSED_OUTPUT = _code("W0502", "output `{name}` of step `{step}` is never used")
-UNREACHABLE_STEP = _code("W0503", "step `{step}` can never run: its `when` condition is always false")
+UNREACHABLE_STEP = _code(
+    "W0503", "step `{step}` can never run: its `when` condition is always false"
+)
 
 # -- 6: targets and backends ----------------------------------------------------------------------
 UNKNOWN_BACKEND = _code("E0601", "unknown backend `{name}`")
-UNSUPPORTED_FEATURE = _code("E0602", "target `{target}` (backend `{backend}`) cannot honour {feature}")
+UNSUPPORTED_FEATURE = _code(
+    "E0602", "target `{target}` (backend `{backend}`) cannot honour {feature}"
+)
 INVALID_SETTING = _code("E0603", "invalid setting for backend `{backend}`: {reason}")
 IGNORED_FEATURE = _code("W0601", "target `{target}` ignores {feature}")
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from mlc.source import Span
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a diagnostic is; only errors make a command fail."""
 
     ERROR = "error"

@@ -58,7 +58,9 @@ def _render_one(diagnostic: Diagnostic, sources: SourceMap, style: _Style) -> st
     for label in diagnostic.secondary:
         if label.span.path != span.path:
             other = sources.position(label.span)
-            lines.append(f"  = note: {label.message} ({label.span.path}:{other.line}:{other.column})")
+            lines.append(
+                f"  = note: {label.message} ({label.span.path}:{other.line}:{other.column})"
+            )
     for note in diagnostic.notes:
         lines.append(f"  = note: {note}")
     if diagnostic.help:
@@ -101,7 +103,9 @@ def summary_line(diagnostics: Sequence[Diagnostic], files: int) -> str:
     return f"{checked}, {' and '.join(parts)}"
 
 
-def to_json_objects(diagnostics: Sequence[Diagnostic], sources: SourceMap) -> list[dict[str, object]]:
+def to_json_objects(
+    diagnostics: Sequence[Diagnostic], sources: SourceMap
+) -> list[dict[str, object]]:
     """Diagnostics as plain JSON-ready dictionaries with 1-based lines and columns."""
     result: list[dict[str, object]] = []
     for diagnostic in diagnostics:

@@ -8,7 +8,6 @@ fields and nested blocks. The checker gives each kind of block its meaning.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from mlc.source import Span
 
@@ -137,10 +136,21 @@ class ObjectLit:
     span: Span
 
 
-Expr = Union[
-    IntLit, FloatLit, UnitLit, StrLit, BoolLit, Name, Member, Index, Call, Unary, Binary,
-    ListLit, ObjectLit,
-]
+Expr = (
+    IntLit
+    | FloatLit
+    | UnitLit
+    | StrLit
+    | BoolLit
+    | Name
+    | Member
+    | Index
+    | Call
+    | Unary
+    | Binary
+    | ListLit
+    | ObjectLit
+)
 
 
 # -- types ----------------------------------------------------------------------------------------
@@ -221,7 +231,7 @@ class Block:
     head_span: Span
 
 
-Item = Union[Attribute, Field, Block]
+Item = Attribute | Field | Block
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +268,7 @@ class Comment:
     span: Span
 
 
-TopItem = Union[Import, TypeDecl, Block]
+TopItem = Import | TypeDecl | Block
 
 
 @dataclass(frozen=True, slots=True)

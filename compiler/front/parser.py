@@ -18,7 +18,6 @@ from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
@@ -382,7 +381,7 @@ def _expected(names: set[str]) -> str:
     if not described:
         return "something else"
     if len(described) > 4:
-        described = described[:4] + ["…"]
+        described = [*described[:4], "…"]
     return " or ".join(described) if len(described) <= 2 else ", ".join(described)
 
 
@@ -427,8 +426,21 @@ def _open_brace_offset(text: str) -> int | None:
 
 _GLUED_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[A-Za-z_]\w*")
 _UNIT_NUMBER = re.compile(r"(\d+\.\d+|\d+)(Ki|Mi|Gi|Ti|Pi|Ei|ms|k|K|M|G|T|P|E|m|s|h|d|w)")
-_EXPRESSION_STARTS = {"NAME", "INT", "FLOAT", "UNIT_NUMBER", "STRING", "LONG_STRING", "LSQB",
-                      "LBRACE", "LPAR", "MINUS", "TRUE", "FALSE", "NOT"}
+_EXPRESSION_STARTS = {
+    "NAME",
+    "INT",
+    "FLOAT",
+    "UNIT_NUMBER",
+    "STRING",
+    "LONG_STRING",
+    "LSQB",
+    "LBRACE",
+    "LPAR",
+    "MINUS",
+    "TRUE",
+    "FALSE",
+    "NOT",
+}
 
 
 def _bad_unit(text: str, before: int, path: str) -> Diagnostic | None:
@@ -443,7 +455,7 @@ def _bad_unit(text: str, before: int, path: str) -> Diagnostic | None:
         return codes.UNKNOWN_UNIT.at(
             Span(path, match.start(), match.end()),
             "not a known unit",
-            unit=word[digits.end():],
+            unit=word[digits.end() :],
             help="memory units are Ki, Mi, Gi, Ti (or K, M, G, T); durations ms, s, m, h, d, w; "
             "millicores m",
         )
@@ -460,7 +472,7 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
             line_end = text.find("\n", offset)
             end = len(text) if line_end == -1 else line_end
             return codes.UNTERMINATED_STRING.at(
-                Span(path, offset, end), "this string is never closed", help="add a closing `\"`"
+                Span(path, offset, end), "this string is never closed", help='add a closing `"`'
             )
         if offset == _first_code_offset(text):
             return _missing_header(text, path)
@@ -495,7 +507,7 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
     end = token.end_pos if token.end_pos is not None else start + 1
     span = Span(path, start, end)
 
-    if start == _first_code_offset(text) and not str(token) == "mlspec":
+    if start == _first_code_offset(text) and str(token) != "mlspec":
         return _missing_header(text, path)
     bad_unit = _bad_unit(text, start, path)
     if bad_unit is not None:
@@ -508,7 +520,9 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
         name = _previous_name(text, start)
         if label == "colon_for_equals":
             return codes.MISSING_EQUALS.at(
-                span, "a value needs `=`", name=name,
+                span,
+                "a value needs `=`",
+                name=name,
                 help=f"write `{name} = …`; `:` declares a type, as in `{name}: int = 1`",
             )
         return codes.MISSING_EQUALS.at(
@@ -517,7 +531,10 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
 
     found = "the end of the file" if token.type == "$END" else _describe(token.type, str(token))
     return codes.SYNTAX_ERROR.at(
-        span, "unexpected here", found=found, expected=_expected(set(error.accepts or error.expected))
+        span,
+        "unexpected here",
+        found=found,
+        expected=_expected(set(error.accepts or error.expected)),
     )
 
 

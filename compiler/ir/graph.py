@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import networkx as nx
-
 from mlc.ir.model import Condition, IRDocument, MetricRef, Op, Step, StepId
 
 

@@ -8,7 +8,7 @@ model is a schema change: bump `SCHEMA_VERSION` and regenerate `docs/ir.schema.j
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NewType, Union
+from typing import Annotated, Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +20,7 @@ StepId = NewType("StepId", str)
 DatasetId = NewType("DatasetId", str)
 """`dataset:<name>`: a declared, versioned dataset."""
 
-NodeId = Union[StepId, DatasetId]
+NodeId = StepId | DatasetId
 
 JsonValue = Any
 ArtifactKind = Literal["dataset", "model", "metrics", "file", "dir"]
@@ -196,7 +196,7 @@ class Op(IRModel):
     args: tuple[Condition, ...]
 
 
-Condition = Annotated[Union[MetricRef, Const, Op], Field(discriminator="kind")]
+Condition = Annotated[MetricRef | Const | Op, Field(discriminator="kind")]
 
 
 class Step(IRModel):
