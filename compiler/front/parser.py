@@ -16,11 +16,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
+from mlc.front.lark_lean import (
+    Lark,
+    Token,
+    Transformer,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    v_args,
+)
 from mlc.source import Span
 
 LANGUAGE_VERSION = 1
@@ -35,12 +43,13 @@ def _collect_comment(token: Token) -> Token:
 
 
 @lru_cache(maxsize=1)
-def _lark() -> Lark:
+def _lark(*, strict: bool = False) -> Lark:
+    """The parser, built once per process; lark caches its tables on disk across processes."""
     return Lark(
         GRAMMAR_PATH.read_text(encoding="utf-8"),
         parser="lalr",
         lexer="contextual",
-        strict=True,
+        strict=strict,
         propagate_positions=True,
         maybe_placeholders=True,
         lexer_callbacks={"COMMENT": _collect_comment},
