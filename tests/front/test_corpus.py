@@ -1,0 +1,260 @@
+"""The conformance corpus in `specs/corpus/`: the executable definition of the language.
+
+- `invalid/*.mlspec` each carry inline expectations, `# expect: CODE @ LINE:COLUMN`: the
+  spec must produce exactly those diagnostics (code, line and column of the primary span)
+  and nothing else. Every code of the catalog has at least one such file.
+- `valid/*.mlspec` lint clean (no diagnostics at all) and compile to the IR in
+  `valid/<name>.ir.json`, compared byte for byte. Regenerate the golden files with
+  `pytest tests/front/test_corpus.py --update-golden` and read the diff before committing.
+
+A file may start with `# command: mlc lint …` or `# command: mlc compile …` (options
+`--target`, `--param NAME=VALUE`, `--pipeline`); without it, the file is checked as
+`mlc lint FILE` does. `specs/README.md` describes the format.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlc.cli import backends
+from mlc.compile import CompileResult, Options, check_paths, compile_spec
+from mlc.diagnostics import Diagnostic
+from mlc.diagnostics.catalog import CATALOG
+from mlc.ir.serialize import to_json
+from mlc.source import SourceMap
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "specs" / "corpus"
+INVALID = sorted((CORPUS / "invalid").glob("*.mlspec"))
+VALID = sorted((CORPUS / "valid").glob("*.mlspec"))
+EXAMPLES = sorted((REPO / "examples").rglob("*.mlspec"))
+
+EXPECT = re.compile(r"#\s*expect:\s*(?P<code>[EW]\d{4})\s*@\s*(?P<line>\d+):(?P<column>\d+)")
+COMMAND = re.compile(r"^#\s*command:\s*(?P<command>.*)$", re.MULTILINE)
+
+# The compiler version changes with every release; golden files record this instead.
+GOLDEN_COMPILER_VERSION = "<compiler version>"
+
+# Codes the checker cannot produce yet. Each file states the behaviour the language wants;
+# the test is a strict xfail, so it turns red the day the checker starts producing the code
+# and the entry must be removed.
+KNOWN_GAPS: dict[str, str] = {
+    "E0213_not_constant.mlspec": (
+        "`args` are evaluated without the step names in scope, so a metric there is "
+        "reported as E0103 unknown name, never as E0213"
+    ),
+    "E0310_unknown_run_field.mlspec": (
+        "templates report an unknown `run.…` field as E0305, never as E0310"
+    ),
+}
+
+
+@dataclass(frozen=True, order=True)
+class Expected:
+    """One diagnostic a corpus file must produce: its code and where its primary span starts."""
+
+    line: int
+    column: int
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.code} @ {self.line}:{self.column}"
+
+
+@dataclass
+class Invocation:
+    """How a corpus file is checked: `mlc lint` or `mlc compile`, with options."""
+
+    compile: bool
+    options: Options
+
+
+def expectations(text: str) -> list[Expected]:
+    """The `# expect: CODE @ LINE:COLUMN` comments of a file."""
+    return sorted(
+        Expected(int(m["line"]), int(m["column"]), m["code"]) for m in EXPECT.finditer(text)
+    )
+
+
+def invocation(text: str) -> Invocation:
+    """The `# command: mlc …` header of a file, as compilation options."""
+    options = Options(describe_backend=backends.describe, known_backends=backends.installed())
+    match = COMMAND.search(text)
+    if match is None:
+        return Invocation(compile=False, options=options)
+    words = shlex.split(match["command"])
+    assert words[:1] == ["mlc"] and words[1:2] in (["lint"], ["compile"]), match["command"]
+    arguments = iter(words[2:])
+    params: dict[str, str] = {}
+    for word in arguments:
+        if word == "--target":
+            options.target = next(arguments)
+        elif word == "--pipeline":
+            options.pipeline = next(arguments)
+        elif word == "--param":
+            name, _, value = next(arguments).partition("=")
+            params[name] = value
+        else:
+            raise AssertionError(f"unsupported option in `# command:` header: {word}")
+    options.params = params
+    return Invocation(compile=words[1] == "compile", options=options)
+
+
+def check(path: Path) -> tuple[list[Diagnostic], SourceMap]:
+    """Runs the file the way its `# command:` header says; returns diagnostics and sources."""
+    call = invocation(path.read_text(encoding="utf-8"))
+    relative = path.relative_to(REPO)
+    if call.compile:
+        result: CompileResult = compile_spec(relative, options=call.options)
+        return result.diagnostics, result.sources
+    checked = check_paths([relative], call.options)
+    return checked.diagnostics, checked.sources
+
+
+def located(diagnostic: Diagnostic, sources: SourceMap) -> Expected:
+    position = sources.position(diagnostic.span)
+    return Expected(position.line, position.column, diagnostic.code)
+
+
+def describe(diagnostic: Diagnostic, sources: SourceMap) -> str:
+    return f"{diagnostic.span.path}:{located(diagnostic, sources)}: {diagnostic.message}"
+
+
+def golden_text(path: Path) -> str:
+    """The canonical IR of a valid spec, with the compiler version normalised."""
+    call = invocation(path.read_text(encoding="utf-8"))
+    result = compile_spec(path.relative_to(REPO), options=call.options)
+    assert result.document is not None, "\n".join(
+        describe(d, result.sources) for d in result.diagnostics
+    )
+    document = result.document.model_copy(update={"compiler_version": GOLDEN_COMPILER_VERSION})
+    return to_json(document)
+
+
+@pytest.fixture(autouse=True)
+def _at_repository_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Paths in diagnostics and in the IR are shown relative to the working directory.
+    monkeypatch.chdir(REPO)
+
+
+def _invalid_params() -> list[object]:
+    return [
+        pytest.param(
+            path,
+            id=path.stem,
+            marks=[pytest.mark.xfail(reason=KNOWN_GAPS[path.name], strict=True)]
+            if path.name in KNOWN_GAPS
+            else [],
+        )
+        for path in INVALID
+    ]
+
+
+# -- invalid specs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", _invalid_params())
+def test_invalid_spec_produces_exactly_its_expected_diagnostics(path: Path) -> None:
+    expected = expectations(path.read_text(encoding="utf-8"))
+    assert expected, f"{path.name} has no `# expect:` comment"
+    diagnostics, sources = check(path)
+    shown = path.relative_to(REPO).as_posix()
+    elsewhere = [describe(d, sources) for d in diagnostics if d.span.path != shown]
+    assert not elsewhere, "diagnostics in other files:\n" + "\n".join(elsewhere)
+    actual = sorted(located(d, sources) for d in diagnostics)
+    missing = [str(e) for e in expected if e not in actual]
+    unexpected = [describe(d, sources) for d in diagnostics if located(d, sources) not in expected]
+    assert (missing, unexpected) == ([], []), (
+        f"{path.name}\n  missing: {missing}\n  unexpected: {unexpected}"
+    )
+
+
+def test_every_catalog_code_has_an_invalid_example() -> None:
+    covered = {e.code for path in INVALID for e in expectations(path.read_text(encoding="utf-8"))}
+    assert sorted(set(CATALOG) - covered) == []
+    assert sorted(covered - set(CATALOG)) == [], "expectations name codes the catalog lacks"
+
+
+def test_each_invalid_file_is_named_after_a_code_it_expects() -> None:
+    misnamed = [
+        path.name
+        for path in INVALID
+        if path.name[:5] not in {e.code for e in expectations(path.read_text(encoding="utf-8"))}
+    ]
+    assert misnamed == []
+
+
+def test_known_gaps_name_existing_files() -> None:
+    assert sorted(set(KNOWN_GAPS) - {p.name for p in INVALID}) == []
+
+
+# -- valid specs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_spec_lints_clean(path: Path) -> None:
+    diagnostics, sources = check(path)
+    assert [describe(d, sources) for d in diagnostics] == []
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_spec_compiles_to_its_golden_ir(path: Path, update_golden: bool) -> None:
+    golden = path.with_suffix(".ir.json")
+    text = golden_text(path)
+    if update_golden:
+        golden.write_text(text, encoding="utf-8")
+        return
+    assert golden.is_file(), f"no golden IR for {path.name}: run with --update-golden"
+    assert text == golden.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_compiling_twice_gives_identical_bytes(path: Path) -> None:
+    assert golden_text(path).encode() == golden_text(path).encode()
+
+
+def test_every_golden_file_has_its_spec() -> None:
+    golden = (CORPUS / "valid").glob("*.ir.json")
+    orphans = [
+        p.name for p in golden if not p.with_name(p.name[: -len(".ir.json")] + ".mlspec").is_file()
+    ]
+    assert orphans == []
+
+
+# -- examples ----------------------------------------------------------------------------------
+
+LOCAL_BACKEND_MISSING = backends.describe("local") is None
+
+
+def _example_params() -> list[object]:
+    params = []
+    for path in EXAMPLES:
+        uses_local = re.search(r"^\s*backend\s*=\s*local\b", path.read_text(), re.MULTILINE)
+        marks = (
+            [
+                pytest.mark.xfail(
+                    reason="the local backend is not implemented yet: `backend = local` is E0601",
+                    strict=True,
+                )
+            ]
+            if uses_local and LOCAL_BACKEND_MISSING
+            else []
+        )
+        params.append(pytest.param(path, id=path.relative_to(REPO).as_posix(), marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("path", _example_params())
+def test_example_lints_clean(path: Path) -> None:
+    diagnostics, sources = check(path)
+    assert [describe(d, sources) for d in diagnostics] == []
+
+
+def test_examples_are_clean_apart_from_targets() -> None:
+    # Without backend descriptions, only the language itself is checked.
+    result = check_paths([p.relative_to(REPO) for p in EXAMPLES])
+    assert [describe(d, result.sources) for d in result.diagnostics] == []
