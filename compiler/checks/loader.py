@@ -87,7 +87,7 @@ class Loader:
             )
             return
         if target in self._loading:
-            cycle = [*self._loading[self._loading.index(target):], target]
+            cycle = [*self._loading[self._loading.index(target) :], target]
             shown = " -> ".join(f"`{self.display(p)}`" for p in cycle)
             self.diagnostics.append(
                 codes.IMPORT_CYCLE.at(

@@ -1,0 +1,422 @@
+"""The resolver's shared state and helpers: module scopes, block headers, artifact
+types and attribute readers. Each kind of block is resolved in a module of its own."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlc.checks import types as t
+from mlc.checks.evaluate import INVALID, Evaluator, Namespace, Scope
+from mlc.checks.loader import LoadedModule
+from mlc.checks.suggest import did_you_mean
+from mlc.diagnostics import Diagnostic, Label
+from mlc.diagnostics import catalog as codes
+from mlc.front import ast
+from mlc.source import Span
+
+CPU = t.Type("cpu")
+TOP_LEVEL_KINDS = ("pipeline", "resources", "template", "target")
+PIPELINE_KINDS = ("params", "dataset", "step", "outputs")
+STEP_ATTRIBUTES = (
+    "image",
+    "run",
+    "call",
+    "shell",
+    "timeout",
+    "retries",
+    "backoff",
+    "max_backoff",
+    "cache",
+    "after",
+    "when",
+    "parallelism",
+    "code",
+    "resources",
+)
+STEP_BLOCKS = ("args", "env", "secrets", "inputs", "outputs", "resources")
+TEMPLATE_EXCLUDED = ("when", "after", "inputs", "outputs", "parallelism")
+RESOURCE_FIELDS = ("cpu", "memory", "gpu", "shm", "disk")
+TARGET_ATTRIBUTES = (
+    "backend",
+    "store",
+    "address",
+    "namespace",
+    "ignore_unsupported",
+    "accelerators",
+)
+BACKEND_BLOCKS = ("local", "ray", "kubernetes")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+CALL_TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+SECRET_REF = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Profile:
+    """A named `resources` block, evaluated where it was declared."""
+
+    block: ast.Block
+    module: LoadedModule
+
+
+@dataclass
+class Template:
+    """A named step `template` block."""
+
+    block: ast.Block
+    module: LoadedModule
+
+
+@dataclass
+class ModuleScope:
+    """Top-level declarations of one file, by name."""
+
+    module: LoadedModule
+    types: dict[str, t.Type] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    templates: dict[str, Template] = field(default_factory=dict)
+    pipelines: dict[str, ast.Block] = field(default_factory=dict)
+    targets: dict[str, ast.Block] = field(default_factory=dict)
+
+
+BUILTIN_TYPES: dict[str, t.Type] = {kind: t.artifact(kind, kind) for kind in t.ARTIFACT_KINDS}
+
+
+class ResolverBase:
+    """State shared by every part of the resolver, and the helpers they all use."""
+
+    def __init__(
+        self,
+        diagnostics: list[Diagnostic],
+        *,
+        params: Mapping[str, str] | None = None,
+        require_params: bool = False,
+    ) -> None:
+        self.diagnostics = diagnostics
+        self.evaluator = Evaluator(diagnostics)
+        self.overrides = dict(params or {})
+        self.require_params = require_params
+        self._scopes: dict[Path, ModuleScope] = {}
+        self._current: ModuleScope | None = None
+
+    def report(self, diagnostic: Diagnostic) -> None:
+        """Adds a diagnostic."""
+        self.diagnostics.append(diagnostic)
+
+    def scope_of(self, loaded: LoadedModule) -> ModuleScope:
+        """The top-level declarations of a module (computed once)."""
+        if loaded.path in self._scopes:
+            return self._scopes[loaded.path]
+        scope = ModuleScope(loaded)
+        self._scopes[loaded.path] = scope
+        seen: dict[str, Span] = {}
+
+        def declare(kind: str, name: ast.Ident) -> bool:
+            key = f"{kind}:{name.name}"
+            if key in seen or (kind == "type" and name.name in BUILTIN_TYPES):
+                self.report(
+                    codes.DUPLICATE_DEFINITION.at(
+                        name.span,
+                        "defined again here",
+                        kind=kind,
+                        name=name.name,
+                        secondary=[Label(seen[key], "first defined here")] if key in seen else [],
+                        help="rename one of them",
+                    )
+                )
+                return False
+            seen[key] = name.span
+            return True
+
+        for declaration in loaded.module.types:
+            if not declare("type", declaration.name):
+                continue
+            base = BUILTIN_TYPES.get(declaration.base.name) or scope.types.get(
+                declaration.base.name
+            )
+            if base is None:
+                self.report(
+                    codes.UNKNOWN_TYPE.at(
+                        declaration.base.span,
+                        "not an artifact type",
+                        name=declaration.base.name,
+                        help=did_you_mean(declaration.base.name, [*BUILTIN_TYPES, *scope.types]),
+                    )
+                )
+                continue
+            scope.types[declaration.name.name] = t.artifact(
+                declaration.name.name, base.artifact_kind or "file"
+            )
+        for block in loaded.module.blocks:
+            kind = block.kind.name
+            if kind not in TOP_LEVEL_KINDS:
+                self.report(
+                    codes.UNKNOWN_BLOCK.at(
+                        block.kind.span,
+                        "not a top-level block",
+                        name=kind,
+                        context="a spec file",
+                        help=did_you_mean(kind, TOP_LEVEL_KINDS),
+                    )
+                )
+                continue
+            if block.label is None:
+                self.report(
+                    codes.MISSING_ATTRIBUTE.at(
+                        block.kind.span,
+                        "needs a name",
+                        context=f"this `{kind}` block",
+                        name="name",
+                        help=f"write `{kind} my_{kind} {{ … }}`",
+                    )
+                )
+                continue
+            self._check_header(block, allow_type=False, allow_extends=False, allow_foreach=False)
+            if not declare(kind, block.label):
+                continue
+            if kind == "pipeline":
+                scope.pipelines[block.label.name] = block
+            elif kind == "resources":
+                scope.profiles[block.label.name] = Profile(block, loaded)
+            elif kind == "template":
+                scope.templates[block.label.name] = Template(block, loaded)
+            else:
+                scope.targets[block.label.name] = block
+        return scope
+
+    def _check_header(
+        self,
+        block: ast.Block,
+        *,
+        allow_type: bool,
+        allow_extends: bool,
+        allow_foreach: bool,
+        allow_finally: bool = False,
+    ) -> None:
+        kind = block.kind.name
+        if block.type is not None and not allow_type:
+            self.report(
+                codes.MISPLACED_BLOCK.at(block.type.span, "remove it", what=f"a type on `{kind}`")
+            )
+        if block.extends is not None and not allow_extends:
+            self.report(
+                codes.MISPLACED_BLOCK.at(
+                    block.extends.span, "remove it", what=f"`extends` on `{kind}`"
+                )
+            )
+        if block.foreach is not None and not allow_foreach:
+            self.report(
+                codes.MISPLACED_BLOCK.at(
+                    block.foreach.span, "remove it", what=f"`foreach` on `{kind}`"
+                )
+            )
+        if block.is_finally and not allow_finally:
+            self.report(
+                codes.MISPLACED_BLOCK.at(
+                    block.kind.span, "remove `finally`", what=f"`finally` on `{kind}`"
+                )
+            )
+
+    def module_names(self, loaded: LoadedModule) -> dict[str, object]:
+        """Names visible in expressions at the top of a module: profiles and import aliases."""
+        scope = self.scope_of(loaded)
+        names: dict[str, object] = dict(scope.profiles)
+        for alias, imported in loaded.imports.items():
+            imported_scope = self.scope_of(imported)
+            members: dict[str, object] = {**imported_scope.profiles, **imported_scope.templates}
+            names[alias] = Namespace("module", members)
+        return names
+
+    def _artifact_type_named(self, ident: ast.Ident, scope: ModuleScope) -> t.Type | None:
+        found = scope.types.get(ident.name) or BUILTIN_TYPES.get(ident.name)
+        if found is None:
+            self.report(
+                codes.UNKNOWN_TYPE.at(
+                    ident.span,
+                    "not an artifact type",
+                    name=ident.name,
+                    help=did_you_mean(ident.name, [*BUILTIN_TYPES, *scope.types]),
+                )
+            )
+        return found
+
+    def _artifact_type(self, node: ast.TypeExpr, scope: ModuleScope) -> t.Type | None:
+        name = node.name.name
+        if name == "list" and len(node.args) == 1:
+            inner = self._artifact_type(node.args[0], scope)
+            return t.list_of(inner) if inner else None
+        base = self._artifact_type_named(node.name, scope)
+        if base is None:
+            return None
+        if node.record is not None:
+            if base.artifact_kind != "metrics":
+                self.report(
+                    codes.MISPLACED_BLOCK.at(
+                        node.record.span,
+                        "remove it",
+                        what=f"a key list on `{name}`",
+                        help="only `metrics` declare keys",
+                    )
+                )
+                return base
+            keys: list[tuple[str, str]] = []
+            for entry in node.record.items:
+                if (
+                    not isinstance(entry, ast.Field)
+                    or entry.type.name.name not in t.METRIC_SCALARS
+                    or entry.value is not None
+                ):
+                    self.report(
+                        codes.UNKNOWN_TYPE.at(
+                            item_name_span(entry)
+                            if not isinstance(entry, ast.Field)
+                            else entry.type.span,
+                            "metric keys are `int`, `float`, `bool` or `str`",
+                            name=entry.type.name.name if isinstance(entry, ast.Field) else "this",
+                            help=did_you_mean(entry.type.name.name, t.METRIC_SCALARS)
+                            if isinstance(entry, ast.Field)
+                            else None,
+                        )
+                    )
+                    continue
+                keys.append((entry.name.name, entry.type.name.name))
+            return t.artifact(base.name, "metrics", tuple(keys))
+        if node.constraint is not None or node.args:
+            self.report(
+                codes.MISPLACED_BLOCK.at(node.span, "", what="type arguments on an artifact type")
+            )
+        return base
+
+    def _attributes(
+        self, block: ast.Block, allowed: Iterable[str], context: str
+    ) -> dict[str, ast.Attribute]:
+        allowed = tuple(allowed)
+        found: dict[str, ast.Attribute] = {}
+        for item in block.body.items:
+            if isinstance(item, ast.Attribute) and item.name.name in allowed:
+                found[item.name.name] = item
+            else:
+                name_span = item_name_span(item)
+                name = item.kind.name if isinstance(item, ast.Block) else item.name.name
+                code = (
+                    codes.UNKNOWN_BLOCK if isinstance(item, ast.Block) else codes.UNKNOWN_ATTRIBUTE
+                )
+                self.report(
+                    code.at(
+                        name_span,
+                        "not allowed here",
+                        name=name,
+                        context=context,
+                        help=did_you_mean(name, allowed),
+                    )
+                )
+        return found
+
+    def _string(self, attribute: ast.Attribute | None, scope: Scope, what: str) -> str | None:
+        if attribute is None:
+            return None
+        value = self.evaluator.typed(attribute.value, scope, t.STR, f"`{what}`")
+        return value if isinstance(value, str) else None
+
+    def _string_map(
+        self, blocks: list[ast.Block], scope: Scope, what: str, *, template: bool
+    ) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for block in blocks:
+            for item in block.body.items:
+                if not isinstance(item, ast.Attribute):
+                    self.report(
+                        codes.MISPLACED_BLOCK.at(
+                            item_name_span(item),
+                            "",
+                            what="this item",
+                            help=f'write `NAME = "value"` in `{what}`',
+                        )
+                    )
+                    continue
+                if not ENV_NAME.match(item.name.name):
+                    self.report(
+                        codes.INVALID_VALUE.at(
+                            item.name.span,
+                            "not a variable name",
+                            name=item.name.name,
+                            reason="environment variable names are letters, digits and `_`",
+                        )
+                    )
+                    continue
+                value = self.evaluator.value(item.value, scope)
+                if value is INVALID:
+                    continue
+                if isinstance(value, (t.Symbolic, list, dict)):
+                    self.report(
+                        codes.TYPE_MISMATCH.at(
+                            item.value.span,
+                            f"this is {t.describe(value)}",
+                            expected=f"a string for `{item.name.name}`",
+                            found=t.describe(value),
+                        )
+                    )
+                    continue
+                result[item.name.name] = (
+                    value
+                    if isinstance(value, str)
+                    else str(t.to_json(value)).lower()
+                    if isinstance(value, bool)
+                    else str(t.to_json(value))
+                )
+        return result
+
+    def _settings(self, body: ast.Body, scope: Scope) -> dict[str, object]:
+        result: dict[str, object] = {}
+        for item in body.items:
+            if isinstance(item, ast.Attribute):
+                value = self.evaluator.value(item.value, scope)
+                if value is not INVALID:
+                    result[item.name.name] = t.to_json(value)
+            elif isinstance(item, ast.Block):
+                result[item.kind.name] = self._settings(item.body, scope)
+        return result
+
+
+@dataclass
+class ItemsByKind:
+    attributes: list[ast.Attribute]
+    fields: list[ast.Field]
+    blocks: list[ast.Block]
+
+
+def partition_items(items: Iterable[ast.Item]) -> ItemsByKind:
+    parts = ItemsByKind([], [], [])
+    for item in items:
+        if isinstance(item, ast.Attribute):
+            parts.attributes.append(item)
+        elif isinstance(item, ast.Field):
+            parts.fields.append(item)
+        else:
+            parts.blocks.append(item)
+    return parts
+
+
+def item_name_span(item: ast.Item) -> Span:
+    return item.kind.span if isinstance(item, ast.Block) else item.name.span
+
+
+def artifact_accepts(expected: t.Type, actual: t.Type) -> bool:
+    """Whether an artifact of type `actual` may feed an input of type `expected`."""
+    if expected.name == "list" and actual.name == "list":
+        return artifact_accepts(expected.args[0], actual.args[0])
+    if expected.name == actual.name:
+        return True
+    # A declared subtype is accepted where its base kind is expected, never the reverse.
+    return expected.name in t.ARTIFACT_KINDS and expected.name == actual.artifact_kind
+
+
+def unit_of(value: object) -> str:
+    if isinstance(value, t.Duration):
+        return str(value)
+    if isinstance(value, t.Quantity):
+        return str(value)
+    return str(value)

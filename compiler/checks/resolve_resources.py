@@ -1,0 +1,203 @@
+"""Resolving resource requests: `resources { … }` blocks, profiles, and their units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlc.checks import types as t
+from mlc.checks.evaluate import INVALID, Scope
+from mlc.checks.program import (
+    ResourceRequest,
+    StepDecl,
+)
+from mlc.checks.resolve_base import (
+    CPU,
+    RESOURCE_FIELDS,
+    Profile,
+    ResolverBase,
+    item_name_span,
+    unit_of,
+)
+from mlc.checks.suggest import did_you_mean
+from mlc.diagnostics import catalog as codes
+from mlc.front import ast
+from mlc.source import Span
+
+
+class ResourcesResolver(ResolverBase):
+    """Resolves resource requests of steps and node pools."""
+
+    def _resolve_resources(
+        self,
+        step: StepDecl,
+        attribute: ast.Attribute | None,
+        blocks: list[ast.Block],
+        scope: Scope,
+    ) -> None:
+        request = ResourceRequest()
+        fields: dict[str, tuple[Any, Span]] = {}
+        if attribute is not None:
+            fields.update(self._profile_fields(attribute.value, scope))
+        for block in blocks:
+            fields.update(
+                self._resource_fields(block.body, scope, f"the resources of step `{step.name}`")
+            )
+        self._apply_resources(request, fields, step)
+        step.resources = request
+
+    def _profile_fields(self, expr: ast.Expr, scope: Scope) -> dict[str, tuple[Any, Span]]:
+        if isinstance(expr, ast.ObjectLit):
+            return self._resource_fields(expr.body, scope, "these resources")
+        value = self.evaluator.value(expr, scope)
+        if value is INVALID:
+            return {}
+        if isinstance(value, Profile):
+            names = self.module_names(value.module)
+            fields = self._resource_fields(
+                value.block.body, Scope(names, "a resource profile"), "a resource profile"
+            )
+            return {k: (v, expr.span) for k, (v, _) in fields.items()}
+        self.report(
+            codes.TYPE_MISMATCH.at(
+                expr.span,
+                f"this is {t.describe(value)}",
+                expected="a resource profile or `{ cpu = …, memory = … }`",
+                found=t.describe(value),
+            )
+        )
+        return {}
+
+    def _resource_fields(
+        self, body: ast.Body, scope: Scope, context: str
+    ) -> dict[str, tuple[Any, Span]]:
+        fields: dict[str, tuple[Any, Span]] = {}
+        for item in body.items:
+            if not isinstance(item, ast.Attribute):
+                self.report(
+                    codes.MISPLACED_BLOCK.at(
+                        item_name_span(item),
+                        "",
+                        what="this item",
+                        help='write `cpu = 2`, `memory = 4Gi`, `gpu = 1 of "t4"`',
+                    )
+                )
+                continue
+            name = item.name.name
+            if name not in RESOURCE_FIELDS:
+                self.report(
+                    codes.UNKNOWN_ATTRIBUTE.at(
+                        item.name.span,
+                        "not a resource",
+                        name=name,
+                        context=context,
+                        help=did_you_mean(name, RESOURCE_FIELDS)
+                        or "resources are cpu, memory, gpu, shm and disk",
+                    )
+                )
+                continue
+            expected = CPU if name == "cpu" else None
+            value = self.evaluator.value(item.value, scope, expected)
+            if value is not INVALID:
+                fields[name] = (value, item.value.span)
+        return fields
+
+    def _apply_resources(
+        self, request: ResourceRequest, fields: dict[str, tuple[Any, Span]], step: StepDecl
+    ) -> None:
+        for name, (value, span) in fields.items():
+            request.spans[name] = span
+            if name == "cpu":
+                if isinstance(value, t.Quantity) and value.dimension == "millicores":
+                    millis = round(value.amount)
+                elif t.is_number(value):
+                    millis = round(float(value) * 1000)
+                elif isinstance(value, (t.Quantity, t.Duration)):
+                    self.report(
+                        codes.WRONG_UNIT.at(
+                            span,
+                            "not CPU",
+                            unit=unit_of(value),
+                            kind="CPU",
+                            help="CPU is a number of cores (`2`, `0.5`) or millicores (`500m`)",
+                        )
+                    )
+                    continue
+                else:
+                    self.report(
+                        codes.TYPE_MISMATCH.at(
+                            span,
+                            f"this is {t.describe(value)}",
+                            expected="a number of cores for `cpu`",
+                            found=f"`{t.type_of(value)}`",
+                        )
+                    )
+                    continue
+                if millis <= 0:
+                    self.report(codes.NON_POSITIVE_RESOURCE.at(span, "", name="cpu"))
+                    continue
+                request.cpu_millis = millis
+            elif name in ("memory", "shm", "disk"):
+                if t.is_number(value):
+                    self.report(
+                        codes.MEMORY_WITHOUT_UNIT.at(
+                            span,
+                            "no unit",
+                            name=name,
+                            value=value,
+                            help=f"write `{name} = {value}Mi` or `{name} = {value}Gi`",
+                        )
+                    )
+                    continue
+                if not isinstance(value, t.Quantity) or value.dimension != "bytes":
+                    if isinstance(value, (t.Quantity, t.Duration)):
+                        self.report(
+                            codes.WRONG_UNIT.at(
+                                span,
+                                "not an amount of memory",
+                                unit=unit_of(value),
+                                kind="memory",
+                                help="memory units are Ki, Mi, Gi, Ti (or K, M, G, T)",
+                            )
+                        )
+                    else:
+                        self.report(
+                            codes.TYPE_MISMATCH.at(
+                                span,
+                                f"this is {t.describe(value)}",
+                                expected=f"an amount of memory for `{name}`",
+                                found=f"`{t.type_of(value)}`",
+                            )
+                        )
+                    continue
+                amount = round(value.amount)
+                if amount <= 0:
+                    self.report(codes.NON_POSITIVE_RESOURCE.at(span, "", name=name))
+                    continue
+                setattr(request, f"{name}_bytes", amount)
+                if name in ("shm", "disk"):
+                    step.features[name] = span
+            elif name == "gpu":
+                if isinstance(value, bool) or not (isinstance(value, (int, t.GpuValue))):
+                    self.report(
+                        codes.INVALID_GPU_COUNT.at(
+                            span, "not a whole number", value=t.describe(value)
+                        )
+                    )
+                    continue
+                gpu = value if isinstance(value, t.GpuValue) else t.GpuValue(value)
+                if gpu.count < 1:
+                    self.report(
+                        codes.INVALID_GPU_COUNT.at(
+                            span,
+                            "must be at least 1",
+                            value=gpu.count,
+                            help="remove `gpu` for a step that needs no GPU",
+                        )
+                    )
+                    continue
+                request.gpu = gpu
+                step.features["gpu"] = span
+                if gpu.accelerator:
+                    step.features["accelerator"] = span
+                if gpu.mig:
+                    step.features["mig"] = span

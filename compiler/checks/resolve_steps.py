@@ -1,0 +1,823 @@
+"""Resolving `step` blocks: templates, commands, inputs and outputs, policies, gates."""
+
+from __future__ import annotations
+
+from mlc.checks import types as t
+from mlc.checks.evaluate import INVALID, MetricSource, Namespace, Scope
+from mlc.checks.loader import LoadedModule
+from mlc.checks.program import (
+    InputDecl,
+    OutputDecl,
+    Program,
+    StepDecl,
+)
+from mlc.checks.resolve_base import (
+    CALL_TARGET,
+    SECRET_REF,
+    STEP_ATTRIBUTES,
+    STEP_BLOCKS,
+    TEMPLATE_EXCLUDED,
+    ModuleScope,
+    Template,
+    artifact_accepts,
+    item_name_span,
+    unit_of,
+)
+from mlc.checks.resolve_resources import ResourcesResolver
+from mlc.checks.suggest import did_you_mean
+from mlc.checks.templates import check_template, split_command
+from mlc.diagnostics import Label
+from mlc.diagnostics import catalog as codes
+from mlc.front import ast
+
+
+class StepsResolver(ResourcesResolver):
+    """Resolves the steps of a pipeline."""
+
+    def _template_items(self, block: ast.Block, loaded: LoadedModule) -> list[ast.Item]:
+        """The step's items after those of its template (step items override)."""
+        if block.extends is None:
+            return list(block.body.items)
+        template = self._find_template(block.extends, loaded)
+        if template is None:
+            return list(block.body.items)
+        inherited = []
+        for item in template.block.body.items:
+            name = item.kind.name if isinstance(item, ast.Block) else item.name.name
+            if name in TEMPLATE_EXCLUDED:
+                self.report(
+                    codes.MISPLACED_BLOCK.at(
+                        item_name_span(item),
+                        "remove it",
+                        what=f"`{name}` in a template",
+                        help="set it on each step",
+                    )
+                )
+                continue
+            inherited.append(item)
+        return inherited + list(block.body.items)
+
+    def _find_template(self, ident: ast.Ident, loaded: LoadedModule) -> Template | None:
+        scope = self.scope_of(loaded)
+        alias, _, name = ident.name.rpartition(".")
+        if alias:
+            imported = loaded.imports.get(alias)
+            if imported is None:
+                self.report(
+                    codes.UNKNOWN_NAME.at(
+                        ident.span,
+                        "no such import",
+                        name=alias,
+                        help=did_you_mean(alias, loaded.imports),
+                    )
+                )
+                return None
+            scope = self.scope_of(imported)
+        template = scope.templates.get(name)
+        if template is None:
+            self.report(
+                codes.UNKNOWN_TEMPLATE.at(
+                    ident.span,
+                    "no such template",
+                    name=ident.name,
+                    help=did_you_mean(name, scope.templates),
+                )
+            )
+        return template
+
+    def _resolve_outputs(
+        self, items: list[ast.Item], scope: ModuleScope, step: str
+    ) -> dict[str, OutputDecl]:
+        outputs: dict[str, OutputDecl] = {}
+        for item in items:
+            if isinstance(item, ast.Block) and item.kind.name == "outputs":
+                for entry in item.body.items:
+                    if not isinstance(entry, ast.Field) or entry.value is not None:
+                        self.report(
+                            codes.MISPLACED_BLOCK.at(
+                                item_name_span(entry),
+                                "declare an output as `name: type`",
+                                what="this item",
+                                help="outputs have a name and a type, such as `model: model`",
+                            )
+                        )
+                        continue
+                    output_type = self._artifact_type(entry.type, scope)
+                    if output_type is None:
+                        continue
+                    if entry.name.name in outputs:
+                        self.report(
+                            codes.DUPLICATE_DEFINITION.at(
+                                entry.name.span, "", kind="output", name=entry.name.name
+                            )
+                        )
+                        continue
+                    outputs[entry.name.name] = OutputDecl(
+                        entry.name.name, output_type, entry.name.span
+                    )
+        return outputs
+
+    def _resolve_step(
+        self,
+        program: Program,
+        block: ast.Block,
+        items: list[ast.Item],
+        outputs: dict[str, dict[str, OutputDecl]],
+        foreach_steps: set[str],
+        finally_steps: set[str],
+        scope: Scope,
+    ) -> StepDecl:
+        assert block.label is not None
+        name = block.label.name
+        step = StepDecl(name, block.span, block.head_span, is_finally=block.is_finally)
+        step.outputs = outputs[name]
+        context = f"step `{name}`"
+        if block.foreach is not None:
+            items_value = self.evaluator.value(block.foreach.items, scope)
+            if items_value is not INVALID:
+                if not isinstance(items_value, list):
+                    self.report(
+                        codes.FOREACH_NOT_LIST.at(
+                            block.foreach.items.span,
+                            f"this is {t.describe(items_value)}",
+                            found=t.describe(items_value),
+                        )
+                    )
+                else:
+                    step.foreach_var = block.foreach.var.name
+                    step.foreach_items = items_value
+                    step.features["foreach"] = block.foreach.span
+                    scope = scope.child(
+                        **{block.foreach.var.name: items_value[0] if items_value else 0}
+                    )
+        attributes: dict[str, ast.Attribute] = {}
+        blocks: dict[str, list[ast.Block]] = {}
+        for item in items:
+            if isinstance(item, ast.Attribute):
+                if item.name.name not in STEP_ATTRIBUTES:
+                    self.report(
+                        codes.UNKNOWN_ATTRIBUTE.at(
+                            item.name.span,
+                            "not a step setting",
+                            name=item.name.name,
+                            context=context,
+                            help=did_you_mean(item.name.name, STEP_ATTRIBUTES),
+                        )
+                    )
+                    continue
+                attributes[item.name.name] = item
+            elif isinstance(item, ast.Block):
+                if item.kind.name not in STEP_BLOCKS:
+                    self.report(
+                        codes.UNKNOWN_BLOCK.at(
+                            item.kind.span,
+                            "not allowed in a step",
+                            name=item.kind.name,
+                            context=context,
+                            help=did_you_mean(item.kind.name, STEP_BLOCKS),
+                        )
+                    )
+                    continue
+                self._check_header(item, allow_type=False, allow_extends=False, allow_foreach=False)
+                if item.label is not None:
+                    self.report(
+                        codes.MISPLACED_BLOCK.at(
+                            item.label.span, "remove it", what=f"a name on `{item.kind.name}`"
+                        )
+                    )
+                blocks.setdefault(item.kind.name, []).append(item)
+                if item.kind.name == "resources":
+                    attributes.pop("resources", None)
+            else:
+                self.report(
+                    codes.MISPLACED_BLOCK.at(
+                        item.name.span,
+                        "a step holds settings",
+                        what=f"the typed field `{item.name.name}`",
+                        help=f"write `{item.name.name} = …`, or declare it inside `inputs`/`outputs`",
+                    )
+                )
+
+        self._resolve_command(step, attributes, blocks, scope, block)
+        step.image = self._string(attributes.get("image"), scope, "image")
+        if step.image is not None:
+            step.features["image"] = attributes["image"].name.span
+        step.env = self._string_map(blocks.get("env", []), scope, "env", template=True)
+        self._resolve_secrets(step, blocks.get("secrets", []), scope)
+        self._resolve_inputs(
+            program, step, blocks.get("inputs", []), outputs, foreach_steps, finally_steps, scope
+        )
+        self._resolve_resources(
+            step, attributes.get("resources"), blocks.get("resources", []), scope
+        )
+        self._resolve_policies(step, attributes, scope)
+        self._resolve_ordering(
+            program, step, attributes, outputs, finally_steps, foreach_steps, scope
+        )
+        self._check_templates(step, attributes, blocks, scope)
+        if "args" in blocks and step.command_kind != "call":
+            self.report(
+                codes.MISPLACED_BLOCK.at(
+                    blocks["args"][0].kind.span,
+                    "only `call` steps take args",
+                    what="`args`",
+                    help="pass values to a `run` command through `{{ params.name }}`",
+                )
+            )
+        return step
+
+    def _resolve_command(
+        self,
+        step: StepDecl,
+        attributes: dict[str, ast.Attribute],
+        blocks: dict[str, list[ast.Block]],
+        scope: Scope,
+        block: ast.Block,
+    ) -> None:
+        run, call = attributes.get("run"), attributes.get("call")
+        context = f"step `{step.name}`"
+        if run is not None and call is not None:
+            self.report(
+                codes.CONFLICTING_ATTRIBUTES.at(
+                    call.name.span,
+                    "one of them must go",
+                    context=context,
+                    first="run",
+                    second="call",
+                    secondary=[Label(run.name.span, "`run` is set here")],
+                    help="a step either runs a command (`run`) or calls a Python function (`call`)",
+                )
+            )
+        if run is None and call is None:
+            assert block.label is not None
+            self.report(
+                codes.MISSING_ATTRIBUTE.at(
+                    block.label.span,
+                    "nothing to run",
+                    context=context,
+                    name="run` or `call",
+                    help='add `run = "python train.py"` or `call = "module:function"`',
+                )
+            )
+            return
+        shell = attributes.get("shell")
+        use_shell = False
+        if shell is not None:
+            value = self.evaluator.typed(shell.value, scope, t.BOOL, "`shell`")
+            use_shell = value is True
+        if run is not None:
+            value = run.value
+            if isinstance(value, ast.StrLit):
+                step.command_kind = "shell" if use_shell else "exec"
+                step.argv = (value.value,) if use_shell else tuple(split_command(value.value))
+                if not step.argv:
+                    self.report(
+                        codes.INVALID_VALUE.at(
+                            value.span, "empty", name="run", reason="the command is empty"
+                        )
+                    )
+            elif isinstance(value, ast.ListLit) and all(
+                isinstance(i, ast.StrLit) for i in value.items
+            ):
+                step.command_kind = "exec"
+                step.argv = tuple(i.value for i in value.items if isinstance(i, ast.StrLit))
+                if use_shell:
+                    self.report(
+                        codes.CONFLICTING_ATTRIBUTES.at(
+                            shell.name.span if shell else run.name.span,
+                            "",
+                            context=context,
+                            first="shell",
+                            second="run = [ … ]",
+                            help="exec form never uses a shell; write `run` as one string to use `shell = true`",
+                        )
+                    )
+                if not step.argv:
+                    self.report(
+                        codes.INVALID_VALUE.at(
+                            value.span, "empty", name="run", reason="the command is empty"
+                        )
+                    )
+            else:
+                self.report(
+                    codes.TYPE_MISMATCH.at(
+                        value.span,
+                        "write the command as text",
+                        expected="a string or a list of strings for `run`",
+                        found="an expression",
+                        help='templates go inside the string: `run = "train --n {{ params.n }}"`',
+                    )
+                )
+        elif call is not None:
+            function = self._string(call, scope, "call")
+            if function is not None:
+                if not CALL_TARGET.match(function):
+                    self.report(
+                        codes.INVALID_CALL_TARGET.at(
+                            call.value.span,
+                            "not `module:function`",
+                            value=function,
+                            help='write the module path and the function name, such as `"iris.steps:train"`',
+                        )
+                    )
+                step.command_kind = "call"
+                step.function = function
+                if shell is not None:
+                    self.report(
+                        codes.CONFLICTING_ATTRIBUTES.at(
+                            shell.name.span, "", context=context, first="shell", second="call"
+                        )
+                    )
+            step.args = {}
+            for args_block in blocks.get("args", []):
+                for item in args_block.body.items:
+                    if not isinstance(item, ast.Attribute):
+                        self.report(
+                            codes.MISPLACED_BLOCK.at(
+                                item_name_span(item),
+                                "",
+                                what="this item",
+                                help="write `name = value`",
+                            )
+                        )
+                        continue
+                    value = self.evaluator.value(item.value, scope)
+                    if isinstance(value, t.Symbolic):
+                        self.report(
+                            codes.NOT_CONSTANT.at(
+                                item.value.span,
+                                "known only at run time",
+                                name=item.name.name,
+                                help="pass the metrics artifact as an input instead",
+                            )
+                        )
+                        continue
+                    if value is not INVALID:
+                        step.args[item.name.name] = t.to_json(value)
+
+    def _resolve_secrets(self, step: StepDecl, blocks: list[ast.Block], scope: Scope) -> None:
+        for block in blocks:
+            step.features.setdefault("secrets", block.kind.span)
+            for item in block.body.items:
+                if not isinstance(item, ast.Attribute):
+                    self.report(
+                        codes.MISPLACED_BLOCK.at(
+                            item_name_span(item),
+                            "",
+                            what="this item",
+                            help='write `ENV_NAME = "secret-name/key"`',
+                        )
+                    )
+                    continue
+                reference = self._string(item, scope, "a secret")
+                if reference is None:
+                    continue
+                if not SECRET_REF.match(reference):
+                    self.report(
+                        codes.INVALID_SECRET.at(
+                            item.value.span,
+                            "not `name/key`",
+                            value=reference,
+                            help='name the secret and the key in it, such as `"huggingface/token"`; secret values never appear in specs',
+                        )
+                    )
+                    continue
+                secret, _, key = reference.partition("/")
+                step.secrets[item.name.name] = (secret, key)
+
+    def _resolve_inputs(
+        self,
+        program: Program,
+        step: StepDecl,
+        blocks: list[ast.Block],
+        outputs: dict[str, dict[str, OutputDecl]],
+        foreach_steps: set[str],
+        finally_steps: set[str],
+        scope: Scope,
+    ) -> None:
+        names: set[str] = set()
+        for block in blocks:
+            for item in block.body.items:
+                if isinstance(item, ast.Block) or (
+                    isinstance(item, ast.Field) and item.value is None
+                ):
+                    self.report(
+                        codes.MISPLACED_BLOCK.at(
+                            item_name_span(item),
+                            "an input needs a source",
+                            what="this item",
+                            help="write `name = step.output` or `name = dataset`",
+                        )
+                    )
+                    continue
+                name_ident = item.name
+                if name_ident.name in names or name_ident.name in step.outputs:
+                    self.report(
+                        codes.DUPLICATE_DEFINITION.at(
+                            name_ident.span, "", kind="input", name=name_ident.name
+                        )
+                    )
+                    continue
+                names.add(name_ident.name)
+                declared: t.Type | None = None
+                if isinstance(item, ast.Field):
+                    declared = self._artifact_type(item.type, self._scope_for_types())
+                source_expr = item.value
+                assert source_expr is not None
+                bound = self._bind_source(program, step, source_expr, outputs, finally_steps)
+                if bound is None:
+                    continue
+                source_kind, node, output, source_type = bound
+                fan_in = node in foreach_steps
+                actual = t.list_of(source_type) if fan_in else source_type
+                if declared is None:
+                    declared = actual
+                else:
+                    expected_item = (
+                        declared.args[0] if declared.name == "list" and declared.args else declared
+                    )
+                    if fan_in and declared.name != "list":
+                        self.report(
+                            codes.FAN_IN_NEEDS_LIST.at(
+                                item.type.span if isinstance(item, ast.Field) else name_ident.span,
+                                f"this must be `list[{source_type}]`",
+                                name=name_ident.name,
+                                step=step.name,
+                                item=str(source_type),
+                                source=node,
+                                help=f"declare it as `{name_ident.name}: list[{expected_item}] = …`",
+                            )
+                        )
+                        continue
+                    if not artifact_accepts(expected_item, source_type) or (
+                        declared.name == "list" and not fan_in
+                    ):
+                        self.report(
+                            codes.ARTIFACT_TYPE_MISMATCH.at(
+                                source_expr.span,
+                                f"this is a `{actual}`",
+                                name=name_ident.name,
+                                step=step.name,
+                                expected=str(declared),
+                                found=str(actual),
+                                help=self._suggest_source(
+                                    program, step.name, outputs, expected_item, source_expr
+                                ),
+                            )
+                        )
+                        continue
+                step.inputs.append(
+                    InputDecl(
+                        name_ident.name,
+                        declared,
+                        source_kind,
+                        node,
+                        output,
+                        fan_in,
+                        name_ident.span,
+                        source_expr.span,
+                    )
+                )
+
+    def _scope_for_types(self) -> ModuleScope:
+        """The module whose pipeline is being resolved: its types are visible in its steps."""
+        assert self._current is not None
+        return self._current
+
+    def _bind_source(
+        self,
+        program: Program,
+        step: StepDecl,
+        expr: ast.Expr,
+        outputs: dict[str, dict[str, OutputDecl]],
+        finally_steps: set[str],
+    ) -> tuple[str, str, str | None, t.Type] | None:
+        if isinstance(expr, ast.Name):
+            if expr.name in program.datasets:
+                return ("dataset", expr.name, None, program.datasets[expr.name].type)
+            if expr.name in outputs:
+                candidates = list(outputs[expr.name])
+                self.report(
+                    codes.UNKNOWN_OUTPUT.at(
+                        expr.span,
+                        "name one of its outputs",
+                        step=expr.name,
+                        name="(none)",
+                        help=f"write `{expr.name}.{candidates[0]}`"
+                        if candidates
+                        else f"step `{expr.name}` has no outputs",
+                    )
+                )
+                return None
+            self.report(
+                codes.UNKNOWN_NAME.at(
+                    expr.span,
+                    "not a dataset or step",
+                    name=expr.name,
+                    help=did_you_mean(expr.name, [*program.datasets, *outputs]),
+                )
+            )
+            return None
+        if isinstance(expr, ast.Member) and isinstance(expr.value, ast.Name):
+            source_step = expr.value.name
+            if source_step not in outputs:
+                self.report(
+                    codes.UNKNOWN_STEP.at(
+                        expr.value.span,
+                        "no such step",
+                        name=source_step,
+                        help=did_you_mean(source_step, [*outputs, *program.datasets]),
+                    )
+                )
+                return None
+            if source_step == step.name:
+                self.report(
+                    codes.SELF_REFERENCE.at(
+                        expr.span, "a step cannot read its own output", name=step.name
+                    )
+                )
+                return None
+            if source_step in finally_steps and not step.is_finally:
+                self.report(
+                    codes.FINALLY_AS_INPUT.at(
+                        expr.span, "runs after every other step", step=step.name, source=source_step
+                    )
+                )
+                return None
+            output = outputs[source_step].get(expr.name.name)
+            if output is None:
+                self.report(
+                    codes.UNKNOWN_OUTPUT.at(
+                        expr.name.span,
+                        "no such output",
+                        step=source_step,
+                        name=expr.name.name,
+                        help=did_you_mean(expr.name.name, outputs[source_step]),
+                    )
+                )
+                return None
+            return ("step", source_step, expr.name.name, output.type)
+        self.report(
+            codes.TYPE_MISMATCH.at(
+                expr.span,
+                "not an artifact",
+                expected="`step.output` or a dataset name",
+                found="an expression",
+            )
+        )
+        return None
+
+    def _suggest_source(
+        self,
+        program: Program,
+        step: str,
+        outputs: dict[str, dict[str, OutputDecl]],
+        wanted: t.Type,
+        expr: ast.Expr,
+    ) -> str | None:
+        candidates = [
+            f"{name}.{output}"
+            for name, declared in outputs.items()
+            if name != step
+            for output, decl in declared.items()
+            if artifact_accepts(wanted, decl.type)
+        ]
+        candidates += [
+            name for name, d in program.datasets.items() if artifact_accepts(wanted, d.type)
+        ]
+        written = (
+            expr.name.name
+            if isinstance(expr, ast.Member)
+            else (expr.name if isinstance(expr, ast.Name) else "")
+        )
+        ranked = sorted(candidates, key=lambda c: (0 if c.rsplit(".", 1)[-1] == written else 1, c))
+        if not ranked:
+            return None
+        suggestion = did_you_mean(written, [c.rsplit(".", 1)[-1] for c in ranked])
+        if suggestion:
+            match = next(c for c in ranked if f"`{c.rsplit('.', 1)[-1]}`" in suggestion)
+            return f"did you mean `{match}`?"
+        return f"did you mean `{ranked[0]}`?" if len(ranked) == 1 else None
+
+    def _resolve_policies(
+        self, step: StepDecl, attributes: dict[str, ast.Attribute], scope: Scope
+    ) -> None:
+        retries = attributes.get("retries")
+        if retries is not None:
+            value = self.evaluator.typed(retries.value, scope, t.INT, "`retries`")
+            if value is not INVALID:
+                if value < 0 or value > 100:
+                    self.report(
+                        codes.INVALID_VALUE.at(
+                            retries.value.span,
+                            "",
+                            name="retries",
+                            reason="retries are between 0 and 100",
+                        )
+                    )
+                else:
+                    step.retries = value
+                    if value:
+                        step.features["retries"] = retries.name.span
+        for name in ("backoff", "max_backoff", "timeout"):
+            attribute = attributes.get(name)
+            if attribute is None:
+                continue
+            value = self.evaluator.value(attribute.value, scope, t.DURATION)
+            if value is INVALID:
+                continue
+            if not isinstance(value, t.Duration):
+                self.report(
+                    codes.WRONG_UNIT.at(
+                        attribute.value.span,
+                        "not a duration",
+                        unit=unit_of(value),
+                        kind="time",
+                        help=f"write a duration such as `{name} = 30m`",
+                    )
+                    if isinstance(value, t.Quantity)
+                    else codes.TYPE_MISMATCH.at(
+                        attribute.value.span,
+                        f"this is {t.describe(value)}",
+                        expected=f"a duration for `{name}`",
+                        found=f"`{t.type_of(value)}`",
+                        help=f"write `{name} = 30m` (units ms, s, m, h, d, w)",
+                    )
+                )
+                continue
+            if value.seconds <= 0:
+                self.report(codes.NON_POSITIVE_RESOURCE.at(attribute.value.span, "", name=name))
+                continue
+            if name == "timeout":
+                step.timeout_seconds = value.seconds
+                step.features["timeout"] = attribute.name.span
+            elif name == "backoff":
+                step.backoff_seconds = value.seconds
+            else:
+                step.max_backoff_seconds = value.seconds
+        cache = attributes.get("cache")
+        if cache is not None:
+            value = self.evaluator.value(cache.value, scope, t.DURATION)
+            if isinstance(value, bool):
+                step.cache_enabled = value
+            elif isinstance(value, t.Duration):
+                step.cache_expire_seconds = int(value.seconds)
+            elif value is not INVALID:
+                self.report(
+                    codes.TYPE_MISMATCH.at(
+                        cache.value.span,
+                        f"this is {t.describe(value)}",
+                        expected="`true`, `false` or an expiry such as `7d` for `cache`",
+                        found=f"`{t.type_of(value)}`",
+                    )
+                )
+        parallelism = attributes.get("parallelism")
+        if parallelism is not None:
+            value = self.evaluator.typed(parallelism.value, scope, t.INT, "`parallelism`")
+            if value is not INVALID:
+                if step.foreach_var is None:
+                    self.report(
+                        codes.MISPLACED_BLOCK.at(
+                            parallelism.name.span,
+                            "only `foreach` steps fan out",
+                            what="`parallelism`",
+                            help="add `foreach item in …` to the step, or remove `parallelism`",
+                        )
+                    )
+                elif value < 1:
+                    self.report(
+                        codes.NON_POSITIVE_RESOURCE.at(
+                            parallelism.value.span, "", name="parallelism"
+                        )
+                    )
+                else:
+                    step.parallelism = value
+        code = attributes.get("code")
+        if code is not None:
+            value = self.evaluator.typed(code.value, scope, t.list_of(t.STR), "`code`")
+            if value is not INVALID:
+                step.code = tuple(value)
+
+    def _resolve_ordering(
+        self,
+        program: Program,
+        step: StepDecl,
+        attributes: dict[str, ast.Attribute],
+        outputs: dict[str, dict[str, OutputDecl]],
+        finally_steps: set[str],
+        foreach_steps: set[str],
+        scope: Scope,
+    ) -> None:
+        after = attributes.get("after")
+        if after is not None:
+            entries = after.value.items if isinstance(after.value, ast.ListLit) else (after.value,)
+            for entry in entries:
+                if not isinstance(entry, ast.Name):
+                    self.report(
+                        codes.TYPE_MISMATCH.at(
+                            entry.span,
+                            "",
+                            expected="a step name in `after`",
+                            found="an expression",
+                            help="write `after = [prepare, train]`",
+                        )
+                    )
+                    continue
+                if entry.name not in outputs:
+                    self.report(
+                        codes.UNKNOWN_STEP.at(
+                            entry.span,
+                            "no such step",
+                            name=entry.name,
+                            help=did_you_mean(entry.name, outputs),
+                        )
+                    )
+                    continue
+                if entry.name == step.name:
+                    self.report(
+                        codes.SELF_REFERENCE.at(
+                            entry.span, "a step cannot wait for itself", name=step.name
+                        )
+                    )
+                    continue
+                if entry.name in finally_steps and not step.is_finally:
+                    self.report(
+                        codes.FINALLY_AS_INPUT.at(
+                            entry.span,
+                            "runs after every other step",
+                            step=step.name,
+                            source=entry.name,
+                        )
+                    )
+                    continue
+                step.after.append((entry.name, entry.span))
+        when = attributes.get("when")
+        if when is not None:
+            sources = {
+                name: MetricSource(
+                    name, {o: d.type for o, d in declared.items()}, name in foreach_steps
+                )
+                for name, declared in outputs.items()
+                if name != step.name
+            }
+            value = self.evaluator.value(when.value, scope.child(**sources))
+            if value is INVALID:
+                return
+            if (isinstance(value, t.Symbolic) and value.type == t.BOOL) or isinstance(value, bool):
+                step.when = value
+                step.when_span = when.value.span
+                if isinstance(value, t.Symbolic):
+                    for name in value.steps:
+                        if name in finally_steps and not step.is_finally:
+                            self.report(
+                                codes.FINALLY_AS_INPUT.at(
+                                    when.value.span,
+                                    "runs after every other step",
+                                    step=step.name,
+                                    source=name,
+                                )
+                            )
+                            step.when = None
+            else:
+                self.report(
+                    codes.GATE_NOT_BOOL.at(
+                        when.value.span,
+                        f"this is {t.describe(value)}",
+                        found=t.describe(value),
+                        help="compare it: `when = evaluate.metrics.accuracy >= params.min_accuracy`",
+                    )
+                )
+
+    def _check_templates(
+        self,
+        step: StepDecl,
+        attributes: dict[str, ast.Attribute],
+        blocks: dict[str, list[ast.Block]],
+        scope: Scope,
+    ) -> None:
+        params = scope.names.get("params")
+        names: dict[str, object] = {
+            "params": dict.fromkeys(params.members if isinstance(params, Namespace) else ()),
+            "inputs": {i.name: None for i in step.inputs},
+            "outputs": dict.fromkeys(step.outputs),
+            "run": {"id": None, "status": None},
+            "step": {"name": None},
+        }
+        if step.foreach_var:
+            names[step.foreach_var] = None
+        run = attributes.get("run")
+        targets: list[ast.StrLit] = []
+        if run is not None:
+            if isinstance(run.value, ast.StrLit):
+                targets.append(run.value)
+            elif isinstance(run.value, ast.ListLit):
+                targets.extend(i for i in run.value.items if isinstance(i, ast.StrLit))
+        for env in blocks.get("env", []):
+            targets.extend(
+                i.value
+                for i in env.body.items
+                if isinstance(i, ast.Attribute) and isinstance(i.value, ast.StrLit)
+            )
+        for literal in targets:
+            used = check_template(literal, names, self.diagnostics)
+            step.params_used |= used
