@@ -24,7 +24,7 @@ from mlc.checks.resolve_base import (
     unit_of,
 )
 from mlc.checks.resolve_resources import ResourcesResolver
-from mlc.checks.suggest import did_you_mean
+from mlc.checks.suggest import closest, did_you_mean
 from mlc.checks.templates import check_template, split_command
 from mlc.diagnostics import Label
 from mlc.diagnostics import catalog as codes
@@ -461,7 +461,12 @@ class StepsResolver(ResourcesResolver):
                                 expected=str(declared),
                                 found=str(actual),
                                 help=self._suggest_source(
-                                    program, step.name, outputs, expected_item, source_expr
+                                    program,
+                                    step.name,
+                                    outputs,
+                                    expected_item,
+                                    source_expr,
+                                    name_ident.name,
                                 ),
                             )
                         )
@@ -574,7 +579,9 @@ class StepsResolver(ResourcesResolver):
         outputs: dict[str, dict[str, OutputDecl]],
         wanted: t.Type,
         expr: ast.Expr,
+        input_name: str,
     ) -> str | None:
+        """Artifacts of the wanted type, the one named most like the input or reference first."""
         candidates = [
             f"{name}.{output}"
             for name, declared in outputs.items()
@@ -585,19 +592,18 @@ class StepsResolver(ResourcesResolver):
         candidates += [
             name for name, d in program.datasets.items() if artifact_accepts(wanted, d.type)
         ]
-        written = (
-            expr.name.name
-            if isinstance(expr, ast.Member)
-            else (expr.name if isinstance(expr, ast.Name) else "")
-        )
-        ranked = sorted(candidates, key=lambda c: (0 if c.rsplit(".", 1)[-1] == written else 1, c))
-        if not ranked:
+        if not candidates:
             return None
-        suggestion = did_you_mean(written, [c.rsplit(".", 1)[-1] for c in ranked])
-        if suggestion:
-            match = next(c for c in ranked if f"`{c.rsplit('.', 1)[-1]}`" in suggestion)
-            return f"did you mean `{match}`?"
-        return f"did you mean `{ranked[0]}`?" if len(ranked) == 1 else None
+        written = expr.name.name if isinstance(expr, ast.Member) else ""
+        by_leaf = {c.rsplit(".", 1)[-1]: c for c in sorted(candidates)}
+        for name in (written, input_name):
+            match = closest(name, by_leaf) if name else None
+            if match:
+                return f"did you mean `{by_leaf[match]}`?"
+        if len(candidates) == 1:
+            return f"did you mean `{candidates[0]}`?"
+        shown = ", ".join(f"`{c}`" for c in sorted(candidates)[:4])
+        return f"`{wanted}` artifacts in this pipeline: {shown}"
 
     def _resolve_policies(
         self, step: StepDecl, attributes: dict[str, ast.Attribute], scope: Scope
