@@ -219,6 +219,10 @@ class LocalStore:
     @property
     def statcache(self) -> StatCache:
         """The stat cache of this store, opened on first use."""
+        with self._counter_lock:
+            return self._open_statcache()
+
+    def _open_statcache(self) -> StatCache:
         if self._statcache is None:
             self._statcache = StatCache(os.path.join(self.root, layout.STAT_CACHE))
         return self._statcache

@@ -216,6 +216,10 @@ class FsspecStore:
     @property
     def statcache(self) -> StatCache:
         """The local stat cache of this remote store."""
+        with self._counter_lock:
+            return self._open_statcache()
+
+    def _open_statcache(self) -> StatCache:
         if self._statcache is None:
             os.makedirs(self.local_dir, exist_ok=True)
             self._statcache = StatCache(os.path.join(self.local_dir, layout.STAT_CACHE))
@@ -376,9 +380,13 @@ class FsspecStore:
                         )
                     os.makedirs(os.path.dirname(local), exist_ok=True)
                     jobs.append((entry, local))
+                # Each distinct object is downloaded once; duplicates are copied locally.
+                by_digest: dict[Digest, list[tuple[ManifestEntry, str]]] = {}
+                for job in jobs:
+                    by_digest.setdefault(job[0].digest, []).append(job)
                 parallel_map(
-                    lambda job: self._download(job[0].digest, job[1], job[0].mode, readonly),
-                    jobs,
+                    lambda group: self._download_group(group, readonly),
+                    list(by_digest.values()),
                     self.workers,
                 )
             os.rename(building, target)
@@ -389,6 +397,13 @@ class FsspecStore:
                 os.unlink(building)
             raise
         return version
+
+    def _download_group(self, group: list[tuple[ManifestEntry, str]], readonly: bool) -> None:
+        first, first_path = group[0]
+        self._download(first.digest, first_path, first.mode, readonly)
+        for entry, local in group[1:]:
+            shutil.copyfile(first_path, local)
+            os.chmod(local, entry.mode & ~0o222 if readonly else entry.mode)
 
     def _download(self, digest: Digest, local: str, mode: int, readonly: bool) -> None:
         try:

@@ -10,8 +10,10 @@ next time, and cached then.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -48,10 +50,22 @@ class FileStat:
 
 
 def connect_sqlite(path: str) -> sqlite3.Connection:
-    """A connection in WAL mode with a generous busy timeout, usable from any thread."""
+    """A connection in WAL mode with a generous busy timeout, usable from any thread.
+
+    Switching a new database to WAL needs an exclusive lock and does not wait on the busy
+    timeout, so processes opening the same new database at once retry it.
+    """
     connection = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout = 60000")
-    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            break
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + random.random() * 0.05)
     if mode is None or str(mode[0]).lower() != "wal":  # pragma: no cover - e.g. network fs
         connection.execute("PRAGMA journal_mode = DELETE")
     connection.execute("PRAGMA synchronous = NORMAL")

@@ -26,7 +26,10 @@ class Lineage:
         self, store: Store, db_path: str | None = None, *, write_records: bool | None = None
     ) -> None:
         self.store = store
-        self.db = LineageDB(db_path or os.path.join(store.local_dir, layout.LINEAGE_DB))
+        if db_path is None:
+            os.makedirs(store.local_dir, exist_ok=True)
+            db_path = os.path.join(store.local_dir, layout.LINEAGE_DB)
+        self.db = LineageDB(db_path)
         self.write_records = store.is_remote if write_records is None else write_records
 
     def start_run(self, run: Run) -> None:
