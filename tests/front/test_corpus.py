@@ -15,17 +15,19 @@ A file may start with `# command: mlc lint …` or `# command: mlc compile …` 
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mlc.cli import backends
-from mlc.compile import CompileResult, Options, check_paths, compile_spec
+from mlc.compile import check_paths, compile_spec
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics.catalog import CATALOG
 from mlc.ir.serialize import to_json
 from mlc.source import SourceMap
+
+from tests.front import invocation
+from tests.front.invocation import KNOWN_GAPS
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "specs" / "corpus"
@@ -34,23 +36,9 @@ VALID = sorted((CORPUS / "valid").glob("*.mlspec"))
 EXAMPLES = sorted((REPO / "examples").rglob("*.mlspec"))
 
 EXPECT = re.compile(r"#\s*expect:\s*(?P<code>[EW]\d{4})\s*@\s*(?P<line>\d+):(?P<column>\d+)")
-COMMAND = re.compile(r"^#\s*command:\s*(?P<command>.*)$", re.MULTILINE)
 
 # The compiler version changes with every release; golden files record this instead.
 GOLDEN_COMPILER_VERSION = "<compiler version>"
-
-# Codes the checker cannot produce yet. Each file states the behaviour the language wants;
-# the test is a strict xfail, so it turns red the day the checker starts producing the code
-# and the entry must be removed.
-KNOWN_GAPS: dict[str, str] = {
-    "E0213_not_constant.mlspec": (
-        "`args` are evaluated without the step names in scope, so a metric there is "
-        "reported as E0103 unknown name, never as E0213"
-    ),
-    "E0310_unknown_run_field.mlspec": (
-        "templates report an unknown `run.…` field as E0305, never as E0310"
-    ),
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -65,14 +53,6 @@ class Expected:
         return f"{self.code} @ {self.line}:{self.column}"
 
 
-@dataclass
-class Invocation:
-    """How a corpus file is checked: `mlc lint` or `mlc compile`, with options."""
-
-    compile: bool
-    options: Options
-
-
 def expectations(text: str) -> list[Expected]:
     """The `# expect: CODE @ LINE:COLUMN` comments of a file."""
     return sorted(
@@ -80,39 +60,9 @@ def expectations(text: str) -> list[Expected]:
     )
 
 
-def invocation(text: str) -> Invocation:
-    """The `# command: mlc …` header of a file, as compilation options."""
-    options = Options(describe_backend=backends.describe, known_backends=backends.installed())
-    match = COMMAND.search(text)
-    if match is None:
-        return Invocation(compile=False, options=options)
-    words = shlex.split(match["command"])
-    assert words[:1] == ["mlc"] and words[1:2] in (["lint"], ["compile"]), match["command"]
-    arguments = iter(words[2:])
-    params: dict[str, str] = {}
-    for word in arguments:
-        if word == "--target":
-            options.target = next(arguments)
-        elif word == "--pipeline":
-            options.pipeline = next(arguments)
-        elif word == "--param":
-            name, _, value = next(arguments).partition("=")
-            params[name] = value
-        else:
-            raise AssertionError(f"unsupported option in `# command:` header: {word}")
-    options.params = params
-    return Invocation(compile=words[1] == "compile", options=options)
-
-
 def check(path: Path) -> tuple[list[Diagnostic], SourceMap]:
-    """Runs the file the way its `# command:` header says; returns diagnostics and sources."""
-    call = invocation(path.read_text(encoding="utf-8"))
-    relative = path.relative_to(REPO)
-    if call.compile:
-        result: CompileResult = compile_spec(relative, options=call.options)
-        return result.diagnostics, result.sources
-    checked = check_paths([relative], call.options)
-    return checked.diagnostics, checked.sources
+    """Runs a corpus file, shown by its path relative to the repository."""
+    return invocation.check(path.relative_to(REPO))
 
 
 def located(diagnostic: Diagnostic, sources: SourceMap) -> Expected:
@@ -126,7 +76,7 @@ def describe(diagnostic: Diagnostic, sources: SourceMap) -> str:
 
 def golden_text(path: Path) -> str:
     """The canonical IR of a valid spec, with the compiler version normalised."""
-    call = invocation(path.read_text(encoding="utf-8"))
+    call = invocation.invocation(path.read_text(encoding="utf-8"))
     result = compile_spec(path.relative_to(REPO), options=call.options)
     assert result.document is not None, "\n".join(
         describe(d, result.sources) for d in result.diagnostics
@@ -146,8 +96,8 @@ def _invalid_params() -> list[object]:
         pytest.param(
             path,
             id=path.stem,
-            marks=[pytest.mark.xfail(reason=KNOWN_GAPS[path.name], strict=True)]
-            if path.name in KNOWN_GAPS
+            marks=[pytest.mark.xfail(reason=KNOWN_GAPS[path.name[:5]], strict=True)]
+            if path.name[:5] in KNOWN_GAPS
             else [],
         )
         for path in INVALID
@@ -188,8 +138,8 @@ def test_each_invalid_file_is_named_after_a_code_it_expects() -> None:
     assert misnamed == []
 
 
-def test_known_gaps_name_existing_files() -> None:
-    assert sorted(set(KNOWN_GAPS) - {p.name for p in INVALID}) == []
+def test_known_gaps_are_catalog_codes() -> None:
+    assert sorted(set(KNOWN_GAPS) - set(CATALOG)) == []
 
 
 # -- valid specs -------------------------------------------------------------------------------
