@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from mlc.runtime.templates import referenced_names
 CACHE_KEY_VERSION = 1
 """Bumped whenever the parts or their encoding change, so old entries simply stop matching."""
 
-InputDigests = Mapping[str, "str | list[str]"]
+InputDigests = Mapping[str, "str | Sequence[str]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,7 @@ def cache_key_parts(
         image=step.image,
         image_digest=image_digest,
         inputs={
-            name: list(value) if isinstance(value, list) else value
+            name: value if isinstance(value, str) else list(value)
             for name, value in input_digests.items()
         },
         params=dict(step.params_used),

@@ -4,12 +4,14 @@ The spec's directory comes first on `sys.path`, so `steps:train` finds `steps.py
 spec. The function is called with keyword arguments: each of the command's `args`, each input
 (a `pathlib.Path`, or a list of them for a `fan_in` input), each output (a `pathlib.Path` to
 write), and the `foreach` variable. When the step has exactly one `metrics` output and the
-function returns a dict, the dict is written as that output's JSON.
+function returns a dict, the dict is written as that output's JSON (and the function may then
+leave that output out of its parameters).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -62,6 +64,30 @@ def keyword_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def bind_arguments(
+    function: str, target: Callable[..., Any], kwargs: dict[str, Any], returned_metrics: str | None
+) -> dict[str, Any]:
+    """The keyword arguments the function accepts. The single `metrics` output may be left
+    out of the signature (the function then returns the metrics as a dict); any other mismatch
+    is a `StepFailure` that lists what mlc passes."""
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # a builtin or C function: call it as it is
+        return kwargs
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    if returned_metrics is not None and returned_metrics not in signature.parameters:
+        if not accepts_any:
+            kwargs = {k: v for k, v in kwargs.items() if k != returned_metrics}
+    try:
+        signature.bind(**kwargs)
+    except TypeError as exc:
+        passed = ", ".join(f"`{name}`" for name in kwargs) or "nothing"
+        raise StepFailure(
+            f"`{function}{signature}` cannot be called with what the step passes ({passed}): {exc}"
+        ) from None
+    return kwargs
+
+
 def call_step_function(
     function: str,
     base_dir: str,
@@ -70,7 +96,13 @@ def call_step_function(
 ) -> None:
     """Imports and calls the function; writes a returned dict to `metrics_path` if given."""
     target = resolve_function(function, base_dir)
-    result = target(**keyword_arguments(arguments))
+    kwargs = keyword_arguments(arguments)
+    metrics_name = None
+    if metrics_path is not None:
+        metrics_name = next(
+            (name for name, value in kwargs.items() if str(value) == metrics_path), None
+        )
+    result = target(**bind_arguments(function, target, kwargs, metrics_name))
     if metrics_path is not None and isinstance(result, Mapping):
         if Path(metrics_path).exists():
             raise StepFailure(

@@ -114,12 +114,21 @@ def _execute_call(task: Task) -> TaskResult:
         except SystemExit as exc:
             if exc.code in (0, None):
                 return TaskResult(0)
-            traceback.print_exc()
+            _print_user_traceback(exc)
             return TaskResult(1, f"{task.function} called sys.exit({exc.code!r})")
         except BaseException as exc:
-            traceback.print_exc()
+            _print_user_traceback(exc)
             return TaskResult(1, f"{task.function} raised {type(exc).__name__}: {exc}")
     return TaskResult(0)
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """Prints the traceback from the first frame outside mlc's runtime (the user's code)."""
+    runtime_dir = os.path.dirname(os.path.abspath(__file__))
+    tb = exc.__traceback__
+    while tb is not None and os.path.dirname(tb.tb_frame.f_code.co_filename) == runtime_dir:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
 
 
 @contextmanager

@@ -1,0 +1,630 @@
+"""The local run: a scheduler over invocations, resources and a pool of worker processes.
+
+One thread (the caller's) owns every decision and all lineage writes; each running attempt
+has a small thread that prepares its directory, hands the task to a worker, waits for it
+(killing the worker's process group at the timeout), and puts the outputs into the store. The
+scheduler loop:
+
+1. a step whose upstream steps have all ended is *decided*: skipped (an input is missing, or
+   its `when` condition is false), or, per invocation, cached or waiting to run;
+2. waiting invocations start, in order, as soon as their resources fit (and their retry
+   backoff and the `foreach` parallelism allow);
+3. each finished attempt is recorded, retried with exponential backoff, or failed. After a
+   failure no new step starts unless `keep_going`; running steps finish, `finally` steps run.
+
+Ctrl-C (KeyboardInterrupt) kills every running process group and records the run as
+cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from mlc.backends.local.pool import CUDA_VARIABLE, WorkerPool
+from mlc.backends.local.resources import Grant, ResourceLedger
+from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
+from mlc.backends.local.workspace import RunWorkspace
+from mlc.ir.graph import build_graph, condition_refs, steps_in_order
+from mlc.ir.model import IRDocument, Step
+from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
+from mlc.runtime.cache_key import cache_key_parts
+from mlc.runtime.context import RunInfo
+from mlc.runtime.datasets import ResolvedDatasets
+from mlc.runtime.decisions import decide
+from mlc.runtime.errors import ConditionFailure, StepFailure
+from mlc.runtime.gates import gate_open
+from mlc.runtime.invocation import invocations_of
+from mlc.runtime.rendering import render_task, step_environment
+from mlc.runtime.report import RunObserver, RunReport, StepReport, UnitUpdate
+from mlc.runtime.task import TaskResult
+from mlc.runtime.wiring import OutputDigests, wire_inputs
+from mlc.runtime.workdir import collect_outputs, prepare_attempt, remove_tree
+from mlc.store.base import Store
+from mlc.store.digest import Digest
+from mlc.store.errors import StoreError
+from mlc.store.lineage import (
+    Dataset,
+    Lineage,
+    Output,
+    Run,
+    RunStatus,
+    StepExecution,
+    StepStatus,
+    code_version,
+    current_host,
+    current_user,
+)
+
+TICK_SECONDS = 0.2
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """How a local run behaves."""
+
+    rerun: frozenset[str] = frozenset()
+    keep_going: bool = False
+    kill_grace_seconds: float = 10.0
+    target: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What was checked and computed before the run: per-step code digests and secrets,
+    resolved datasets."""
+
+    code: Mapping[str, dict[str, str]]
+    secrets: Mapping[str, dict[str, str]]
+    datasets: ResolvedDatasets
+
+
+@dataclass(slots=True)
+class _Outcome:
+    unit: Unit
+    attempt: int
+    result: TaskResult | None = None
+    outputs: dict[str, CachedOutput] | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Stop:
+    reason: str = ""
+    cancelled: bool = False
+    failed_units: list[str] = field(default_factory=list)
+
+
+class LocalRun:
+    """One run of one document on this machine (see the module docstring)."""
+
+    def __init__(
+        self,
+        document: IRDocument,
+        *,
+        run_id: str,
+        store: Store,
+        lineage: Lineage,
+        ledger: ResourceLedger,
+        preflight: Preflight,
+        environ: Mapping[str, str],
+        settings: RunSettings,
+        observer: RunObserver,
+    ) -> None:
+        self.document = document
+        self.run_id = run_id
+        self.store = store
+        self.lineage = lineage
+        self.ledger = ledger
+        self.preflight = preflight
+        self.environ = dict(environ)
+        self.settings = settings
+        self.observer = observer
+        self.pipeline = document.pipeline.name
+        self.params = {p.name: p.value for p in document.pipeline.params}
+        self.datasets = {n: r.digest for n, r in preflight.datasets.by_name.items()}
+        graph = build_graph(document)
+        self.order = steps_in_order(document)
+        self.states: dict[str, StepState] = {
+            s.id: StepState(s, [Unit(i) for i in invocations_of(s)]) for s in self.order
+        }
+        self.predecessors = {
+            s.id: [p for p in graph.predecessors(s.id) if p in self.states] for s in self.order
+        }
+        self.units = [unit for s in self.order for unit in self.states[s.id].units]
+        self.produced: dict[str, OutputDigests] = {}
+        self.stop = _Stop()
+        self.events: queue.Queue[_Outcome] = queue.Queue()
+        self.threads: set[threading.Thread] = set()
+        self.started = time.time()
+        self.workspace = RunWorkspace(self._local_dir(), run_id)
+        base_env = {k: v for k, v in self.environ.items() if k != CUDA_VARIABLE}
+        self.pool = WorkerPool(base_env, str(self.workspace.workers_log))
+        self.gpus_present = bool(ledger.machine.gpus)
+
+    def _local_dir(self) -> str:
+        return str(getattr(self.store, "local_dir", ".mlc"))
+
+    # ------------------------------------------------------------------ the run
+
+    def execute(self) -> RunReport:
+        """Runs the pipeline to the end (or until cancelled) and reports."""
+        self._begin()
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self._cancel()
+        finally:
+            status = self._run_status()
+            self._end(status)
+        return self._report(status)
+
+    def _begin(self) -> None:
+        version = code_version(self.document.base_dir)
+        self.lineage.start_run(
+            Run(
+                run_id=self.run_id,
+                pipeline=self.pipeline,
+                spec_path=self.document.spec,
+                target=self.settings.target,
+                backend="local",
+                host=current_host(),
+                user=current_user(),
+                git_commit=version.commit,
+                git_dirty=version.dirty,
+                params=self.params,
+                started_at=self.started,
+            )
+        )
+        for resolved in self.preflight.datasets.by_name.values():
+            self.lineage.record_dataset(
+                Dataset(resolved.digest, resolved.dataset.name, resolved.dataset.uri, resolved.kind)
+            )
+        self.observer.run_started(self.run_id, self.pipeline, [u.name for u in self.units])
+        for warning in self.preflight.datasets.warnings:
+            self.observer.warning(warning)
+
+    def _loop(self) -> None:
+        while not all(state.settled for state in self.states.values()):
+            progressed = self._decide_ready_steps()
+            progressed |= self._start_waiting_units()
+            if all(state.settled for state in self.states.values()):
+                break
+            running = any(u.status == "running" for u in self.units)
+            if not running and not progressed and not self._backing_off():
+                self._give_up_blocked()
+                continue
+            try:
+                outcome: _Outcome | None = self.events.get(timeout=self._wait_seconds())
+            except queue.Empty:
+                outcome = None
+            while outcome is not None:
+                self._handle(outcome)
+                try:
+                    outcome = self.events.get_nowait()
+                except queue.Empty:
+                    outcome = None
+            self.observer.tick()
+
+    def _backing_off(self) -> bool:
+        return any(u.status == "waiting" for u in self.units)
+
+    def _wait_seconds(self) -> float:
+        now = time.monotonic()
+        pending = [u.not_before - now for u in self.units if u.status == "waiting"]
+        soonest = min([p for p in pending if p > 0], default=TICK_SECONDS)
+        return max(0.01, min(TICK_SECONDS, soonest))
+
+    def _give_up_blocked(self) -> None:
+        """Nothing runs and nothing can start: end what is left rather than wait forever."""
+        for unit in self.units:
+            if not unit.final:
+                self._finish(unit, "skipped", reason="its upstream steps did not complete")
+        for state in self.states.values():
+            state.decided = True
+
+    # ------------------------------------------------------------------ deciding
+
+    def _decide_ready_steps(self) -> bool:
+        progressed = False
+        for step in self.order:
+            state = self.states[step.id]
+            if state.decided:
+                continue
+            if not all(self.states[p].settled for p in self.predecessors[step.id]):
+                continue
+            state.decided = True
+            progressed = True
+            self._decide(state)
+        return progressed
+
+    def _decide(self, state: StepState) -> None:
+        step = state.step
+        if self.stop.cancelled:
+            self._finish_all(state, "skipped", "the run was cancelled")
+            return
+        if self.stop.reason and not step.is_finally:
+            self._finish_all(state, "skipped", self.stop.reason)
+            return
+        problem = self._upstream_problem(step)
+        if problem is not None:
+            self._finish_all(state, "skipped", problem)
+            return
+        if step.when is not None:
+            try:
+                is_open, text = gate_open(step, self.store, self.produced)
+            except ConditionFailure as exc:
+                self._finish_all(state, "failed", None, error=str(exc))
+                return
+            if not is_open:
+                self._finish_all(state, "skipped", f"its condition `{text}` is false")
+                return
+        try:
+            wiring = wire_inputs(step, self.datasets, self.produced)
+        except StepFailure as exc:
+            self._finish_all(state, "failed", None, error=str(exc))
+            return
+        run = RunInfo(self.run_id, self._status_so_far() if step.is_finally else "running")
+        for unit in state.units:
+            unit.inputs = dict(wiring.digests)
+            parts = cache_key_parts(
+                unit.invocation,
+                code=self.preflight.code[step.id],
+                input_digests=wiring.digests,
+                run=run,
+            )
+            decision = decide(
+                unit.invocation,
+                parts,
+                store=self.store,
+                lineage=self.lineage,
+                pipeline=self.pipeline,
+                rerun=self.settings.rerun,
+                current_run=self.run_id,
+            )
+            unit.cache_key = decision.cache_key
+            unit.parts = parts.to_json()
+            if decision.entry is not None:
+                unit.outputs = dict(decision.entry.outputs)
+                self._finish(unit, "cached")
+            else:
+                unit.reasons = decision.reasons
+                unit.status = "waiting"
+                self._notify(unit, "; ".join(decision.reasons))
+
+    def _upstream_problem(self, step: Step) -> str | None:
+        def outcome(node: str) -> str:
+            return self.states[node].outcome if node in self.states else "succeeded"
+
+        for port in step.inputs:
+            node = port.source.node
+            if node in self.states and outcome(node) != "succeeded":
+                producer = node.removeprefix("step:")
+                return f"input `{port.name}` comes from `{producer}`, which {_past(outcome(node))}"
+        for before in step.after:
+            if outcome(before) in ("failed", "cancelled"):
+                return f"it runs after `{before.removeprefix('step:')}`, which {_past(outcome(before))}"
+        for ref in condition_refs(step.when):
+            if outcome(ref.step) != "succeeded":
+                name = ref.step.removeprefix("step:")
+                return f"its condition reads `{name}`, which {_past(outcome(ref.step))}"
+        return None
+
+    def _status_so_far(self) -> str:
+        failed = any(u.status in ("failed", "cancelled") for u in self.units if not u.step.is_finally)
+        return "failed" if failed else "succeeded"
+
+    # ------------------------------------------------------------------ starting
+
+    def _start_waiting_units(self) -> bool:
+        started = False
+        now = time.monotonic()
+        for unit in self.units:
+            if unit.status != "waiting" or unit.not_before > now:
+                continue
+            step = unit.step
+            if self.stop.cancelled or (
+                self.stop.reason and not step.is_finally and unit.attempts == 0
+            ):
+                self._finish(unit, "skipped", reason=self.stop.reason or "the run was cancelled")
+                started = True
+                continue
+            if step.foreach is not None and step.foreach.parallelism:
+                running = sum(
+                    1 for u in self.states[step.id].units if u.status == "running"
+                )
+                if running >= step.foreach.parallelism:
+                    continue
+            grant = self.ledger.try_acquire(step.resources)
+            if grant is None:
+                continue
+            self._launch(unit, grant)
+            started = True
+        return started
+
+    def _launch(self, unit: Unit, grant: Grant) -> None:
+        unit.attempts += 1
+        unit.grant = grant
+        unit.status = "running"
+        if unit.started_at is None:
+            unit.started_at = time.time()
+        total = unit.step.retry.retries + 1
+        self._notify(unit, f"attempt {unit.attempts}/{total}" if total > 1 else "")
+        thread = threading.Thread(
+            target=self._run_attempt,
+            args=(unit, unit.attempts, grant),
+            name=f"mlc-{unit.name}",
+            daemon=True,
+        )
+        self.threads.add(thread)
+        thread.start()
+
+    # ------------------------------------------------------------------ one attempt (thread)
+
+    def _run_attempt(self, unit: Unit, attempt: int, grant: Grant) -> None:
+        outcome = _Outcome(unit, attempt)
+        step = unit.step
+        root = self.workspace.attempt_dir(unit.name, attempt)
+        log_path = self.workspace.log_path(unit.name)
+        worker = None
+        try:
+            with open(log_path, "a", encoding="utf-8") as log:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                log.write(f"--- mlc: {unit.name} attempt {attempt} started {stamp} ---\n")
+            _, paths = prepare_attempt(root, self.store, unit.inputs, step.outputs)
+            extra = {"TMPDIR": str(root / "tmp")}
+            if grant.gpus or self.gpus_present:
+                extra[CUDA_VARIABLE] = grant.cuda_visible_devices
+            run = RunInfo(self.run_id, self._status_so_far() if step.is_finally else "running")
+            env = step_environment(
+                self.environ, unit.invocation, self.preflight.secrets[step.id], run, extra
+            )
+            task = render_task(
+                unit.invocation,
+                params=self.params,
+                paths=paths,
+                run=run,
+                env=env,
+                cwd=self.document.base_dir,
+                log_path=str(log_path),
+                base_dir=self.document.base_dir,
+            )
+            worker = self.pool.acquire(extra.get(CUDA_VARIABLE))
+            worker.send(task)
+            timeout = step.timeout_seconds
+            deadline = time.monotonic() + timeout if timeout else None
+            result = worker.receive(deadline)
+            if result is None:
+                self.pool.kill(worker, self.settings.kill_grace_seconds)
+                code = worker.process.returncode or -signal.SIGKILL
+                result = TaskResult(code, f"timed out after {timeout:g}s", timed_out=True)
+            outcome.result = result
+            if result.ok and not unit.cancel_requested:
+                outcome.outputs = collect_outputs(self.store, step.outputs, paths)
+                self._remember(unit, outcome.outputs)
+        except (StepFailure, StoreError) as exc:
+            outcome.error = str(exc)
+        except Exception as exc:  # an internal error must still end the attempt cleanly
+            outcome.error = f"internal error: {type(exc).__name__}: {exc}"
+            with open(log_path, "a", encoding="utf-8") as log:
+                traceback.print_exc(file=log)
+        finally:
+            if worker is not None:
+                self.pool.release(worker)
+            if outcome.outputs is None:
+                with open(log_path, "a", encoding="utf-8") as log:
+                    log.write(f"--- mlc: attempt {attempt} failed: "
+                              f"{describe_result(outcome.result, outcome.error)} ---\n")
+            with contextlib.suppress(OSError):
+                remove_tree(root)
+            self.events.put(outcome)
+
+    def _remember(self, unit: Unit, outputs: dict[str, CachedOutput]) -> None:
+        if unit.cache_key is None or unit.parts is None or not unit.step.cache.enabled:
+            return
+        entry = CacheEntry(
+            key=unit.cache_key,
+            parts=dict(unit.parts),
+            outputs=outputs,
+            created_at=time.time(),
+            run_id=self.run_id,
+            invocation=unit.name,
+        )
+        remember(self.store, entry, expire_seconds=unit.step.cache.expire_seconds)
+
+    # ------------------------------------------------------------------ finishing
+
+    def _handle(self, outcome: _Outcome) -> None:
+        unit = outcome.unit
+        for thread in list(self.threads):
+            if not thread.is_alive():
+                self.threads.discard(thread)
+        if unit.grant is not None:
+            self.ledger.release(unit.grant)
+            unit.grant = None
+        if outcome.result is not None:
+            unit.exit_code = outcome.result.exit_code
+        if unit.cancel_requested or self.stop.cancelled:
+            self._finish(unit, "cancelled", error="cancelled")
+            return
+        if outcome.outputs is not None:
+            unit.outputs = outcome.outputs
+            unit.error = None
+            self._finish(unit, "ran")
+            return
+        unit.error = describe_result(outcome.result, outcome.error)
+        retry = unit.step.retry
+        if unit.attempts <= retry.retries:
+            wait = backoff_seconds(unit.attempts, retry.backoff_seconds, retry.max_backoff_seconds)
+            unit.not_before = time.monotonic() + wait
+            unit.status = "waiting"
+            self._notify(unit, f"attempt {unit.attempts} failed ({unit.error}); retrying in {wait:g}s")
+            return
+        self._finish(unit, "failed", error=unit.error)
+        if not self.settings.keep_going and not self.stop.reason:
+            self.stop.reason = f"the run stopped after `{unit.name}` failed"
+
+    def _finish_all(
+        self, state: StepState, status: str, reason: str | None, error: str | None = None
+    ) -> None:
+        for unit in state.units:
+            self._finish(unit, status, reason=reason, error=error)
+
+    def _finish(
+        self, unit: Unit, status: str, *, reason: str | None = None, error: str | None = None
+    ) -> None:
+        unit.status = status
+        if reason:
+            unit.reasons = [reason]
+        if error:
+            unit.error = error
+        if unit.started_at is not None:
+            unit.ended_at = time.time()
+        self._store_log(unit)
+        self._record(unit)
+        detail = error or reason or ""
+        self._notify(unit, detail)
+        state = self.states[unit.step.id]
+        if state.settled and state.outcome == "succeeded":
+            self.produced[unit.step.id] = _step_outputs(state)
+
+    def _store_log(self, unit: Unit) -> None:
+        path = self.workspace.log_path(unit.name)
+        if not path.exists():
+            return
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            unit.log_tail = text.splitlines()[-LOG_TAIL_LINES:]
+            unit.log_ref = self.store.put_file(path)
+        except (OSError, StoreError) as exc:
+            self.observer.warning(f"the log of `{unit.name}` could not be stored: {exc}")
+
+    def _record(self, unit: Unit) -> None:
+        status = unit.status if unit.status != "running" else "cancelled"
+        inputs: dict[str, Digest] = {}
+        for name, value in unit.inputs.items():
+            if isinstance(value, list):
+                inputs.update({f"{name}[{i}]": d for i, d in enumerate(value)})
+            else:
+                inputs[name] = value
+        try:
+            self.lineage.record_step(
+                StepExecution(
+                    run_id=self.run_id,
+                    step_id=unit.invocation.lineage_id,
+                    status=cast(StepStatus, status),
+                    cache_key=unit.cache_key or "",
+                    attempts=unit.attempts,
+                    exit_code=unit.exit_code,
+                    started_at=unit.started_at,
+                    ended_at=unit.ended_at,
+                    host=current_host(),
+                    image=unit.step.image or "",
+                    log_ref=unit.log_ref or "",
+                    inputs=inputs,
+                    outputs={n: Output(o.digest, o.kind) for n, o in unit.outputs.items()},
+                )
+            )
+        except StoreError as exc:
+            self.observer.warning(f"lineage of `{unit.name}` could not be recorded: {exc}")
+
+    def _notify(self, unit: Unit, detail: str) -> None:
+        self.observer.unit_changed(
+            UnitUpdate(unit.name, unit.status, detail, unit.attempts, unit.elapsed())
+        )
+
+    # ------------------------------------------------------------------ cancelling and ending
+
+    def _cancel(self) -> None:
+        self.stop.cancelled = True
+        self.observer.warning("cancelling: stopping the running steps")
+        for unit in self.units:
+            if unit.status == "running":
+                unit.cancel_requested = True
+        try:
+            self.pool.kill_all(self.settings.kill_grace_seconds)
+        except KeyboardInterrupt:
+            self.pool.kill_all(0.0)
+        deadline = time.monotonic() + 10
+        while self.threads and time.monotonic() < deadline:
+            try:
+                self._handle(self.events.get(timeout=0.1))
+            except queue.Empty:
+                self.threads = {t for t in self.threads if t.is_alive()}
+            except KeyboardInterrupt:
+                self.pool.kill_all(0.0)
+        while True:
+            try:
+                self._handle(self.events.get_nowait())
+            except queue.Empty:
+                break
+        for unit in self.units:
+            if not unit.final:
+                status = "cancelled" if unit.attempts else "skipped"
+                self._finish(unit, status, reason="the run was cancelled")
+
+    def _run_status(self) -> str:
+        if self.stop.cancelled:
+            return "cancelled"
+        if any(u.status in ("failed", "cancelled") for u in self.units):
+            return "failed"
+        return "succeeded"
+
+    def _end(self, status: str) -> None:
+        try:
+            self.lineage.finish_run(self.run_id, cast(RunStatus, status), time.time())
+        except StoreError as exc:
+            self.observer.warning(f"the end of the run could not be recorded: {exc}")
+        self.pool.shutdown()
+        self.workspace.close()
+
+    def _report(self, status: str) -> RunReport:
+        steps = [
+            StepReport(
+                name=u.name,
+                status=u.status,
+                cache_key=u.cache_key,
+                outputs={n: o.digest for n, o in u.outputs.items()},
+                attempts=u.attempts,
+                duration_s=(u.ended_at - u.started_at) if u.started_at and u.ended_at else 0.0,
+                reasons=list(u.reasons) if u.status in ("ran", "skipped") else [],
+                error=u.error if u.status in ("failed", "cancelled") else None,
+                log_ref=u.log_ref,
+                log_tail=u.log_tail if u.status == "failed" else [],
+            )
+            for u in self.units
+        ]
+        outputs: dict[str, Any] = {}
+        for exported in self.document.pipeline.outputs:
+            produced = self.produced.get(exported.step, {})
+            if exported.output in produced:
+                outputs[exported.name] = produced[exported.output]
+        return RunReport(
+            run_id=self.run_id,
+            pipeline=self.pipeline,
+            status=status,
+            steps=steps,
+            duration_s=time.time() - self.started,
+            outputs=outputs,
+            warnings=list(self.preflight.datasets.warnings),
+        )
+
+
+def _past(outcome: str) -> str:
+    return {"failed": "failed", "cancelled": "was cancelled"}.get(outcome, "was skipped")
+
+
+def _step_outputs(state: StepState) -> OutputDigests:
+    if state.step.foreach is None:
+        return {name: output.digest for name, output in state.units[0].outputs.items()}
+    names = [port.name for port in state.step.outputs]
+    return {name: [unit.outputs[name].digest for unit in state.units] for name in names}
+

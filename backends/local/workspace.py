@@ -1,0 +1,96 @@
+"""The run's scratch space under the store's local directory, and cleaning up after crashes.
+
+```
+<store>/work/<run id>/.lock                     held (flock) while the run is alive
+<store>/work/<run id>/logs/<invocation>.log     a step's log while it runs (then in the store)
+<store>/work/<run id>/<invocation>/attempt-<n>/ an attempt's inputs, outputs and tmp
+<store>/work/<run id>/workers.log               what workers print outside of any step
+```
+
+A run killed with `kill -9` leaves its directory behind with an unlocked lock file; the next
+run removes it. Nothing in here is ever an output: outputs are visible only once they are in
+the store and recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from mlc.runtime.workdir import remove_tree
+
+WORK_DIR = "work"
+LOCK_FILE = ".lock"
+
+
+def safe_name(name: str) -> str:
+    """A file name for an invocation name (`train[2]` stays readable)."""
+    return "".join(c if c.isalnum() or c in "-_.[]" else "_" for c in name)
+
+
+class RunWorkspace:
+    """The directory of one run, locked for as long as the run lives."""
+
+    def __init__(self, local_dir: str, run_id: str) -> None:
+        self.root = Path(local_dir, WORK_DIR, run_id)
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def log_path(self, invocation: str) -> Path:
+        """Where an invocation's log is written while it runs."""
+        return self.root / "logs" / f"{safe_name(invocation)}.log"
+
+    def attempt_dir(self, invocation: str, attempt: int) -> Path:
+        """The directory of one attempt."""
+        return self.root / safe_name(invocation) / f"attempt-{attempt}"
+
+    @property
+    def workers_log(self) -> Path:
+        """Where workers write outside of tasks."""
+        return self.root / "workers.log"
+
+    def close(self) -> None:
+        """Removes the run's directory and releases the lock."""
+        with contextlib.suppress(OSError):
+            remove_tree(self.root)
+        os.close(self._lock_fd)
+
+
+def remove_abandoned_runs(local_dir: str, min_age_seconds: float = 60.0) -> int:
+    """Removes the directories of runs whose process is gone (their lock is free).
+
+    A lock file younger than `min_age_seconds` is left alone: its run may be starting up and
+    not hold the lock yet.
+    """
+    base = Path(local_dir, WORK_DIR)
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(base.iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        lock = entry / LOCK_FILE
+        try:
+            if now - lock.stat().st_mtime < min_age_seconds:
+                continue
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        try:
+            remove_tree(entry)
+            removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed

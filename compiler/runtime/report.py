@@ -1,0 +1,124 @@
+"""What a backend tells its caller about a run: live updates while it runs, a report at the end.
+
+The CLI implements `RunObserver` (a live display, plain lines, or nothing for JSON output) and
+renders `RunReport.to_json()`; it never needs to import a backend to do so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+UNIT_STATUSES = ("pending", "waiting", "running", "ran", "cached", "failed", "skipped", "cancelled")
+"""`waiting`: decided to run, waiting for resources or a retry's backoff."""
+
+FINAL_STATUSES = frozenset({"ran", "cached", "failed", "skipped", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class UnitUpdate:
+    """A change of one invocation's status, with a short detail (`attempt 2/3`, a reason)."""
+
+    name: str
+    status: str
+    detail: str = ""
+    attempt: int = 0
+    elapsed_s: float | None = None
+
+
+class RunObserver(Protocol):
+    """Receives a run's progress; every method is called from the scheduler's thread."""
+
+    def run_started(self, run_id: str, pipeline: str, units: Sequence[str]) -> None:
+        """The run has an id and these invocations, in order."""
+
+    def unit_changed(self, update: UnitUpdate) -> None:
+        """An invocation changed status."""
+
+    def warning(self, text: str) -> None:
+        """Something the user should know that does not stop the run."""
+
+    def tick(self) -> None:
+        """Called a few times a second while the run is in progress (for elapsed times)."""
+
+
+class SilentObserver:
+    """An observer that shows nothing."""
+
+    def run_started(self, run_id: str, pipeline: str, units: Sequence[str]) -> None:
+        """Nothing."""
+
+    def unit_changed(self, update: UnitUpdate) -> None:
+        """Nothing."""
+
+    def warning(self, text: str) -> None:
+        """Nothing."""
+
+    def tick(self) -> None:
+        """Nothing."""
+
+
+@dataclass(slots=True)
+class StepReport:
+    """The outcome of one invocation."""
+
+    name: str
+    status: str
+    cache_key: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    duration_s: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    error: str | None = None
+    log_ref: str | None = None
+    log_tail: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict: name, status, cache_key, outputs (name -> digest), attempts, duration_s,
+        and when present reasons (why it ran or was skipped), error and log."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "cache_key": self.cache_key,
+            "outputs": dict(sorted(self.outputs.items())),
+            "attempts": self.attempts,
+            "duration_s": round(self.duration_s, 3),
+        }
+        if self.reasons:
+            data["reasons"] = self.reasons
+        if self.error:
+            data["error"] = self.error
+        if self.log_ref:
+            data["log"] = self.log_ref
+        return data
+
+
+@dataclass(slots=True)
+class RunReport:
+    """The outcome of a run."""
+
+    run_id: str
+    pipeline: str
+    status: str
+    steps: list[StepReport] = field(default_factory=list)
+    duration_s: float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The pipeline's exported outputs: name -> digest (a list for a foreach step)."""
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        """How many invocations ended with this status."""
+        return sum(1 for step in self.steps if step.status == status)
+
+    def to_json(self) -> dict[str, Any]:
+        """The document `mlc apply --format json` prints."""
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 3),
+            "steps": [step.to_json() for step in self.steps],
+            "outputs": self.outputs,
+            "warnings": self.warnings,
+        }
