@@ -277,7 +277,7 @@ def _run_openssl(args: Sequence[str], cwd: Path) -> None:
         )
 
 
-def _tail(path: Path, lines: int) -> str:
+def _tail(path: Path, lines: int, width: int = 400) -> str:
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -286,7 +286,8 @@ def _tail(path: Path, lines: int) -> str:
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    tail = text.splitlines()[-lines:]
+    return "\n".join(line if len(line) <= width else line[:width] + " [...]" for line in tail)
 
 
 def _rss_kib(pid: int) -> tuple[int, int]:
@@ -629,6 +630,9 @@ class ControlPlane:
             server_ips=[self.host, "10.96.0.1", *([advertise] if advertise else [])],
         )
         self._admin = self.pki.issue("admin", "mlc-test-admin", "system:masters")
+        # The aggregation layer's client: with it the apiserver publishes a complete
+        # extension-apiserver-authentication ConfigMap, which the controllers read.
+        self._front_proxy = self.pki.issue("front-proxy-client", "front-proxy-client")
         self._api = ApiClient(self.host, self.api_port, self.pki.ca_cert, self._admin)
         write_kubeconfig(self.kubeconfig, self.server, self.pki.ca_cert, self._admin)
         kubeconfigs = self.workdir / "kubeconfigs"
@@ -697,6 +701,13 @@ class ControlPlane:
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             f"--cert-dir={self.workdir / 'pki'}",
+            f"--requestheader-client-ca-file={pki.ca_cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={self._front_proxy.cert}",
+            f"--proxy-client-key-file={self._front_proxy.key}",
         ]
         if self._advertise_address:
             # Loopback is refused here; the address only lands in the `kubernetes` Endpoints.

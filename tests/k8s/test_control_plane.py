@@ -132,7 +132,10 @@ def test_server_side_dry_run_rejects_an_invalid_job(
     assert raised.value.status == 422
     status = json.loads(raised.value.body)
     assert status["reason"] == "Invalid"
-    assert 'spec.template.spec.restartPolicy: Unsupported value: "Always"' in status["message"]
+    assert status["message"].startswith('Job.batch "invalid" is invalid: ')
+    assert "spec.template.spec.restartPolicy" in status["message"]
+    causes = status["details"]["causes"]
+    assert [cause["field"] for cause in causes] == ["spec.template.spec.restartPolicy"]
     assert batch.list_namespaced_job(kube_namespace).items == []
 
 
