@@ -147,8 +147,15 @@ def _changed(label: str, name: str, old: Any, new: Any) -> str:
     return f"{label} `{name}` changed ({short(old)} → {short(new)})"
 
 
+def _pick(values: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {name: values[name]} if name in values else {}
+
+
 def explain_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """What differs between two parts documents, most telling first; empty if nothing does."""
+    """What differs between two parts documents, most telling first; empty if nothing does.
+
+    A call argument bound from a param that changed the same way is not repeated.
+    """
     if old.get("version") != new.get("version"):
         return ["the cache key format changed (mlc was upgraded)"]
     reasons: list[str] = []
@@ -162,7 +169,19 @@ def explain_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
                 f"command {field} changed ({short(old_command.get(field))} → "
                 f"{short(new_command.get(field))})"
             )
-    reasons += _changes("argument", old_command.get("args", {}), new_command.get("args", {}))
+    old_params, new_params = old.get("params", {}), new.get("params", {})
+    param_moves = [
+        (old_params.get(name), new_params.get(name))
+        for name in set(old_params) | set(new_params)
+        if old_params.get(name) != new_params.get(name)
+    ]
+    old_args, new_args = old_command.get("args", {}), new_command.get("args", {})
+    reasons += [
+        reason
+        for name in sorted(set(old_args) | set(new_args))
+        if (old_args.get(name), new_args.get(name)) not in param_moves
+        for reason in _changes("argument", _pick(old_args, name), _pick(new_args, name))
+    ]
     reasons += _changes("env", old.get("env", {}), new.get("env", {}))
     reasons += _changes("secret reference", old.get("secrets", {}), new.get("secrets", {}))
     for field in ("image", "image_digest"):

@@ -1,0 +1,143 @@
+"""`mlc lock SPEC`: resolve datasets pinned by a tag or `latest` into `mlc.lock` next to the spec.
+
+```
+mlc lock SPEC [--check] [--target NAME] [--param K=V ...] [--store URI] [--format human|json]
+```
+
+Each such dataset is snapshotted into the store (so the locked version can be used later even
+if the data moves on) and written with its uri, version and digest, sorted by name. Datasets
+pinned by digest need no lock. `--check` changes nothing and exits 1 if the lock would change
+(for CI). One `mlc.lock` belongs to the spec(s) of one directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlc.cli.apply import (
+    UserError,
+    load_document,
+    open_run_store,
+    print_error,
+    user_errors,
+)
+
+if TYPE_CHECKING:
+    from mlc.ir.model import IRDocument
+    from mlc.runtime.lockfile import LockedDataset
+    from mlc.store.base import Store
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Sets up `mlc lock`."""
+    parser.add_argument("spec", help="the .mlspec file")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if mlc.lock is not up to date")
+    parser.add_argument("--target", help="compile against this target")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="bind a pipeline param (repeatable)",
+    )
+    parser.add_argument("--pipeline", help="the pipeline to use when a file declares several")
+    parser.add_argument("--store", metavar="URI",
+                        help="store path or URI (default: the target's store, $MLC_STORE, or .mlc)")
+    parser.add_argument("--format", choices=("human", "json"), default="human")
+
+
+def resolve_lock(document: IRDocument, store: Store) -> list[LockedDataset]:
+    """Snapshots every dataset pinned by a tag or `latest`; its entries, sorted by name."""
+    from mlc.runtime.datasets import snapshot_dataset
+    from mlc.runtime.lockfile import LockedDataset, version_label
+
+    entries = []
+    for dataset in document.pipeline.datasets:
+        if dataset.version.kind == "digest":
+            continue
+        digest, _ = snapshot_dataset(store, dataset, document.base_dir)
+        entries.append(LockedDataset(dataset.name, dataset.uri, version_label(dataset), digest))
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+def describe_changes(
+    old: dict[str, LockedDataset], new: list[LockedDataset]
+) -> list[dict[str, str | None]]:
+    """Per dataset: `added`, `changed`, `unchanged` or `removed`, with old and new digests."""
+    changes: list[dict[str, str | None]] = []
+    seen = set()
+    for entry in new:
+        seen.add(entry.name)
+        before = old.get(entry.name)
+        if before is None:
+            change = "added"
+        elif (before.digest, before.uri, before.version) != (entry.digest, entry.uri, entry.version):
+            change = "changed"
+        else:
+            change = "unchanged"
+        changes.append({
+            "dataset": entry.name, "change": change,
+            "old": before.digest if before else None, "new": entry.digest,
+        })
+    for name in sorted(set(old) - seen):
+        changes.append({"dataset": name, "change": "removed", "old": old[name].digest, "new": None})
+    return changes
+
+
+def run(args: argparse.Namespace) -> int:
+    """Writes (or with `--check`, verifies) the lock; 0, or 1."""
+    from mlc.runtime.lockfile import lock_path, read_lock, render_lock, write_lock
+
+    try:
+        document = load_document(args)
+        store = open_run_store(args, document)
+    except UserError as exc:
+        return print_error(str(exc))
+    try:
+        with user_errors():
+            path = lock_path(document)
+            entries = resolve_lock(document, store)
+            old = read_lock(path)
+    except UserError as exc:
+        return print_error(str(exc))
+    finally:
+        store.close()
+    text = render_lock(entries, Path(document.spec).name)
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    up_to_date = current == text or (not entries and current is None)
+    changes = describe_changes(old, entries)
+    if not args.check and not up_to_date:
+        try:
+            write_lock(path, text)
+        except OSError as exc:
+            return print_error(f"cannot write {path}: {exc.strerror or exc}")
+    if args.format == "json":
+        print(json.dumps({"lock": str(path), "up_to_date": up_to_date, "datasets": changes},
+                         indent=2))
+    else:
+        _print_changes(path, changes, up_to_date, check=args.check)
+    return 1 if args.check and not up_to_date else 0
+
+
+def _print_changes(
+    path: Path, changes: list[dict[str, str | None]], up_to_date: bool, *, check: bool
+) -> None:
+    if not changes:
+        print(f"no dataset is pinned by a tag or `latest`; {path} is not needed")
+        return
+    for change in changes:
+        new, old = change["new"] or "", change["old"] or ""
+        if change["change"] == "changed":
+            detail = f"{old[:19]} → {new[:19]}"
+        elif change["change"] == "removed":
+            detail = f"(was {old[:19]})"
+        else:
+            detail = new[:19]
+        print(f"  {change['dataset']}: {change['change']} {detail}")
+    if up_to_date:
+        print(f"{path} is up to date")
+    elif check:
+        print(f"{path} is out of date; run `mlc lock` to update it")
+    else:
+        print(f"wrote {path}")

@@ -1,0 +1,83 @@
+"""`mlc plan SPEC`: for every step, "cached" or "will run because …", without running anything.
+
+```
+mlc plan SPEC [--target NAME] [--param K=V ...] [--rerun STEP|all ...] [--store URI]
+              [--format human|json]
+```
+
+Takes the same options as `mlc apply`. Each miss is explained against the last successful
+execution of the step in lineage: which input, param or code changed, with the old and the new
+digest or value. Exit code 0, or 1 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from mlc.cli.apply import (
+    UserError,
+    add_run_options,
+    check_rerun,
+    load_backend,
+    load_document,
+    open_run_store,
+    print_error,
+    user_errors,
+)
+
+if TYPE_CHECKING:
+    from mlc.runtime.plan import Plan
+
+_ACTION_WORDS = {"cached": "cached", "run": "will run", "skip": "skipped"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Sets up `mlc plan`."""
+    add_run_options(parser)
+
+
+def render_plan(plan: Plan) -> list[str]:
+    """The human-readable plan, one line per invocation and a summary."""
+    lines = [f"plan for pipeline {plan.pipeline}:"]
+    width = max((len(entry.name) for entry in plan.entries), default=4)
+    for entry in plan.entries:
+        word = _ACTION_WORDS[entry.action]
+        text = f"  {entry.name:<{width}}  {word:<8}"
+        if entry.action == "cached" and entry.cached_from:
+            text += f"  from run {entry.cached_from}"
+        elif entry.reasons:
+            text += "  because " + "; ".join(entry.reasons)
+        lines.append(text.rstrip())
+    for warning in plan.warnings:
+        lines.append(f"warning: {warning}")
+    lines.append(
+        f"{plan.count('cached')} cached, {plan.count('run')} will run, "
+        f"{plan.count('skip')} skipped"
+    )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints the plan; 0, or 1 for bad input."""
+    try:
+        document = load_document(args)
+        check_rerun(document, args.rerun)
+        store = open_run_store(args, document)
+    except UserError as exc:
+        return print_error(str(exc))
+    try:
+        backend = load_backend(document, store)
+        with user_errors():
+            plan = backend.plan(document, rerun=args.rerun)
+    except UserError as exc:
+        return print_error(str(exc))
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(plan.to_json(), indent=2))
+    else:
+        sys.stdout.write("\n".join(render_plan(plan)) + "\n")
+    return 0
