@@ -133,23 +133,22 @@ class _Printer:
     def end_line(self, anchor: int) -> None:
         """Finishes the current line, whose last token ends at source offset `anchor`.
 
-        Comments that started inside the line's source, and a comment that follows `anchor` on
-        its source line, go at the end of the line (the second and later on lines of their own).
+        The first comment that started inside the line's source goes at the end of the line;
+        without one, so does a comment that follows `anchor` on its source line. Any other
+        comment stays pending and is printed on its own line before what comes next.
         """
-        taken: list[ast.Comment] = []
-        while (comment := self._pending()) is not None and comment.span.start < anchor:
-            taken.append(comment)
-            self.next_comment += 1
         comment = self._pending()
-        if comment is not None and _TRAILING_GAP.fullmatch(self.text, anchor, comment.span.start):
-            taken.append(comment)
-            self.next_comment += 1
+        taken = comment is not None and (
+            comment.span.start < anchor
+            or _TRAILING_GAP.fullmatch(self.text, anchor, comment.span.start) is not None
+        )
         line = (self.line or self._indent()).rstrip()
-        if taken:
-            line += "  " + _comment_text(taken[0])
+        if taken and comment is not None:
+            line += "  " + _comment_text(comment)
+            self.next_comment += 1
+            self.last_end = max(self.last_end, comment.span.end)
         self.out.append(line)
-        self.out.extend(self._indent() + _comment_text(c) for c in taken[1:])
-        self.last_end = max([self.last_end, anchor, *(c.span.end for c in taken)])
+        self.last_end = max(self.last_end, anchor)
         self.line = None
 
     def _separate(self, start: int, separator: Separator) -> None:
@@ -280,8 +279,8 @@ class _Printer:
                 self.write(flat)
                 return
         self.write("{")
-        self.end_line(open_brace + 1)
         self.depth += 1
+        self.end_line(open_brace + 1)
         for index, item in enumerate(body.items):
             separator: Separator = "none" if index == 0 else "force" if spaced else "keep"
             self.open_element(item.span.start, separator)
@@ -364,8 +363,8 @@ class _Printer:
                 self.write(flat)
                 return
         self.write("[")
-        self.end_line(open_bracket + 1)
         self.depth += 1
+        self.end_line(open_bracket + 1)
         previous: ast.Expr | None = None
         for item in expr.items:
             if previous is None:
