@@ -35,7 +35,8 @@ def explanation(code: str) -> str | None:
 
 def shown_template(entry: Code) -> str:
     """The message template as users read it: `{name}` fields kept, `{{` shown as `{`."""
-    return entry.template.replace("{{", "{").replace("}}", "}")
+    template: str = entry.template
+    return template.replace("{{", "{").replace("}}", "}")
 
 
 def _heading(entry: Code) -> str:
@@ -70,7 +71,7 @@ def _closest_code(code: str) -> str | None:
     """The catalog code a typo most likely meant: same letter and most digits in place."""
     from mlc.checks.suggest import closest
 
-    found = closest(code, CATALOG)
+    found: str | None = closest(code, CATALOG)
     if found is not None:
         return found
     digits = "".join(c for c in code if c.isdigit())
