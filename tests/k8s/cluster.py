@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import dataclasses
 import http.client
 import json
@@ -248,23 +247,19 @@ def _non_loopback_ipv4() -> str | None:
     return None
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes a child get SIGTERM when its parent dies (Linux only).
+def _parent_death_wrapper() -> list[str]:
+    """A command prefix that makes a child get SIGKILL when its parent dies (Linux only).
 
-    This keeps an apiserver from outliving a test run that was killed with SIGKILL.
+    It keeps an apiserver from outliving a test run that was killed with SIGKILL. SIGKILL, not
+    SIGTERM: all components get it at once, and an apiserver asked to shut down gracefully
+    while its etcd vanishes waits for etcd forever; the state is disposable. util-linux's
+    ``setpriv`` sets the signal and then execs the component, so no Python code runs between
+    fork and exec (a ``preexec_fn`` could deadlock in a process that has threads).
     """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    pr_set_pdeathsig = 1
-
-    def set_signal() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-
-    return set_signal
+    setpriv = shutil.which("setpriv")
+    if not sys.platform.startswith("linux") or setpriv is None:
+        return []
+    return [setpriv, "--pdeathsig", "KILL", "--"]
 
 
 def _run_openssl(args: Sequence[str], cwd: Path) -> None:
@@ -583,6 +578,12 @@ class ControlPlane:
             )
         return peaks
 
+    def describe_peak_memory(self) -> str:
+        """One line: the components' summed and individual peak resident memory."""
+        peaks = self.peak_memory_kib()
+        details = ", ".join(f"{name} {_format_mib(kib)}" for name, kib in peaks.items())
+        return f"peak RSS {_format_mib(sum(peaks.values()))} ({details})"
+
     def log_tails(self, lines: int = 25) -> str:
         """The last lines of every component log, for failure reports."""
         parts = []
@@ -806,13 +807,12 @@ class ControlPlane:
         log = self.logs / f"{name}.log"
         with log.open("ab") as handle:
             process = subprocess.Popen(
-                [str(self.prefix / "bin" / name), *args],
+                [*_parent_death_wrapper(), str(self.prefix / "bin" / name), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 start_new_session=True,
-                preexec_fn=_parent_death_signal(),
             )
         self.components.append(Component(name=name, process=process, log=log))
 
@@ -932,12 +932,9 @@ def _up(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     finally:
         print("stopping...", file=sys.stderr, flush=True)
-        peaks = cluster.peak_memory_kib()
         cluster.stop()
         pid_file.unlink(missing_ok=True)
-        total = sum(peaks.values())
-        details = ", ".join(f"{name} {_format_mib(kib)}" for name, kib in peaks.items())
-        print(f"stopped; peak RSS {_format_mib(total)} ({details})", file=sys.stderr)
+        print(f"stopped; {cluster.describe_peak_memory()}", file=sys.stderr)
     return 0
 
 

@@ -150,5 +150,6 @@ def pytest_terminal_summary(
     terminalreporter.write_line(f"component logs: {cluster.logs}")
     if cluster.startup_seconds is not None:
         terminalreporter.write_line(f"start-up took {cluster.startup_seconds:.1f} s")
+    terminalreporter.write_line(cluster.describe_peak_memory())
     if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         terminalreporter.write_line(cluster.log_tails(lines=15))
