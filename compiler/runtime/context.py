@@ -12,6 +12,34 @@ InputPaths = Mapping[str, "str | list[str]"]
 """Input name -> path of the materialised input (a list of paths for a `fan_in` input)."""
 
 
+class Namespace:
+    """Names for templates: `inputs.values` must be the input called `values`, not a dict's
+    `values` method, so this is deliberately not a dict (Jinja2 tries attributes first)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: Mapping[str, Any]) -> None:
+        self._entries = dict(entries)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._entries[name]
+
+    def __iter__(self) -> Any:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return repr(self._entries)
+
+
 @dataclass(frozen=True, slots=True)
 class RunInfo:
     """The `run` a step belongs to: its id and the pipeline status so far."""
@@ -40,11 +68,11 @@ def template_context(
     variable by its own name, `run` (`id`, `status`) and `step` (`name`).
     """
     context: dict[str, Any] = {
-        "params": dict(params),
-        "inputs": {name: _copy(value) for name, value in paths.inputs.items()},
-        "outputs": dict(paths.outputs),
-        "run": {"id": run.id, "status": run.status},
-        "step": {"name": invocation.step.name},
+        "params": Namespace(params),
+        "inputs": Namespace({name: _copy(value) for name, value in paths.inputs.items()}),
+        "outputs": Namespace(paths.outputs),
+        "run": Namespace({"id": run.id, "status": run.status}),
+        "step": Namespace({"name": invocation.step.name}),
     }
     context.update(invocation.foreach_binding)
     return context
