@@ -56,6 +56,15 @@ fi
 
 export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false"
 
+go_version="$("$go_bin" env GOVERSION)"
+case "$go_version" in
+    go1.2[6-9]* | go1.[3-9][0-9]*) ;;
+    *)
+        log "error: $go_bin is $go_version; Kubernetes $K8S_VERSION needs Go 1.26 or newer"
+        exit 1
+        ;;
+esac
+
 mkdir -p "$(dirname "$prefix")"
 # One build at a time per prefix; a second caller waits and then finds the cache complete.
 exec 9>"$prefix.lock"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import http.client
 import json
 import os
@@ -557,7 +558,7 @@ class ControlPlane:
         for node in nodes:
             self._wait(
                 f"node {node.name} to become Ready",
-                lambda name=node.name: self._node_ready(name),
+                functools.partial(self._node_ready, node.name),
                 deadline,
             )
 

@@ -172,9 +172,12 @@ def wait_for_pod(
     """Wait for a pod of the Job that satisfies ``predicate``."""
     from kubernetes.client import CoreV1Api
 
+    def matching(pod: V1Pod) -> V1Pod | None:
+        return pod if predicate(pod) else None
+
     return watch_until(
         CoreV1Api(client).list_namespaced_pod,
-        lambda pod: pod if predicate(pod) else None,
+        matching,
         timeout=timeout,
         what=what,
         namespace=namespace,
@@ -193,9 +196,12 @@ def wait_for_event(
     """Wait for an event with ``reason`` about the object called ``object_name``."""
     from kubernetes.client import CoreV1Api
 
+    def matching(event: CoreV1Event) -> CoreV1Event | None:
+        return event if event.reason == reason else None
+
     return watch_until(
         CoreV1Api(client).list_namespaced_event,
-        lambda event: event if event.reason == reason else None,
+        matching,
         timeout=timeout,
         what=f"a {reason} event for {object_name}",
         namespace=namespace,

@@ -113,12 +113,14 @@ def _namespace_name(node_name: str) -> str:
 @pytest.fixture
 def kube_namespace(request: pytest.FixtureRequest, kube_client: ApiClient) -> Iterator[str]:
     """A fresh namespace, ready for pods, deleted (in the background) after the test."""
-    from kubernetes.client import CoreV1Api, V1DeleteOptions
+    from kubernetes.client import CoreV1Api, V1DeleteOptions, V1Namespace, V1ObjectMeta
     from kubernetes.client.exceptions import ApiException
 
     core = CoreV1Api(kube_client)
     name = _namespace_name(request.node.name)
-    core.create_namespace({"metadata": {"name": name, "labels": {"mlc.test/namespace": "true"}}})
+    core.create_namespace(
+        V1Namespace(metadata=V1ObjectMeta(name=name, labels={"mlc.test/namespace": "true"}))
+    )
     # Pods are refused until the controller manager has created the `default` ServiceAccount.
     deadline = time.monotonic() + NAMESPACE_READY_TIMEOUT_S
     while True:
