@@ -280,15 +280,14 @@ class Evaluator:
                 )
             return ("tag", args[0])
         if name in ("min", "max") and args:
-            kinds = {type(a) for a in args}
-            if len(kinds) > 1 and not all(t.is_number(a) for a in args):
+            if not _orderable(args):
                 return self.error(
                     codes.INVALID_OPERANDS.at(
                         expr.span,
                         "mixed kinds",
                         op=name,
                         left=t.describe(args[0]),
-                        right=t.describe(args[1]),
+                        right=t.describe(args[-1]),
                     )
                 )
             key: Callable[[Any], Any] = _magnitude
@@ -414,6 +413,17 @@ def _magnitude(value: Any) -> Any:
     return value
 
 
+def _orderable(values: list[Any]) -> bool:
+    """Whether `min` and `max` can compare the values: numbers, strings, or one kind of amount."""
+    if all(t.is_number(v) for v in values) or all(isinstance(v, str) for v in values):
+        return True
+    if all(isinstance(v, t.Duration) for v in values):
+        return True
+    return (
+        all(isinstance(v, t.Quantity) for v in values) and len({v.dimension for v in values}) == 1
+    )
+
+
 def _steps(value: Any) -> tuple[str, ...]:
     return value.steps if isinstance(value, t.Symbolic) else ()
 
@@ -444,7 +454,10 @@ def _apply(op: str, left: Any, right: Any) -> Any:
         return INVALID
     if op == "in":
         if isinstance(right, (list, dict)):
-            return left in right
+            try:
+                return left in right
+            except TypeError:  # a list or map is never a key of a map
+                return INVALID
         if isinstance(right, str) and isinstance(left, str):
             return left in right
         return INVALID
