@@ -1,0 +1,277 @@
+"""No traceback, ever: the front end turns any text into diagnostics, never an exception.
+
+Random text and random edits of real specs (lines deleted, duplicated or swapped, the file
+cut short, garbage characters inserted, identifiers swapped) go through `check_paths` and,
+when they check clean, through lowering; every diagnostic must point inside its file. A few
+go through the real `mlc lint` command, which must exit 0 or 1 and never print a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mlc.cli import backends
+from mlc.compile import CheckResult, Options, check_paths
+from mlc.diagnostics import has_errors
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = sorted(
+    [*(REPO / "examples").rglob("*.mlspec"), *(REPO / "specs/corpus/valid").glob("*.mlspec")]
+)
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+GARBAGE = '{}[]()"=:.,#@$\\\n\t -+*/%<>!0123456789aZ_\x00é\u2028"""'
+
+# Modest by default, to keep the suite fast; `MLC_FUZZ_EXAMPLES=5000` runs a long session.
+EXAMPLES = int(os.environ.get("MLC_FUZZ_EXAMPLES", "150"))
+FAST = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CLI = settings(
+    max_examples=max(6, EXAMPLES // 100),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A real spec and its text."""
+
+    path: Path
+    text: str
+
+
+SEED_TEXTS = [Seed(p, p.read_text(encoding="utf-8")) for p in SEEDS]
+
+
+# -- edits -------------------------------------------------------------------------------------
+
+
+def _delete_line(lines: list[str], data: st.DataObject) -> list[str]:
+    if lines:
+        del lines[data.draw(st.integers(0, len(lines) - 1))]
+    return lines
+
+
+def _duplicate_line(lines: list[str], data: st.DataObject) -> list[str]:
+    if lines:
+        index = data.draw(st.integers(0, len(lines) - 1))
+        lines.insert(index, lines[index])
+    return lines
+
+
+def _swap_lines(lines: list[str], data: st.DataObject) -> list[str]:
+    if len(lines) > 1:
+        a = data.draw(st.integers(0, len(lines) - 1))
+        b = data.draw(st.integers(0, len(lines) - 1))
+        lines[a], lines[b] = lines[b], lines[a]
+    return lines
+
+
+LINE_EDITS = (_delete_line, _duplicate_line, _swap_lines)
+
+
+def _truncate(text: str, data: st.DataObject) -> str:
+    return text[: data.draw(st.integers(0, len(text)))]
+
+
+def _insert_garbage(text: str, data: st.DataObject) -> str:
+    at = data.draw(st.integers(0, len(text)))
+    junk = data.draw(st.text(alphabet=GARBAGE, min_size=1, max_size=4))
+    return text[:at] + junk + text[at:]
+
+
+def _swap_identifiers(text: str, data: st.DataObject) -> str:
+    words = list(IDENTIFIER.finditer(text))
+    if len(words) < 2:
+        return text
+    target = data.draw(st.sampled_from(words))
+    replacement = data.draw(st.sampled_from(words)).group()
+    return text[: target.start()] + replacement + text[target.end() :]
+
+
+TEXT_EDITS = (_truncate, _insert_garbage, _swap_identifiers)
+
+
+def mutate(text: str, data: st.DataObject) -> str:
+    """One to four random edits of a spec's text."""
+    for _ in range(data.draw(st.integers(1, 4))):
+        edit = data.draw(st.sampled_from(LINE_EDITS + TEXT_EDITS))
+        if edit in LINE_EDITS:
+            lines = text.split("\n")
+            text = "\n".join(edit(lines, data))  # type: ignore[operator]
+        else:
+            text = edit(text, data)  # type: ignore[operator]
+    return text
+
+
+# -- the properties ----------------------------------------------------------------------------
+
+
+def options(target: str | None = None) -> Options:
+    return Options(
+        target=target, describe_backend=backends.describe, known_backends=backends.installed()
+    )
+
+
+def assert_spans_inside_their_files(result: CheckResult) -> None:
+    for diagnostic in result.diagnostics:
+        for label in (diagnostic.primary, *diagnostic.secondary):
+            source = result.sources.get(label.span.path)
+            assert source is not None, f"{diagnostic.code} points at unknown file {label.span}"
+            assert 0 <= label.span.start <= label.span.end <= len(source.text), (
+                f"{diagnostic.code} {diagnostic.message!r}: {label.span} outside "
+                f"{len(source.text)} characters"
+            )
+            source.position(label.span.start)  # the renderers need a line and a column
+
+
+def check_text(path: Path, text: str, target: str | None = None) -> CheckResult:
+    """Checks `text` as if it were the file at `path`, then lowers it when it checks clean."""
+    result = check_paths([path], options(target), texts={path: text})
+    assert_spans_inside_their_files(result)
+    if not has_errors(result.diagnostics):
+        from mlc.lower import lower
+
+        for program in result.programs:
+            lower(program, result.sources, target if target in program.targets else None)
+    return result
+
+
+@FAST
+@given(st.text(max_size=300))
+def test_random_text_never_raises(text: str) -> None:
+    check_text(REPO / "fuzz.mlspec", text)
+
+
+@FAST
+@given(st.text(alphabet=GARBAGE + "mlspecpipelinestep", max_size=300))
+def test_random_text_after_a_header_never_raises(text: str) -> None:
+    check_text(REPO / "fuzz.mlspec", "mlspec 1\n" + text)
+
+
+@FAST
+@given(seed=st.sampled_from(SEED_TEXTS), data=st.data())
+def test_edited_specs_never_raise(seed: Seed, data: st.DataObject) -> None:
+    target = data.draw(st.sampled_from([None, "dev", "prod", "laptop", "workstation"]))
+    check_text(seed.path, mutate(seed.text, data), target)
+
+
+# -- through the real command ------------------------------------------------------------------
+
+
+@CLI
+@given(seed=st.sampled_from(SEED_TEXTS), data=st.data())
+def test_mlc_lint_exits_0_or_1_without_a_traceback(seed: Seed, data: st.DataObject) -> None:
+    mlc = Path(sys.executable).with_name("mlc")
+    with tempfile.TemporaryDirectory() as folder:
+        # Keep the seed's place relative to the files it imports.
+        relative = seed.path.relative_to(REPO)
+        root = Path(folder)
+        shutil.copytree(REPO / "examples", root / "examples")
+        shutil.copytree(REPO / "specs", root / "specs")
+        spec = root / relative
+        spec.write_text(mutate(seed.text, data), encoding="utf-8")
+        done = subprocess.run(
+            [str(mlc), "lint", str(relative), "--format", "json"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode in (0, 1), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- inputs that once crashed, or still do -----------------------------------------------------
+
+
+def _step(body: str) -> str:
+    return (
+        "mlspec 1\n\npipeline p {\n"
+        '  step evaluate {\n    call = "steps:evaluate"\n'
+        "    outputs { scores: metrics { accuracy: float } }\n  }\n"
+        f'  step train {{\n    run = "python train.py"\n    {body}\n  }}\n}}\n'
+    )
+
+
+REGRESSIONS = {
+    "max of two maps": _step("resources { cpu = max({ a = 1 }, { b = 2 }), memory = 1Gi }"),
+    "max of two metrics": _step(
+        "when = max(evaluate.scores.accuracy, evaluate.scores.accuracy) > 1"
+    ),
+    "a list looked up in a map": _step("when = [1] in { a = 1 }"),
+}
+
+# Reproducers of crashes the front end still has; each is a strict xfail, so the test turns
+# red when the crash is fixed and the entry moves to REGRESSIONS.
+KNOWN_CRASHES = {
+    "an infinite cpu": (
+        _step("resources { cpu = 1e400, memory = 1Gi }"),
+        OverflowError,
+        "resolve_resources._apply_resources: int(round(inf))",
+    ),
+    "an infinite memory": (
+        _step("resources { cpu = 1, memory = 1e300 * 1e300 * 1Gi }"),
+        OverflowError,
+        "resolve_resources._apply_resources: int(round(inf))",
+    ),
+    "an infinite cache expiry": (
+        _step("cache = 1e400 * 1s"),
+        OverflowError,
+        "the cache expiry is converted with int(inf)",
+    ),
+    "expressions nested 1000 deep": (
+        _step("retries = " + "-" * 1000 + "1"),
+        RecursionError,
+        "lark's Transformer recurses once per nesting level, in mlc.front.parser.parse",
+    ),
+}
+
+
+@pytest.mark.parametrize("text", list(REGRESSIONS.values()), ids=list(REGRESSIONS))
+def test_inputs_that_once_crashed_are_diagnostics(text: str) -> None:
+    result = check_text(REPO / "fuzz.mlspec", text)
+    assert has_errors(result.diagnostics)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            text, id=name, marks=pytest.mark.xfail(raises=error, reason=reason, strict=True)
+        )
+        for name, (text, error, reason) in KNOWN_CRASHES.items()
+    ],
+)
+def test_known_crashes(text: str) -> None:
+    check_text(REPO / "fuzz.mlspec", text)
+
+
+@pytest.mark.xfail(
+    reason="Loader.load reads the file given on the command line without catching "
+    "UnicodeDecodeError (imports are caught and reported as E0119)",
+    strict=True,
+)
+def test_mlc_lint_of_a_file_that_is_not_utf8_is_a_diagnostic(tmp_path: Path) -> None:
+    spec = tmp_path / "latin1.mlspec"
+    spec.write_bytes(
+        'mlspec 1\n# caf\xe9\npipeline p {\n  step s { run = "x" }\n}\n'.encode("latin-1")
+    )
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("mlc")), "lint", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
