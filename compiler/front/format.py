@@ -27,8 +27,10 @@ The rules:
 - **Spacing.** `key = value`, `name: type = value`, a space around binary operators and
   after commas, none inside brackets or parentheses; `{ … }` has a space inside.
 - **Literals.** Strings, numbers and units are re-emitted exactly as written (`StrLit.raw`,
-  the source text of numbers); string keys too. Parentheses are emitted only where
-  precedence needs them.
+  the source text of numbers); string keys too.
+- **Parentheses.** Added where precedence needs them; kept where the author put them around
+  an operator expression used as an operand (`not (a == b)`, `(a * b) + c`); dropped
+  elsewhere (around a whole value, a name, a literal, or doubled).
 - **Comments.** Every comment is kept. A comment alone on its line stays on its own line,
   attached to the item (or list element, or closing bracket) that follows it, at that
   item's indentation; blank lines around it are kept as written (at most one). A comment
@@ -53,6 +55,7 @@ Separator = Literal["none", "keep", "force"]
 
 _BLANK_LINE = re.compile(r"\n[ \t\r,]*\n")
 _TRAILING_GAP = re.compile(r"[ \t\r,]*")
+_SPACE_AND_COMMENTS = re.compile(r"(?:\s|#[^\n]*)*")
 
 # Binding strength of each expression form; higher binds tighter.
 _OR, _AND, _NOT, _COMPARE, _OF, _SUM, _PRODUCT, _NEGATE, _POSTFIX, _ATOM = range(1, 11)
@@ -343,8 +346,24 @@ class _Printer:
         else:
             self.write(self._flat_atom(expr))
 
-    def _operand(self, expr: ast.Expr, bound: int) -> None:
+    def _needs_parentheses(self, expr: ast.Expr, bound: int) -> bool:
+        """Whether an operand is printed in parentheses: when precedence needs them, and
+        around an operator expression the author parenthesised, as in `not (a == b)`."""
         if _precedence(expr) < bound:
+            return True
+        if not isinstance(expr, ast.Binary | ast.Unary):
+            return False
+        before = expr.span.start - 1
+        while before >= 0 and self.text[before] in " \t\r\n":
+            before -= 1
+        if before < 0 or self.text[before] != "(":
+            return False
+        after = _SPACE_AND_COMMENTS.match(self.text, expr.span.end)
+        end = after.end() if after else expr.span.end
+        return self.text.startswith(")", end)
+
+    def _operand(self, expr: ast.Expr, bound: int) -> None:
+        if self._needs_parentheses(expr, bound):
             self.write("(")
             self.expr(expr)
             self.write(")")
@@ -433,7 +452,7 @@ class _Printer:
 
     def _flat_operand(self, expr: ast.Expr, bound: int) -> str | None:
         flat = self._flat(expr)
-        if flat is not None and _precedence(expr) < bound:
+        if flat is not None and self._needs_parentheses(expr, bound):
             return f"({flat})"
         return flat
 
