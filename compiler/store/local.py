@@ -104,6 +104,7 @@ class LocalStore:
         self.workers = default_workers() if workers is None else workers
         self.hashed_files = 0
         self.tmp_dir = os.path.join(self.root, layout.TMP)
+        self._objects_dir = os.path.join(self.root, layout.OBJECTS, "sha256")
         self._counter_lock = threading.Lock()
         self._made_dirs: set[str] = set()
         self._statcache: StatCache | None = None
@@ -135,7 +136,8 @@ class LocalStore:
 
     def object_path(self, digest: Digest) -> str:
         """The path of an object's file (which may not exist)."""
-        return self.path_of(layout.object_key(digest))
+        hexpart = digest[7:]  # after "sha256:"; called per file, so kept cheap
+        return f"{self._objects_dir}/{hexpart[:2]}/{hexpart[2:]}"
 
     def _ensure_parent(self, path: str) -> None:
         parent = os.path.dirname(path)

@@ -304,6 +304,7 @@ class FsspecStore:
             publish=lambda: None,
             put_manifest=self.put_manifest,
             workers=self.workers,
+            reuse_is_slow=True,
         )
 
     # ---------------------------------------------------------------- reading

@@ -53,29 +53,43 @@ def snapshot_with(
     publish: Callable[[], None],
     put_manifest: Callable[[Manifest], Digest],
     workers: int,
+    reuse_is_slow: bool = False,
 ) -> Version:
-    """Snapshots a file or directory through the given store operations."""
+    """Snapshots a file or directory through the given store operations.
+
+    Cached digests are confirmed with `reuse` (inline when it is a cheap local `stat`, on the
+    thread pool when it is a network request); only the other files are read, on the pool.
+    """
     path = os.path.abspath(path)
     is_dir, files = list_files(path)
     cached = statcache.lookup_many([FileStat.of(f.stat) for f in files])
-
-    def one(index: int) -> FileVersion:
-        known = cached[index]
-        if known is not None and reuse(known):
-            return FileVersion(known, files[index].stat, None)
-        return ingest(files[index].path)
-
-    versions = parallel_map(one, range(len(files)), workers)
+    known = {i: digest for i, digest in enumerate(cached) if digest is not None}
+    candidates = list(known.items())
+    confirmed = (
+        parallel_map(lambda item: reuse(item[1]), candidates, workers)
+        if reuse_is_slow
+        else [reuse(digest) for _, digest in candidates]
+    )
+    versions: list[FileVersion | None] = [None] * len(files)
+    for (index, digest), ok in zip(candidates, confirmed, strict=True):
+        if ok:
+            versions[index] = FileVersion(digest, files[index].stat, None)
+    misses = [i for i, v in enumerate(versions) if v is None]
+    for index, version in zip(
+        misses, parallel_map(lambda i: ingest(files[i].path), misses, workers), strict=True
+    ):
+        versions[index] = version
+    done = [v for v in versions if v is not None]
     publish()
     statcache.record_many(
-        (FileStat.of(v.stat), v.digest, v.read_at_ns) for v in versions if v.read_at_ns is not None
+        (FileStat.of(v.stat), v.digest, v.read_at_ns) for v in done if v.read_at_ns is not None
     )
-    hashed = sum(1 for v in versions if v.read_at_ns is not None)
+    hashed = len(misses)
     if not is_dir:
-        only = versions[0]
+        only = done[0]
         return Version(only.digest, "file", only.stat.st_size, 1, hashed)
     manifest = Manifest.build(
         ManifestEntry(f.relpath, v.digest, v.stat.st_size, normalise_mode(v.stat.st_mode))
-        for f, v in zip(files, versions, strict=True)
+        for f, v in zip(files, done, strict=True)
     )
     return Version(put_manifest(manifest), "dir", manifest.total_size, len(manifest), hashed)

@@ -1,0 +1,305 @@
+"""Benchmark of the store's hashing and snapshotting, against `sha256sum` and (optionally) DVC.
+
+Run: `.venv/bin/python bench/bench_hashing.py [--large-mb 512] [--large-count 4]
+[--small-count 100000] [--dvc PATH_TO_DVC] [--write-docs]`
+
+Makes its data on the fly under `bench/.work/` (removed afterwards):
+- large files (default 4 x 512 MB): `hash_file` one file at a time (one core) and `hash_files`
+  (all cores), each against `sha256sum` on the same files; then a store snapshot (hash, copy
+  into the store, sync).
+- small files (default 100,000 x 4 KiB): `hash_files`, a cold snapshot (every file hashed and
+  stored), a warm re-snapshot (the stat cache: 0 files hashed), and `dvc add` cold and warm if a
+  `dvc` executable is given (install it in its own venv, e.g. `bench/.envs/dvc`).
+
+All figures are with a warm page cache (files just written); nothing here drops caches.
+With `--write-docs` the results replace the `## Store: hashing` section of
+`docs/benchmarks.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from mlc.store import hash_file, hash_files, open_store
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / ".work" / "hashing"
+DOCS = ROOT.parent / "docs" / "benchmarks.md"
+SECTION = "## Store: hashing"
+MB = 1_000_000
+T = TypeVar("T")
+
+
+def timed(function: Callable[[], T]) -> tuple[float, T]:
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def make_large_files(directory: Path, count: int, size_mb: int) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(8 * 1024 * 1024)
+    paths = []
+    for index in range(count):
+        path = directory / f"large-{index}.bin"
+        with open(path, "wb") as handle:
+            written = 0
+            while written < size_mb * MB:
+                chunk = block[: min(len(block), size_mb * MB - written)]
+                handle.write(index.to_bytes(8, "little") + chunk[8:])
+                written += len(chunk)
+        paths.append(path)
+    return paths
+
+
+def make_small_files(directory: Path, count: int, size: int = 4096) -> list[Path]:
+    paths = []
+    payload = bytearray(os.urandom(size))
+    for index in range(count):
+        sub = directory / f"{index // 1000:03d}"
+        if index % 1000 == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"{index:06d}.bin"
+        payload[:8] = index.to_bytes(8, "little")
+        path.write_bytes(payload)
+        paths.append(path)
+    return paths
+
+
+def sha256sum(paths: list[Path]) -> float:
+    seconds, _ = timed(
+        lambda: subprocess.run(
+            ["sha256sum", *map(str, paths)], check=True, stdout=subprocess.DEVNULL
+        )
+    )
+    return seconds
+
+
+def warm(paths: list[Path]) -> None:
+    for path in paths:
+        with open(path, "rb") as handle:
+            while handle.read(1 << 24):
+                pass
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        flags = Path("/proc/cpuinfo").read_text()
+        if " sha_ni" in flags:
+            model += " (SHA-NI)"
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores (`nproc`), {model}, {memory:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def bench_large(count: int, size_mb: int, rows: list[tuple[str, str, str]]) -> None:
+    directory = WORK / "large"
+    paths = make_large_files(directory, count, size_mb)
+    total = count * size_mb * MB
+    warm(paths)
+    reference = sha256sum(paths)
+    one_core, _ = timed(lambda: [hash_file(p) for p in paths])
+    all_cores, _ = timed(lambda: hash_files(paths))
+    gbps = total / 1e9
+    rows.append(
+        (
+            f"{count} x {size_mb} MB, `sha256sum` (one process)",
+            f"{reference:.2f} s",
+            f"{gbps / reference:.2f} GB/s",
+        )
+    )
+    rows.append(
+        (
+            f"{count} x {size_mb} MB, `hash_file` one at a time (one core)",
+            f"{one_core:.2f} s",
+            f"{gbps / one_core:.2f} GB/s = {reference / one_core:.2f}x sha256sum",
+        )
+    )
+    rows.append(
+        (
+            f"{count} x {size_mb} MB, `hash_files` ({os.cpu_count()} cores)",
+            f"{all_cores:.2f} s",
+            f"{gbps / all_cores:.2f} GB/s = {reference / all_cores:.2f}x sha256sum",
+        )
+    )
+    store = open_store(WORK / "store-large")
+    seconds, version = timed(lambda: store.snapshot(directory))
+    rows.append(
+        (
+            f"{count} x {size_mb} MB, `snapshot` (hash + copy into the store + sync)",
+            f"{seconds:.2f} s",
+            f"{gbps / seconds:.2f} GB/s, {version.hashed_files} files hashed",
+        )
+    )
+    seconds, version = timed(lambda: store.snapshot(directory))
+    rows.append(
+        (
+            f"{count} x {size_mb} MB, warm re-`snapshot` (stat cache)",
+            f"{seconds * 1000:.0f} ms",
+            f"{version.hashed_files} files hashed",
+        )
+    )
+    store.close()
+    shutil.rmtree(directory)
+    shutil.rmtree(WORK / "store-large")
+
+
+def bench_small(count: int, dvc: str | None, rows: list[tuple[str, str, str]]) -> None:
+    directory = WORK / "small" / "data"
+    paths = make_small_files(directory, count)
+    # Files modified less than 100 ms before they are read are not trusted by the stat cache.
+    time.sleep(0.2)
+    seconds, _ = timed(lambda: hash_files(paths))
+    rows.append(
+        (f"{count:,} x 4 KiB, `hash_files`", f"{seconds:.2f} s", f"{count / seconds:,.0f} files/s")
+    )
+    reference = sha256sum_many(paths)
+    rows.append(
+        (
+            f"{count:,} x 4 KiB, `sha256sum` (xargs, one process at a time)",
+            f"{reference:.2f} s",
+            f"{count / reference:,.0f} files/s",
+        )
+    )
+    store = open_store(WORK / "small" / ".mlc")
+    cold, version = timed(lambda: store.snapshot(directory))
+    rows.append(
+        (
+            f"{count:,} x 4 KiB, cold `snapshot` (hash + store + sync)",
+            f"{cold:.2f} s",
+            f"{count / cold:,.0f} files/s, {version.hashed_files:,} files hashed",
+        )
+    )
+    warm_seconds, again = timed(lambda: store.snapshot(directory))
+    assert again.digest == version.digest
+    rows.append(
+        (
+            f"{count:,} x 4 KiB, warm re-`snapshot` (no-op)",
+            f"{warm_seconds:.2f} s",
+            f"{again.hashed_files} files hashed",
+        )
+    )
+    store.close()
+    if dvc:
+        bench_dvc(dvc, count, cold, warm_seconds, rows)
+    shutil.rmtree(WORK / "small")
+
+
+def sha256sum_many(paths: list[Path]) -> float:
+    listing = WORK / "small-list.txt"
+    listing.write_text("\0".join(map(str, paths)))
+    seconds, _ = timed(
+        lambda: subprocess.run(
+            f"xargs -0 sha256sum < {listing} > /dev/null", shell=True, check=True
+        )
+    )
+    listing.unlink()
+    return seconds
+
+
+def bench_dvc(
+    dvc: str, count: int, cold: float, warm_seconds: float, rows: list[tuple[str, str, str]]
+) -> None:
+    project = WORK / "small"
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run([dvc, "init", "-q"], cwd=project, check=True, env=env)
+    version = subprocess.run([dvc, "--version"], capture_output=True, text=True, env=env)
+    name = f"`dvc add` {version.stdout.strip()}"
+    seconds, _ = timed(
+        lambda: subprocess.run([dvc, "add", "-q", "data"], cwd=project, check=True, env=env)
+    )
+    rows.append(
+        (
+            f"{count:,} x 4 KiB, cold {name}",
+            f"{seconds:.2f} s",
+            f"{count / seconds:,.0f} files/s; mlc is {seconds / cold:.1f}x faster",
+        )
+    )
+    again, _ = timed(
+        lambda: subprocess.run([dvc, "add", "-q", "data"], cwd=project, check=True, env=env)
+    )
+    rows.append(
+        (
+            f"{count:,} x 4 KiB, warm {name} (no-op)",
+            f"{again:.2f} s",
+            f"mlc is {again / warm_seconds:.1f}x faster",
+        )
+    )
+
+
+def render(rows: list[tuple[str, str, str]]) -> str:
+    lines = ["| what | time | throughput |", "| --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def write_docs(table: str, argv: list[str]) -> None:
+    today = dt.date.today().isoformat()
+    command = "python bench/bench_hashing.py " + " ".join(argv)
+    section = (
+        f"{SECTION}\n\n"
+        f"Measured {today} on {machine()}, with `{command.strip()}` "
+        "(data made on the fly, warm page cache; see the docstring of `bench/bench_hashing.py`).\n\n"
+        f"{table}\n"
+    )
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if SECTION in text:
+        start = text.index(SECTION)
+        following = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[following + 1 :] if following != -1 else "")
+        if following != -1 and not section.endswith("\n\n"):
+            text = text.replace(section, section + "\n", 1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(text)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large-mb", type=int, default=512)
+    parser.add_argument("--large-count", type=int, default=4)
+    parser.add_argument("--small-count", type=int, default=100_000)
+    parser.add_argument("--dvc", help="path of a dvc executable to compare with")
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args(argv)
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    WORK.mkdir(parents=True)
+    rows: list[tuple[str, str, str]] = []
+    try:
+        if args.large_count:
+            bench_large(args.large_count, args.large_mb, rows)
+        if args.small_count:
+            bench_small(args.small_count, args.dvc, rows)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+    table = render(rows)
+    print(machine())
+    print(table)
+    if args.write_docs:
+        write_docs(table, [a for a in argv if a != "--write-docs"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
