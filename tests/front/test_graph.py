@@ -1,7 +1,7 @@
 """`mlc graph`: the pipeline DAG as DOT and Mermaid, deterministic and well-formed.
 
 The golden files under `golden/` were checked by hand against the specs (edges against the
-`inputs` blocks, `×N` against the params, gate text against `when`); `--update-golden`
+`inputs` blocks, foreach counts against the params, gate text against `when`); `--update-golden`
 rewrites them.
 """
 
