@@ -89,14 +89,9 @@ class Worker:
         return TaskResult(code or 1, f"the worker exited with code {code}")
 
     def close(self) -> None:
-        """Asks an idle worker to exit and waits for it."""
+        """Tells an idle worker to exit (it reads the end of its task pipe); does not wait."""
         with contextlib.suppress(OSError):
             self._tasks.close()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            signal_group(self.pid, signal.SIGKILL)
-            self.process.wait()
         os.close(self._results)
 
     def discard(self) -> None:

@@ -63,3 +63,14 @@ def work(tmp_path: Path) -> Path:
 def by_name(report: RunReport) -> dict[str, object]:
     """The step reports of a run by invocation name."""
     return {step.name: step for step in report.steps}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` here run only when asked for: `-m slow` or `MLC_RUN_SLOW=1`."""
+    if "slow" in (config.getoption("markexpr") or "") or os.environ.get("MLC_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with `-m slow` or MLC_RUN_SLOW=1")
+    here = Path(__file__).parent
+    for item in items:
+        if "slow" in item.keywords and here in Path(str(item.fspath)).parents:
+            item.add_marker(skip)

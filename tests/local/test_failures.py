@@ -1,0 +1,175 @@
+"""When steps fail: retries with backoff, timeouts that kill the whole process group, metrics
+of the wrong type, outputs that never become visible, secrets that are missing."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from mlc.ir.model import Command
+from mlc.runtime.cache_entries import RECORD_KIND
+from mlc.runtime.errors import PreflightError
+
+from tests.local.conftest import Runner, by_name
+from tests.runtime.builders import document, out, sh, step
+
+FLAKY = """
+n=$(cat {base}/count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {base}/count
+date +%s.%N >> {base}/attempts
+[ $n -ge {succeed_at} ] || exit 7
+echo ok > {{{{ outputs.t }}}}
+"""
+
+
+def test_a_failing_step_is_retried_with_doubling_backoff(runner: Runner, work: Path) -> None:
+    doc = document(work, [
+        step("flaky", sh(FLAKY.format(base=work, succeed_at=3)), outputs=[out("t")],
+             retries=3, backoff_seconds=0.2),
+    ])
+    report = runner.apply(doc)
+    flaky = by_name(report)["flaky"]
+    assert flaky.status == "ran" and flaky.attempts == 3
+    times = [float(t) for t in (work / "attempts").read_text().split()]
+    assert times[1] - times[0] >= 0.2
+    assert times[2] - times[1] >= 0.4
+
+
+def test_a_step_that_fails_every_attempt_fails_with_its_exit_code(
+    runner: Runner, work: Path
+) -> None:
+    doc = document(work, [
+        step("flaky", sh(FLAKY.format(base=work, succeed_at=99)), outputs=[out("t")],
+             retries=1),
+    ])
+    report = runner.apply(doc)
+    flaky = by_name(report)["flaky"]
+    assert report.status == "failed"
+    assert (flaky.status, flaky.attempts, flaky.error) == ("failed", 2, "exited with code 7")
+    assert "--- mlc: attempt 2 failed: exited with code 7 ---" in flaky.log_tail
+
+
+def test_a_timeout_kills_the_whole_process_group(runner: Runner, work: Path) -> None:
+    # The child ignores SIGTERM, so only the SIGKILL after the grace period stops it.
+    script = (
+        f"sh -c 'trap \"\" TERM; echo $$ > {work}/child; while true; do sleep 0.05; done' &"
+        " wait"
+    )
+    doc = document(work, [step("stuck", sh(script), timeout_seconds=1.0)])
+    report = runner.apply(doc)
+    stuck = by_name(report)["stuck"]
+    assert stuck.status == "failed"
+    assert stuck.error == "timed out after 1s"
+    child = int((work / "child").read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_metrics_of_the_wrong_type_fail_the_step(runner: Runner, work: Path) -> None:
+    doc = document(work, [
+        step("evaluate", sh("""echo '{"accuracy": "high"}' > {{ outputs.m }}"""),
+             outputs=[out("m", "metrics", {"accuracy": "float", "f1": "float"})]),
+    ])
+    evaluate = by_name(runner.apply(doc))["evaluate"]
+    assert evaluate.status == "failed"
+    assert evaluate.error == (
+        "metrics output `m`: key `accuracy` should be float, got str 'high'; "
+        "key `f1` (float) is missing"
+    )
+
+
+def test_a_call_step_may_return_its_metrics(runner: Runner, work: Path) -> None:
+    (work / "scores.py").write_text("def score():\n    return {'accuracy': 0.9, 'n': 10}\n")
+    doc = document(work, [
+        step("evaluate", Command(kind="call", function="scores:score"),
+             outputs=[out("m", "metrics", {"accuracy": "float", "n": "int"})]),
+    ])
+    evaluate = by_name(runner.apply(doc))["evaluate"]
+    assert evaluate.status == "ran"
+    import json
+
+    assert json.loads(runner.store.read_bytes(evaluate.outputs["m"])) == {"accuracy": 0.9, "n": 10}
+
+
+def test_an_exception_in_a_call_step_is_in_its_log(runner: Runner, work: Path) -> None:
+    (work / "boom.py").write_text("def explode(out):\n    raise ValueError('no data')\n")
+    doc = document(work, [
+        step("explode", Command(kind="call", function="boom:explode"), outputs=[out("out")]),
+    ])
+    failed = by_name(runner.apply(doc))["explode"]
+    assert failed.error == "boom:explode raised ValueError: no data"
+    log = "\n".join(failed.log_tail)
+    assert "ValueError: no data" in log and 'boom.py", line 2, in explode' in log
+
+
+def test_a_missing_output_fails_the_step(runner: Runner, work: Path) -> None:
+    doc = document(work, [step("lazy", sh("true"), outputs=[out("model", "model")])])
+    lazy = by_name(runner.apply(doc))["lazy"]
+    assert lazy.status == "failed"
+    assert lazy.error is not None and lazy.error.startswith(
+        "the step did not write its output `model`"
+    )
+
+
+def test_a_partial_output_never_becomes_visible(runner: Runner, work: Path) -> None:
+    script = "echo half > {{ outputs.d }}/part; exit 1"
+    doc = document(work, [step("crash", sh(script), outputs=[out("d", "dir")])])
+    report = runner.apply(doc)
+    crash = by_name(report)["crash"]
+    assert crash.status == "failed" and crash.outputs == {}
+    assert runner.store.list_records(RECORD_KIND) == []
+    assert [e.action for e in runner.plan(doc).entries] == ["run"]
+    work_dirs = Path(runner.store.local_dir, "work")  # type: ignore[attr-defined]
+    assert not any(work_dirs.glob("*/crash"))
+
+
+def test_secrets_come_from_the_environment_and_stay_out_of_the_key(
+    runner: Runner, work: Path
+) -> None:
+    doc = document(work, [
+        step("login", sh('printf %s "$TOKEN" > {{ outputs.t }}'), outputs=[out("t")],
+             secrets={"TOKEN": "registry/api-key"}),
+    ])
+    with pytest.raises(PreflightError, match="set MLC_SECRET_REGISTRY_API_KEY"):
+        runner.apply(doc)
+    runner.environ["MLC_SECRET_REGISTRY_API_KEY"] = "s3cr3t"
+    first = by_name(runner.apply(doc))["login"]
+    assert runner.store.read_bytes(first.outputs["t"]) == b"s3cr3t"
+    runner.environ["MLC_SECRET_REGISTRY_API_KEY"] = "rotated"
+    assert by_name(runner.apply(doc))["login"].status == "cached"
+    record = runner.store.get_record(RECORD_KIND, first.cache_key.removeprefix("sha256:"))
+    assert "s3cr3t" not in str(record)
+
+
+def test_a_container_image_is_refused_unless_the_target_ignores_it(
+    runner: Runner, work: Path
+) -> None:
+    from tests.runtime.builders import target
+
+    steps = [step("train", sh("true"), image="ghcr.io/acme/train:1")]
+    with pytest.raises(PreflightError, match="sets `image`"):
+        runner.apply(document(work, steps))
+    report = runner.apply(document(work, steps, target=target(ignore_unsupported=["image"])))
+    assert report.status == "succeeded"
+
+
+def test_a_missing_call_module_is_reported_before_running(runner: Runner, work: Path) -> None:
+    doc = document(work, [step("s", Command(kind="call", function="nowhere:f"))])
+    with pytest.raises(PreflightError, match="no module `nowhere` is found"):
+        runner.apply(doc)
