@@ -284,3 +284,9 @@ def test_mlc_graph_reports_errors_and_exits_1(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert "error[" in done.stderr and "nowhere" in done.stderr
     assert mlc("graph", "missing.mlspec").returncode == 1
+
+
+def test_the_mermaid_example_in_the_docs_is_current() -> None:
+    docs = (REPO / "docs" / "commands.md").read_text(encoding="utf-8")
+    block = docs.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert block == (GOLDEN / "sweep.mmd").read_text(encoding="utf-8")
