@@ -1,7 +1,7 @@
 """`mlc gc`: remove store objects that no root refers to and that are older than a grace period.
 
-Roots: every digest written in `mlc.lock` (if present), the outputs and stored logs of the
-most recent `--keep-runs` runs of each pipeline in the lineage database, and `--keep DIGEST`.
+Roots: every digest written in `mlc.lock` (if present), the outputs, inputs and stored logs of
+the most recent `--keep-runs` runs of each pipeline in the lineage database, and `--keep DIGEST`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=10,
         metavar="N",
-        help="keep the outputs of the N latest runs of each pipeline (default 10)",
+        help="keep what the N latest runs of each pipeline used and made (default 10)",
     )
     parser.add_argument("--lock", default="mlc.lock", help="lock file whose digests are roots")
 

@@ -217,12 +217,14 @@ def test_statuses_and_digests_are_validated(lineage: Lineage) -> None:
         lineage.record_step(StepExecution(RUN1, "x", "ran", inputs={"a": Digest("nope")}))
 
 
-def test_recent_digests_are_the_outputs_and_logs_of_the_latest_runs(lineage: Lineage) -> None:
+def test_recent_digests_are_the_outputs_inputs_and_logs_of_the_latest_runs(
+    lineage: Lineage,
+) -> None:
     record_iris_run(lineage, RUN1, 100.0)
     old_only = digest_bytes(b"old output")
     lineage.record_step(StepExecution(RUN1, "extra", "ran", outputs={"x": Output(old_only)}))
     record_iris_run(lineage, RUN2, 200.0)
-    assert lineage.recent_digests(1) == {SPLITS, MODEL, METRICS, LOG}
+    assert lineage.recent_digests(1) == {RAW, SPLITS, MODEL, METRICS, LOG}
     assert old_only in lineage.recent_digests(2)
 
 

@@ -323,7 +323,8 @@ class LineageDB:
         return step.outputs[output].digest
 
     def recent_digests(self, runs_per_pipeline: int) -> set[Digest]:
-        """Outputs (and stored logs) of the most recent runs of each pipeline: GC roots."""
+        """Outputs, inputs and stored logs of the most recent runs of each pipeline: GC roots
+        (keeping the inputs lets those runs be inspected and re-run)."""
         rows = self._query(
             "SELECT run_id FROM (SELECT run_id, ROW_NUMBER() OVER"
             " (PARTITION BY pipeline ORDER BY started_at DESC, run_id DESC) AS n FROM runs)"
@@ -334,6 +335,7 @@ class LineageDB:
         for (run_id,) in rows:
             for step in self.steps_of(run_id):
                 digests.update(o.digest for o in step.outputs.values())
+                digests.update(step.inputs.values())
                 if step.log_ref.startswith("sha256:"):
                     digests.add(Digest(step.log_ref))
         return digests

@@ -91,7 +91,7 @@ class Lineage:
         return provenance(self.db, digest)
 
     def recent_digests(self, runs_per_pipeline: int) -> set[Digest]:
-        """GC roots: outputs and stored logs of the latest runs of each pipeline."""
+        """GC roots: outputs, inputs and stored logs of the latest runs of each pipeline."""
         return self.db.recent_digests(runs_per_pipeline)
 
     def close(self) -> None:
