@@ -165,6 +165,80 @@ def test_edited_specs_never_raise(seed: Seed, data: st.DataObject) -> None:
     check_text(seed.path, mutate(seed.text, data), target)
 
 
+# -- generated expressions ---------------------------------------------------------------------
+
+# Floats stay below 1e300, nesting stays shallow, names denote values (not a profile, an
+# import or `latest`) and `code` is left out: the crashes those cause are listed in
+# KNOWN_CRASHES below, and the generator avoids them so that it can find new ones.
+ATOMS = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(-1e300, 1e300, allow_nan=False).map(repr),
+    st.sampled_from(["0", "1", "0.5", "500m", "4Gi", "1.5Ti", "30s", "2h", "7d", "100ms", "3K"]),
+    st.sampled_from(['""', '"t4"', '"a100-80gb/3g.40gb"', '"sha256:00"', '"x/y"', '"m:f"']),
+    st.sampled_from(["true", "false", "params.n", "params.tags", "evaluate.scores.accuracy"]),
+    st.sampled_from(["nope", "nope.x", "params.nope", "evaluate.nope", "tag(1)"]),
+)
+
+
+def _compound(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.lists(inner, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
+        st.lists(st.tuples(st.sampled_from(["a", "b", "cpu"]), inner), max_size=2).map(
+            lambda pairs: "{ " + ", ".join(f"{k} = {v}" for k, v in pairs) + " }"
+        ),
+        st.tuples(
+            inner,
+            st.sampled_from(["+", "-", "*", "/", "%", "of", "in", "and", "or", "==", "<", ">="]),
+            inner,
+        ).map(" ".join),
+        st.tuples(st.sampled_from(["-", "not "]), inner).map("".join),
+        st.tuples(st.sampled_from(["min", "max", "tag", "len"]), st.lists(inner, max_size=3)).map(
+            lambda call: f"{call[0]}({', '.join(call[1])})"
+        ),
+        st.tuples(inner, inner).map(lambda pair: f"{pair[0]}[{pair[1]}]"),
+        inner.map(lambda value: f"({value})"),
+    )
+
+
+EXPRESSIONS = st.recursive(ATOMS, _compound, max_leaves=8)
+PLACES = (
+    "resources {{ cpu = {} }}",
+    "resources {{ memory = {} }}",
+    "resources {{ gpu = {} }}",
+    "resources {{ shm = {}, disk = {} }}",
+    "resources = {}",
+    "retries = {}",
+    "timeout = {}",
+    "backoff = {}",
+    "cache = {}",
+    "when = {}",
+    "after = {}",
+    "image = {}",
+    "env {{ X = {} }}",
+    "secrets {{ X = {} }}",
+    "shell = {}",
+    "parallelism = {}",
+)
+
+
+@FAST
+@given(place=st.sampled_from(PLACES), value=EXPRESSIONS, foreach=st.booleans(), data=st.data())
+def test_generated_expressions_never_raise(
+    place: str, value: str, foreach: bool, data: st.DataObject
+) -> None:
+    setting = place.format(value, data.draw(EXPRESSIONS))
+    head = f"train foreach item in {data.draw(EXPRESSIONS)}" if foreach else "train"
+    text = (
+        "mlspec 1\n\nresources small { cpu = 1, memory = 1Gi }\n\npipeline p {\n"
+        '  params {\n    n: int = 3\n    tags: list[str] = ["a"]\n  }\n'
+        '  step evaluate {\n    call = "steps:evaluate"\n'
+        "    outputs { scores: metrics { accuracy: float } }\n  }\n"
+        f'  step {head} {{\n    call = "steps:train"\n    args {{ x = {value} }}\n'
+        f"    {setting}\n  }}\n}}\n"
+    )
+    check_text(REPO / "fuzz.mlspec", text)
+
+
 # -- through the real command ------------------------------------------------------------------
 
 
@@ -229,6 +303,28 @@ KNOWN_CRASHES = {
         _step("cache = 1e400 * 1s"),
         OverflowError,
         "the cache expiry is converted with int(inf)",
+    ),
+    "retries set to a resource profile": (
+        _step("retries = small").replace("mlspec 1\n", "mlspec 1\nresources small { cpu = 1 }\n"),
+        TypeError,
+        "types.type_of gives `any` to a profile, which `accepts` takes for an int",
+    ),
+    "parallelism set to latest": (
+        _step("retries = 1")
+        .replace("step train {", "step train foreach i in [1] {")
+        .replace("retries = 1", "parallelism = latest"),
+        TypeError,
+        "types.type_of gives `any` to `latest`, which `accepts` takes for an int",
+    ),
+    "code as a list of mixed types": (
+        _step('code = [0, "src/"]'),
+        ValueError,
+        '`[0, "src/"]` is a `list[any]`, accepted as `list[str]`; lowering rejects it',
+    ),
+    "code set to latest": (
+        _step("code = latest"),
+        ValueError,
+        "`latest` is `any`, accepted as `list[str]`; lowering rejects it",
     ),
     "expressions nested 1000 deep": (
         _step("retries = " + "-" * 1000 + "1"),
