@@ -84,6 +84,19 @@ def test_examples_are_canonical(path: Path) -> None:
     assert fmt(text, path.as_posix()) == text
 
 
+CORPUS = sorted((REPO / "specs" / "corpus").rglob("*.mlspec"))
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_corpus_specs_format_well(path: Path) -> None:
+    """The conformance corpus, invalid specs included: whatever parses formats well."""
+    text = path.read_text(encoding="utf-8")
+    result = parse(text, path.as_posix())
+    if result.module is None or result.diagnostics:
+        pytest.skip("does not parse (the corpus expects a syntax error here)")
+    assert_formats_well(text)
+
+
 # -- the rules, one by one (expected outputs checked by hand) -----------------------------------
 
 
@@ -617,3 +630,19 @@ def test_fmt_reads_stdin(tmp_path: Path) -> None:
     done = mlc("fmt", "-", cwd=tmp_path, stdin=MESSY)
     assert (done.returncode, done.stdout) == (0, TIDY)
     assert mlc("fmt", "--check", "-", cwd=tmp_path, stdin=MESSY).returncode == 1
+
+
+def test_the_pre_commit_hooks_run_mlc(tmp_path: Path) -> None:
+    yaml = pytest.importorskip("yaml")
+    hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"mlc-lint", "mlc-fmt"}
+    for hook in hooks.values():
+        assert hook["language"] == "python"
+        assert re.search(hook["files"], "a/b.mlspec") and not re.search(hook["files"], "b.py")
+    assert hooks["mlc-fmt"]["entry"] == "mlc fmt --check"
+    assert hooks["mlc-lint"]["entry"] == "mlc lint"
+    (tmp_path / "a.mlspec").write_text(MESSY)
+    command = hooks["mlc-fmt"]["entry"].split()[1:]
+    assert mlc(*command, "a.mlspec", cwd=tmp_path).returncode == 1
+    (tmp_path / "a.mlspec").write_text(TIDY)
+    assert mlc(*command, "a.mlspec", cwd=tmp_path).returncode == 0
