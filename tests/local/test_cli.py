@@ -1,0 +1,186 @@
+"""`mlc apply`, `mlc plan` and `mlc lock` on spec files: output, exit codes, and clear errors
+(never a traceback) for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from mlc.cli.main import main
+from mlc.ir.serialize import to_json
+
+from tests.runtime.builders import document, out, sh, step
+
+SPEC = """mlspec 1
+
+pipeline counting {{
+  dataset words {{
+    uri = "words.txt"
+    version = {version}
+  }}
+
+  step count {{
+    run = ["sh", "-c", "wc -w < {{{{ inputs.text }}}} > {{{{ outputs.n }}}}"]
+    inputs {{ text = words }}
+    outputs {{ n: file }}
+    resources {{ cpu = 1, memory = 64Mi }}
+  }}
+
+  step shout {{
+    run = ["sh", "-c", "echo counted $(cat {{{{ inputs.n }}}}); exit {{{{ params.code }}}}"]
+    inputs {{ n = count.n }}
+    resources {{ cpu = 1, memory = 64Mi }}
+  }}
+
+  params {{ code: int = 0 }}
+
+  outputs {{ n = count.n }}
+}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("MLC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
+    monkeypatch.setenv("MLC_STORE", str(tmp_path / "store"))
+
+
+def write_spec(directory: Path, version: str = "latest") -> Path:
+    (directory / "words.txt").write_text("one two three\n")
+    spec = directory / "pipeline.mlspec"
+    spec.write_text(SPEC.format(version=version))
+    return spec
+
+
+def run_mlc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+def test_apply_needs_a_lock_for_a_latest_dataset_then_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    code, _, err = run_mlc(capsys, "apply", str(spec))
+    assert code == 1
+    assert "error: dataset `words` is pinned to `latest`, which mlc.lock resolves" in err
+    assert "run `mlc lock` on the spec" in err
+    code, out, _ = run_mlc(capsys, "lock", str(spec))
+    assert code == 0 and "words: added sha256:" in out
+    lock = (tmp_path / "mlc.lock").read_text()
+    assert '[datasets.words]\nuri = "words.txt"\nversion = "latest"\ndigest = "sha256:' in lock
+    code, out, _ = run_mlc(capsys, "apply", str(spec))
+    assert code == 0
+    assert out.splitlines()[-1].split(":")[1].strip().startswith("2 ran, 0 cached, 0 failed in ")
+
+
+def test_lock_check_fails_when_the_data_moved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    assert run_mlc(capsys, "lock", str(spec))[0] == 0
+    assert run_mlc(capsys, "lock", "--check", str(spec))[0] == 0
+    (tmp_path / "words.txt").write_text("four five\n")
+    code, out, _ = run_mlc(capsys, "lock", "--check", str(spec))
+    assert code == 1
+    assert "words: changed sha256:" in out and "is out of date" in out
+    # --check changes nothing.
+    assert run_mlc(capsys, "lock", "--check", str(spec))[0] == 1
+
+
+def test_a_digest_that_does_not_match_the_data_stops_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = "sha256:" + "0" * 64
+    spec = write_spec(tmp_path, f'"{wrong}"')
+    code, out, err = run_mlc(capsys, "apply", str(spec))
+    assert code == 1
+    assert f"error: dataset `words` is pinned to {wrong}, but the data at `words.txt` is sha256:" in err
+    assert out == ""
+
+
+def test_a_failed_step_shows_its_error_and_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    run_mlc(capsys, "lock", str(spec))
+    code, out, err = run_mlc(capsys, "apply", str(spec), "--param", "code=4")
+    assert code == 1
+    assert "error: step `shout` failed: exited with code 4" in err
+    assert "  | counted 3" in err
+    assert " failed: 1 ran, 0 cached, 1 failed in " in out.splitlines()[-1]
+
+
+def test_apply_json_prints_only_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    run_mlc(capsys, "lock", str(spec))
+    code, out, _ = run_mlc(capsys, "apply", str(spec), "--format", "json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report) >= {"run_id", "status", "steps"}
+    count = report["steps"][0]
+    assert set(count) >= {"name", "status", "cache_key", "outputs", "attempts", "duration_s"}
+    assert (count["name"], count["status"], count["attempts"]) == ("count", "ran", 1)
+    assert count["outputs"]["n"] == report["outputs"]["n"]
+
+
+def test_plan_json_lists_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path)
+    run_mlc(capsys, "lock", str(spec))
+    code, out, _ = run_mlc(capsys, "plan", str(spec), "--format", "json")
+    assert code == 0
+    plan = json.loads(out)
+    assert [(s["name"], s["action"]) for s in plan["steps"]] == [("count", "run"), ("shout", "run")]
+    assert plan["summary"] == {"cached": 0, "run": 2, "skip": 0}
+
+
+def test_an_unknown_rerun_step_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    code, _, err = run_mlc(capsys, "apply", str(spec), "--rerun", "cuont")
+    assert code == 1
+    assert "error: --rerun names no step `cuont` (steps: `count`, `shout`, or `all`)" in err
+
+
+def test_a_spec_with_errors_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "broken.mlspec"
+    spec.write_text("mlspec 1\npipeline p { step s { run = [\"true\"] inputs { x = nowhere.y } } }\n")
+    code, out, err = run_mlc(capsys, "apply", str(spec))
+    assert code == 1
+    assert "has errors; nothing was run" in err and out == ""
+
+
+def test_apply_runs_a_compiled_ir_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ir = tmp_path / "pipeline.ir.json"
+    ir.write_text(to_json(document(tmp_path, [step("hello", sh("echo hi > {{ outputs.t }}"),
+                                                   outputs=[out("t")])])))
+    code, printed, _ = run_mlc(capsys, "apply", str(ir))
+    assert code == 0 and "hello: ran" in printed
+    code, _, err = run_mlc(capsys, "apply", str(ir), "--param", "x=1")
+    assert code == 1 and "params are bound when the IR is compiled" in err
+
+
+def test_a_target_whose_backend_cannot_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlc.ir.model import Target
+
+    doc = document(tmp_path, [step("hello", sh("true"))])
+    doc = doc.model_copy(update={"target": Target(name="cluster", backend="kubernetes")})
+    ir = tmp_path / "pipeline.ir.json"
+    ir.write_text(to_json(doc))
+    code, _, err = run_mlc(capsys, "apply", str(ir))
+    assert code == 1
+    assert "backend `kubernetes` cannot run pipelines in this version of mlc" in err
