@@ -75,7 +75,9 @@ def format_text(text: str, path: str) -> tuple[str | None, list[Diagnostic]]:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replaces `path` with `text` through a temporary file in the same directory."""
+    """Replaces `path` with `text` through a temporary file in the same directory (that of
+    the file a symbolic link points to, which stays a link)."""
+    path = path.resolve()
     mode = path.stat().st_mode & 0o7777
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"

@@ -594,6 +594,16 @@ def test_fmt_rewrites_files_in_place(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.mlspec", "b.mlspec", "sub"]
 
 
+def test_fmt_keeps_symbolic_links_and_permissions(tmp_path: Path) -> None:
+    (tmp_path / "real.mlspec").write_text(MESSY)
+    (tmp_path / "real.mlspec").chmod(0o640)
+    (tmp_path / "link.mlspec").symlink_to("real.mlspec")
+    assert mlc("fmt", "link.mlspec", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "link.mlspec").is_symlink()
+    assert (tmp_path / "real.mlspec").read_text() == TIDY
+    assert (tmp_path / "real.mlspec").stat().st_mode & 0o777 == 0o640
+
+
 def test_fmt_check_lists_the_files_that_would_change_and_fails(tmp_path: Path) -> None:
     (tmp_path / "a.mlspec").write_text(MESSY)
     (tmp_path / "b.mlspec").write_text(TIDY)
