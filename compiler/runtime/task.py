@@ -9,6 +9,7 @@ in the current process; stdout and stderr of the step go to the log, never to th
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Iterator, Mapping
@@ -96,10 +97,18 @@ def execute_task(
     if outcome.timed_out:
         return TaskResult(outcome.exit_code, "timed out", timed_out=True)
     if outcome.exit_code < 0:
-        return TaskResult(outcome.exit_code, f"killed by signal {-outcome.exit_code}")
+        return TaskResult(outcome.exit_code, f"killed by {signal_name(-outcome.exit_code)}")
     if outcome.exit_code != 0:
         return TaskResult(outcome.exit_code, f"exited with code {outcome.exit_code}")
     return TaskResult(0)
+
+
+def signal_name(number: int) -> str:
+    """`SIGKILL` for 9; the number for a signal Python does not name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _execute_call(task: Task) -> TaskResult:
@@ -133,21 +142,26 @@ def _print_user_traceback(exc: BaseException) -> None:
 
 @contextmanager
 def _redirected_output(log_path: str) -> Iterator[None]:
-    """Points file descriptors 1 and 2 (and so child processes) at the log while inside."""
+    """Points file descriptors 1 and 2 (so child processes) and `sys.stdout`/`sys.stderr` (so
+    `print`, whatever stream the host process installed) at the log while inside."""
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
+    saved_fds = os.dup(1), os.dup(2)
+    saved_streams = sys.stdout, sys.stderr
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    stream = open(log, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     try:
         os.dup2(log, 1)
         os.dup2(log, 2)
+        sys.stdout = sys.stderr = stream
         yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, log):
+        stream.flush()
+        sys.stdout, sys.stderr = saved_streams
+        os.dup2(saved_fds[0], 1)
+        os.dup2(saved_fds[1], 2)
+        stream.close()
+        for fd in (*saved_fds, log):
             os.close(fd)
 
 

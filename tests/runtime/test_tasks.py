@@ -1,0 +1,81 @@
+"""Tasks in processes: calls with paths, a long-lived worker, process groups and timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlc.runtime.process import run_process
+from mlc.runtime.task import Task, TaskResult, execute_task
+
+
+def call_task(tmp_path: Path, function: str, **arguments: object) -> Task:
+    return Task(kind="call", env=dict(os.environ), cwd=str(tmp_path),
+                log_path=str(tmp_path / "log"), function=function, base_dir=str(tmp_path),
+                arguments=arguments, metrics_path=str(tmp_path / "metrics.json"))
+
+
+def test_a_call_gets_args_paths_and_the_foreach_variable(tmp_path: Path) -> None:
+    (tmp_path / "mod_a.py").write_text(
+        "def f(scale, data, parts, out, lr):\n"
+        "    print('called')\n"
+        "    out.write_text(str(scale * lr) + data.name + ','.join(p.name for p in parts))\n"
+    )
+    task = call_task(tmp_path, "mod_a:f", args={"scale": 10}, foreach={"lr": 0.5},
+                     paths={"data": "/d/x", "parts": ["/p/0", "/p/1"], "out": str(tmp_path / "o")})
+    assert execute_task(task) == TaskResult(0)
+    assert (tmp_path / "o").read_text() == "5.0x0,1"
+    assert (tmp_path / "log").read_text() == "called\n"
+
+
+def test_a_returned_dict_becomes_the_metrics_output(tmp_path: Path) -> None:
+    (tmp_path / "mod_b.py").write_text("def f():\n    return {'accuracy': 0.5}\n")
+    assert execute_task(call_task(tmp_path, "mod_b:f")).ok
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"accuracy": 0.5}
+
+
+def test_a_signature_mismatch_says_what_was_passed(tmp_path: Path) -> None:
+    (tmp_path / "mod_c.py").write_text("def f(data):\n    pass\n")
+    result = execute_task(call_task(tmp_path, "mod_c:f", paths={"model": "/m"}))
+    assert result.exit_code == 1
+    assert result.error is not None
+    assert result.error.startswith("`mod_c:f(data)` cannot be called with what the step passes")
+
+
+def test_a_worker_runs_tasks_one_after_another(tmp_path: Path) -> None:
+    (tmp_path / "mod_d.py").write_text(
+        "import os\ndef f(out):\n    out.write_text(str(os.getpid()))\n"
+    )
+    tasks_read, tasks_write = os.pipe()
+    results_read, results_write = os.pipe()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mlc.runtime.worker", str(tasks_read), str(results_write)],
+        pass_fds=(tasks_read, results_write), start_new_session=True,
+    )
+    os.close(tasks_read)
+    os.close(results_write)
+    with os.fdopen(tasks_write, "w") as tasks, os.fdopen(results_read) as results:
+        for name in ("one", "two"):
+            task = call_task(tmp_path, "mod_d:f", paths={"out": str(tmp_path / name)})
+            tasks.write(json.dumps(task.to_json()) + "\n")
+            tasks.flush()
+            assert json.loads(results.readline())["exit_code"] == 0
+    assert worker.wait(timeout=10) == 0
+    assert (tmp_path / "one").read_text() == (tmp_path / "two").read_text() == str(worker.pid)
+
+
+def test_a_timeout_kills_the_group_even_if_it_ignores_sigterm(tmp_path: Path) -> None:
+    script = f"sh -c 'trap \"\" TERM; echo $$ > {tmp_path}/child; sleep 30' & wait"
+    started = time.monotonic()
+    outcome = run_process(["sh", "-c", script], env=dict(os.environ), cwd=str(tmp_path),
+                          log_path=str(tmp_path / "log"), timeout_seconds=0.5, grace_seconds=0.3)
+    assert outcome.timed_out
+    assert time.monotonic() - started < 10
+    child = int((tmp_path / "child").read_text())
+    assert not Path(f"/proc/{child}").exists() or (
+        Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
+    )
