@@ -56,6 +56,9 @@ class Machine:
     memory_bytes: int
     gpus: tuple[GpuSlot, ...] = ()
     source: str = "this machine"
+    """Where CPU and memory figures come from: `this machine` or `node pool `x``."""
+    gpu_source: str = ""
+    """Where the GPU inventory comes from (`MLC_LOCAL_GPUS`, `nvidia-smi`, the node pool)."""
 
     def describe(self) -> str:
         """`2 CPUs, 23.4 GiB, 2 x t4 (MLC_LOCAL_GPUS)`."""
@@ -66,7 +69,8 @@ class Machine:
             for slot in self.gpus:
                 kinds[slot.accelerator or "gpu"] = kinds.get(slot.accelerator or "gpu", 0) + 1
             text += ", " + ", ".join(f"{n} x {kind}" for kind, n in sorted(kinds.items()))
-        return f"{text} ({self.source})"
+        where = self.source + (f", GPUs from {self.gpu_source}" if self.gpu_source else "")
+        return f"{text} ({where})"
 
 
 def parse_gpu_setting(text: str) -> tuple[GpuSlot, ...]:
@@ -150,11 +154,9 @@ def detect_machine(target: Target | None, environ: Mapping[str, str]) -> Machine
         cpu, memory, source = _machine_cpu_millis(), _machine_memory_bytes(), "this machine"
         pool_gpus = ()
     if GPU_ENV in environ:
-        gpus = parse_gpu_setting(environ[GPU_ENV])
-        source += f", GPUs from {GPU_ENV}" if gpus else ""
+        gpus, gpu_source = parse_gpu_setting(environ[GPU_ENV]), GPU_ENV
     elif pool is not None:
-        gpus = pool_gpus
+        gpus, gpu_source = pool_gpus, source
     else:
-        gpus = detect_nvidia_gpus()
-        source += ", GPUs from nvidia-smi" if gpus else ""
-    return Machine(cpu, memory, gpus, source)
+        gpus, gpu_source = detect_nvidia_gpus(), "nvidia-smi -L"
+    return Machine(cpu, memory, gpus, source, gpu_source)

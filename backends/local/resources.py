@@ -66,10 +66,12 @@ class ResourceLedger:
             return f"it asks for MIG partition `{gpu.mig}`, which local runs cannot provide"
         matching = self._matching(gpu.accelerator, [slot.index for slot in machine.gpus])
         if gpu.count > len(matching):
-            kind = f"`{gpu.accelerator}` GPUs" if gpu.accelerator else "GPUs"
+            kind = f"`{gpu.accelerator}` GPU" if gpu.accelerator else "GPU"
+            plural = "" if gpu.count == 1 else "s"
             return (
-                f"it asks for {gpu.count} {kind} and {machine.source} has {len(matching)} "
-                "(set MLC_LOCAL_GPUS, e.g. `t4:2`, to declare GPUs)"
+                f"it asks for {gpu.count} {kind}{plural} and {machine.source} has "
+                f"{len(matching)} (GPUs from {machine.gpu_source}; set MLC_LOCAL_GPUS, "
+                "e.g. `t4:2`, to declare them)"
             )
         return None
 

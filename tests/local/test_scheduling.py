@@ -125,7 +125,8 @@ def test_an_accelerator_the_machine_lacks_is_reported_before_running(
     doc = document(work, [
         step("train", sh("true"), gpu=GpuRequest(count=1, accelerator="a100-80gb")),
     ])
-    with pytest.raises(PreflightError, match=r"1 `a100-80gb` GPUs and .* has 0"):
+    expected = r"1 `a100-80gb` GPU and this machine has 0 \(GPUs from MLC_LOCAL_GPUS"
+    with pytest.raises(PreflightError, match=expected):
         runner.apply(doc)
 
 
