@@ -14,12 +14,15 @@ A file may start with `# command: mlc lint …` or `# command: mlc compile …` 
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mlc.cli import backends
+from mlc.cli.main import main
 from mlc.compile import check_paths, compile_spec
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics.catalog import CATALOG
@@ -107,20 +110,55 @@ def _invalid_params() -> list[object]:
 # -- invalid specs -----------------------------------------------------------------------------
 
 
+def mismatches(
+    expected: list[Expected], diagnostics: list[Diagnostic], sources: SourceMap, shown: str
+) -> list[str]:
+    """Every expected diagnostic that is missing and every diagnostic that was not expected."""
+    actual = [located(d, sources) for d in diagnostics]
+    problems = [f"missing {e}" for e in expected if e not in actual]
+    problems += [
+        f"unexpected {describe(d, sources)}"
+        for d, where in zip(diagnostics, actual, strict=True)
+        if where not in expected or d.span.path != shown
+    ]
+    return problems
+
+
 @pytest.mark.parametrize("path", _invalid_params())
 def test_invalid_spec_produces_exactly_its_expected_diagnostics(path: Path) -> None:
     expected = expectations(path.read_text(encoding="utf-8"))
     assert expected, f"{path.name} has no `# expect:` comment"
     diagnostics, sources = check(path)
+    assert mismatches(expected, diagnostics, sources, path.relative_to(REPO).as_posix()) == []
+
+
+@pytest.mark.parametrize("path", _invalid_params())
+def test_the_command_line_reports_the_same_positions(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = path.read_text(encoding="utf-8")
+    header = invocation.COMMAND.search(text)
+    words = shlex.split(header["command"]) if header else ["mlc", "lint"]
+    exit_code = main([words[1], path.relative_to(REPO).as_posix(), *words[2:], "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    reported = sorted(Expected(d["line"], d["column"], d["code"]) for d in report["diagnostics"])
+    assert reported == expectations(text)
+    assert exit_code == (1 if any(e.code.startswith("E") for e in reported) else 0)
+
+
+def test_a_misplaced_expectation_is_reported() -> None:
+    # The harness itself can fail: a column off by one is one missing and one unexpected.
+    path = CORPUS / "invalid" / "E0301_artifact_type_mismatch.mlspec"
+    (right,) = expectations(path.read_text(encoding="utf-8"))
+    diagnostics, sources = check(path)
     shown = path.relative_to(REPO).as_posix()
-    elsewhere = [describe(d, sources) for d in diagnostics if d.span.path != shown]
-    assert not elsewhere, "diagnostics in other files:\n" + "\n".join(elsewhere)
-    actual = sorted(located(d, sources) for d in diagnostics)
-    missing = [str(e) for e in expected if e not in actual]
-    unexpected = [describe(d, sources) for d in diagnostics if located(d, sources) not in expected]
-    assert (missing, unexpected) == ([], []), (
-        f"{path.name}\n  missing: {missing}\n  unexpected: {unexpected}"
-    )
+    wrong = Expected(right.line, right.column + 1, right.code)
+    assert mismatches([right], diagnostics, sources, shown) == []
+    assert [p.split(" ")[0] for p in mismatches([wrong], diagnostics, sources, shown)] == [
+        "missing",
+        "unexpected",
+    ]
+    assert mismatches([right], diagnostics, sources, "another.mlspec") != []
 
 
 def test_every_catalog_code_has_an_invalid_example() -> None:
