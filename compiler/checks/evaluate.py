@@ -39,6 +39,34 @@ class Namespace:
     members: Mapping[str, object]
     on_access: Callable[[str], None] | None = None
 
+    @property
+    def type_name(self) -> str:
+        """How messages name it."""
+        return "import" if self.kind == "module" else self.kind
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A dataset version that is not a digest: `tag("name")` or `latest`."""
+
+    kind: str
+    value: str | None = None
+    type_name = "dataset version"
+
+
+@dataclass(frozen=True)
+class LoopVar:
+    """The variable of a `foreach` step: one value per item, known only when the item runs."""
+
+    name: str
+    type_name = "foreach variable"
+
+
+class Unresolved:
+    """What a name stands for when its declaration failed: every use is silently invalid."""
+
+    type_name = "unresolved name"
+
 
 @dataclass
 class MetricSource:
@@ -47,6 +75,7 @@ class MetricSource:
     step: str
     outputs: Mapping[str, t.Type]
     is_foreach: bool
+    type_name = "step"
 
 
 @dataclass
@@ -88,6 +117,15 @@ class Evaluator:
         """The value of `expr`; unit literals are read according to `expected`."""
         method = getattr(self, "_" + type(expr).__name__.lower())
         result: Any = method(expr, scope, expected)
+        if result is not INVALID and not t.is_finite(result):
+            return self.error(
+                codes.INVALID_VALUE.at(
+                    expr.span,
+                    "too large",
+                    name=_root(expr),
+                    reason="the number is too large to represent",
+                )
+            )
         return result
 
     def typed(self, expr: ast.Expr, scope: Scope, expected: t.Type, what: str) -> Any:
@@ -95,6 +133,8 @@ class Evaluator:
         result = self.value(expr, scope, expected)
         if result is INVALID:
             return INVALID
+        if isinstance(result, LoopVar):
+            return self.loop_var_error(result, expr)
         actual = t.type_of(result)
         if not t.accepts(expected, actual):
             return self.error(
@@ -108,6 +148,18 @@ class Evaluator:
         if expected == t.FLOAT and isinstance(result, int) and not isinstance(result, bool):
             return float(result)
         return result
+
+    def loop_var_error(self, loop_var: LoopVar, expr: ast.Expr) -> Any:
+        """The foreach variable used where a value must be known at compile time."""
+        return self.error(
+            codes.NOT_CONSTANT.at(
+                expr.span,
+                "one value per item, known when the item runs",
+                name=loop_var.name,
+                help=f"use `{{{{ {loop_var.name} }}}}` in `run` or `env`; a `call` function "
+                f"receives `{loop_var.name}` as a keyword argument",
+            )
+        )
 
     # -- literals ----------------------------------------------------------------------------------
 
@@ -158,7 +210,8 @@ class Evaluator:
 
     def _name(self, expr: ast.Name, scope: Scope, expected: t.Type | None) -> Any:
         if expr.name in scope.names:
-            return scope.names[expr.name]
+            value = scope.names[expr.name]
+            return INVALID if isinstance(value, Unresolved) else value
         visible = [n for n in scope.names if not n.startswith("_")]
         return self.error(
             codes.UNKNOWN_NAME.at(
@@ -171,6 +224,8 @@ class Evaluator:
         name = expr.name.name
         if base is INVALID:
             return INVALID
+        if isinstance(base, LoopVar):
+            return self.loop_var_error(base, expr)
         if isinstance(base, Namespace):
             if name in base.members:
                 if base.on_access:
@@ -278,7 +333,7 @@ class Evaluator:
                 return self.error(
                     codes.INVALID_VERSION.at(expr.span, "", value="`tag(…)` takes one string")
                 )
-            return ("tag", args[0])
+            return VersionRef("tag", args[0])
         if name in ("min", "max") and args:
             if not _orderable(args):
                 return self.error(

@@ -63,11 +63,30 @@ class Loader:
         return loaded
 
     def load(self, path: Path) -> LoadedModule | None:
-        """Loads a file (once) and its imports; a read error becomes a diagnostic-free None."""
+        """Loads a file (once) and its imports; a file that cannot be read is a diagnostic."""
         resolved = path.resolve()
         if resolved in self._loaded:
             return self._loaded[resolved]
-        text = resolved.read_text(encoding="utf-8")
+        try:
+            text = resolved.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            shown = self.display(resolved)
+            reason = (
+                f"it is not UTF-8 text (byte {error.start})"
+                if isinstance(error, UnicodeDecodeError)
+                else error.strerror or str(error)
+            )
+            self.diagnostics.append(
+                codes.IMPORT_FAILED.at(
+                    whole_file(shown),
+                    "",
+                    path=shown,
+                    reason=reason,
+                    help="save specs as UTF-8" if isinstance(error, UnicodeDecodeError) else None,
+                )
+            )
+            self._loaded[resolved] = None
+            return None
         return self.load_text(text, resolved)
 
     def _load_import(self, importer: LoadedModule, declaration: ast.Import) -> None:
@@ -121,7 +140,11 @@ class Loader:
                     span,
                     "cannot be read",
                     path=declaration.path.value,
-                    reason=getattr(error, "strerror", None) or str(error),
+                    reason=(
+                        "it is not UTF-8 text"
+                        if isinstance(error, UnicodeDecodeError)
+                        else error.strerror or str(error)
+                    ),
                 )
             )
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlc.checks import types as t
-from mlc.checks.evaluate import INVALID, Namespace, Scope
+from mlc.checks.evaluate import INVALID, Namespace, Scope, VersionRef
 from mlc.checks.loader import LoadedModule
 from mlc.checks.program import (
     DatasetDecl,
@@ -73,7 +73,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         base_names: dict[str, object] = {
             **module_names,
             "params": params_ns,
-            "latest": ("latest", None),
+            "latest": VersionRef("latest"),
         }
 
         step_blocks: list[ast.Block] = []
@@ -235,8 +235,8 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
                             help="a digest is `sha256:` and 64 lowercase hex digits; `mlc data add PATH` prints it",
                         )
                     )
-            elif isinstance(value, tuple) and value and value[0] in ("tag", "latest"):
-                version_kind, version_value = value[0], value[1]
+            elif isinstance(value, VersionRef):
+                version_kind, version_value = value.kind, value.value
             elif value is not INVALID:
                 self.report(
                     codes.INVALID_VERSION.at(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlc.checks import types as t
-from mlc.checks.evaluate import INVALID, MetricSource, Namespace, Scope
+from mlc.checks.evaluate import INVALID, LoopVar, MetricSource, Namespace, Scope, Unresolved
 from mlc.checks.loader import LoadedModule
 from mlc.checks.program import (
     InputDecl,
@@ -147,9 +147,12 @@ class StepsResolver(ResourcesResolver):
                     step.foreach_var = block.foreach.var.name
                     step.foreach_items = items_value
                     step.features["foreach"] = block.foreach.span
-                    scope = scope.child(
-                        **{block.foreach.var.name: items_value[0] if items_value else 0}
-                    )
+                    scope = scope.child(**{block.foreach.var.name: LoopVar(block.foreach.var.name)})
+            else:
+                # The items were reported; the variable still names something, so its uses
+                # are not reported again as unknown names.
+                scope = scope.child(**{block.foreach.var.name: Unresolved()})
+                step.foreach_var = block.foreach.var.name
         attributes: dict[str, ast.Attribute] = {}
         blocks: dict[str, list[ast.Block]] = {}
         for item in items:
@@ -198,7 +201,8 @@ class StepsResolver(ResourcesResolver):
                     )
                 )
 
-        self._resolve_command(step, attributes, blocks, scope, block)
+        sources = self._metric_sources(step.name, outputs, foreach_steps)
+        self._resolve_command(step, attributes, blocks, scope, block, scope.child(**sources))
         step.image = self._string(attributes.get("image"), scope, "image")
         if step.image is not None:
             step.features["image"] = attributes["image"].name.span
@@ -226,6 +230,18 @@ class StepsResolver(ResourcesResolver):
             )
         return step
 
+    def _metric_sources(
+        self, step: str, outputs: dict[str, dict[str, OutputDecl]], foreach_steps: set[str]
+    ) -> dict[str, MetricSource]:
+        """The other steps, as `when` conditions and `args` may name them."""
+        return {
+            name: MetricSource(
+                name, {o: d.type for o, d in declared.items()}, name in foreach_steps
+            )
+            for name, declared in outputs.items()
+            if name != step
+        }
+
     def _resolve_command(
         self,
         step: StepDecl,
@@ -233,6 +249,7 @@ class StepsResolver(ResourcesResolver):
         blocks: dict[str, list[ast.Block]],
         scope: Scope,
         block: ast.Block,
+        args_scope: Scope,
     ) -> None:
         run, call = attributes.get("run"), attributes.get("call")
         context = f"step `{step.name}`"
@@ -341,7 +358,10 @@ class StepsResolver(ResourcesResolver):
                             )
                         )
                         continue
-                    value = self.evaluator.value(item.value, scope)
+                    value = self.evaluator.value(item.value, args_scope)
+                    if isinstance(value, LoopVar):
+                        self.evaluator.loop_var_error(value, item.value)
+                        continue
                     if isinstance(value, t.Symbolic):
                         self.report(
                             codes.NOT_CONSTANT.at(
@@ -349,6 +369,16 @@ class StepsResolver(ResourcesResolver):
                                 "known only at run time",
                                 name=item.name.name,
                                 help="pass the metrics artifact as an input instead",
+                            )
+                        )
+                        continue
+                    if value is not INVALID and not t.is_value(value):
+                        self.report(
+                            codes.TYPE_MISMATCH.at(
+                                item.value.span,
+                                f"this is a {t.type_of(value)}",
+                                expected=f"a value for `{item.name.name}`",
+                                found=f"a {t.type_of(value)}",
                             )
                         )
                         continue
@@ -759,13 +789,7 @@ class StepsResolver(ResourcesResolver):
                 step.after.append((entry.name, entry.span))
         when = attributes.get("when")
         if when is not None:
-            sources = {
-                name: MetricSource(
-                    name, {o: d.type for o, d in declared.items()}, name in foreach_steps
-                )
-                for name, declared in outputs.items()
-                if name != step.name
-            }
+            sources = self._metric_sources(step.name, outputs, foreach_steps)
             value = self.evaluator.value(when.value, scope.child(**sources))
             if value is INVALID:
                 return

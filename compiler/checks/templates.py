@@ -141,6 +141,17 @@ def check_template(
         members = names[root]
         if isinstance(members, Mapping) and chain:
             first = chain[0]
+            if first not in members and root == "run":
+                diagnostics.append(
+                    codes.UNKNOWN_RUN_FIELD.at(
+                        span,
+                        "not a field of `run`",
+                        name=first,
+                        help=did_you_mean(first, members, wrap="`run.{}`")
+                        or "`run` has " + ", ".join(f"`{m}`" for m in members),
+                    )
+                )
+                continue
             if first not in members:
                 diagnostics.append(
                     codes.TEMPLATE_UNKNOWN_NAME.at(

@@ -72,6 +72,8 @@ QUANTITY = Type("quantity")
 GPU = Type("gpu")
 NULL = Type("none")
 ANY = Type("any")
+MIXED = Type("mixed")
+"""The element type of a list whose items have different types: accepted by no list type."""
 SCALARS = {
     "int": INT,
     "float": FLOAT,
@@ -169,12 +171,14 @@ def type_of(value: object) -> Type:
             return list_of(items.pop())
         if items <= {INT, FLOAT} and items:
             return list_of(FLOAT)
-        return list_of(ANY)
+        return list_of(MIXED) if items else list_of(ANY)
     if isinstance(value, dict):
         return map_of(ANY)
     if value is None:
         return NULL
-    return ANY
+    # Things names can stand for that are not values: a resource profile, an import, a
+    # dataset version. They have a type of their own so that no value type accepts them.
+    return Type(getattr(value, "type_name", type(value).__name__))
 
 
 def describe(value: object) -> str:
@@ -205,7 +209,31 @@ def accepts(expected: Type, actual: Type) -> bool:
     if expected.name in ("list", "map") and actual.name == expected.name:
         if not actual.args or not expected.args:
             return True
-        return accepts(expected.args[0], actual.args[0])
+        return actual.args[0] != MIXED and accepts(expected.args[0], actual.args[0])
+    return False
+
+
+def is_finite(value: object) -> bool:
+    """Whether a number, quantity or duration is finite (not an overflow to infinity)."""
+    import math
+
+    if isinstance(value, Quantity):
+        return math.isfinite(value.amount)
+    if isinstance(value, Duration):
+        return math.isfinite(value.seconds)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return True
+
+
+def is_value(value: object) -> bool:
+    """Whether a value can be written to the IR (a constant, not a profile or an import)."""
+    if value is None or isinstance(value, (bool, int, float, str, Quantity, Duration, GpuValue)):
+        return True
+    if isinstance(value, list):
+        return all(is_value(v) for v in value)
+    if isinstance(value, dict):
+        return all(is_value(v) for v in value.values())
     return False
 
 

@@ -67,7 +67,7 @@ def _code(code: str, template: str) -> Code:
 
 
 # -- 0: syntax ---------------------------------------------------------------------------------
-SYNTAX_ERROR = _code("E0001", "unexpected {found}, expected {expected}")
+SYNTAX_ERROR = _code("E0001", "expected {expected}, found {found}")
 UNTERMINATED_STRING = _code("E0002", "unterminated string")
 MISSING_HEADER = _code("E0003", "a spec must start with `mlspec 1`")
 UNSUPPORTED_VERSION = _code("E0004", "unsupported language version `{version}`")
@@ -96,7 +96,7 @@ NO_PIPELINE = _code("E0115", "no pipeline in `{path}`")
 UNKNOWN_PIPELINE = _code("E0116", "unknown pipeline `{name}`")
 UNKNOWN_TARGET = _code("E0117", "unknown target `{name}`")
 SELF_REFERENCE = _code("E0118", "step `{name}` refers to itself")
-IMPORT_FAILED = _code("E0119", "cannot read imported file `{path}`: {reason}")
+IMPORT_FAILED = _code("E0119", "cannot read `{path}`: {reason}")
 
 # -- 2: values, types and units -------------------------------------------------------------------
 TYPE_MISMATCH = _code("E0201", "expected {expected}, found {found}")

@@ -71,12 +71,13 @@ def parse(text: str, path: str) -> ParseResult:
     reset = _comments.set(comments)
     try:
         tree = _lark().parse(text)
+        module: ast.Module = _AstBuilder(path).transform(tree)
     except UnexpectedInput as error:
         return ParseResult(None, (_syntax_diagnostic(error, text, path),))
+    except RecursionError:
+        return ParseResult(None, (_too_deep(text, path),))
     finally:
         _comments.reset(reset)
-    builder = _AstBuilder(path)
-    module: ast.Module = builder.transform(tree)
     module = ast.Module(
         path=module.path,
         version=module.version,
@@ -544,6 +545,26 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
         "unexpected here",
         found=found,
         expected=_expected(set(error.accepts or error.expected)),
+    )
+
+
+def _too_deep(text: str, path: str) -> Diagnostic:
+    """Nesting deeper than the parser's tree builder can follow."""
+    masked = _mask(text)
+    depth, deepest, where = 0, 0, 0
+    for index, char in enumerate(masked):
+        if char in "([{-":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, index
+        elif char in ")]}\n":
+            depth = 0 if char == "\n" else max(depth - 1, 0)
+    return codes.SYNTAX_ERROR.at(
+        Span(path, where, min(where + 1, len(text))),
+        "nested too deeply",
+        found="an expression nested too deeply",
+        expected="a simpler expression",
+        help="split it into smaller parts",
     )
 
 

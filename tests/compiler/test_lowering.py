@@ -31,7 +31,7 @@ pipeline p {
   step fit foreach rate in params.rates {
     parallelism = 2
     call = "fit:main"
-    args { rate = rate, workers = params.workers }
+    args { workers = params.workers }
     inputs { table: dataset = prep.table }
     outputs { model: model, score: metrics { loss: float } }
     resources { cpu = params.workers * 2, memory = 2Gi * params.workers, gpu = 1 of "a100-80gb/1g.10gb" }
@@ -79,7 +79,7 @@ def test_units_are_canonical_and_params_bound(compile_text: Callable[..., Compil
     )
     assert fit.foreach is not None and fit.foreach.items == (0.1, 0.01)
     assert fit.foreach.parallelism == 2
-    assert fit.command.args == {"rate": 0.1, "workers": 2}
+    assert fit.command.args == {"workers": 2}
 
 
 def test_params_given_on_the_command_line_replace_defaults(

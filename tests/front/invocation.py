@@ -23,11 +23,6 @@ COMMAND = re.compile(r"^#\s*command:\s*(?P<command>.*)$", re.MULTILINE)
 # examples state what the language wants and run as strict expected failures, so they turn
 # red the day the checker produces the code and the entry must be removed.
 KNOWN_GAPS: dict[str, str] = {
-    "E0213": (
-        "`args` are evaluated without the step names in scope, so a metric there is "
-        "reported as E0103 unknown name, never as E0213"
-    ),
-    "E0310": "templates report an unknown `run.…` field as E0305, never as E0310",
 }
 
 

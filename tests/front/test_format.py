@@ -563,6 +563,111 @@ def test_the_examples_keep_their_ir_and_comments(workspace: Path) -> None:
         spec.write_text(text, encoding="utf-8")
 
 
+# -- properties: generated pipelines that compile ------------------------------------------------
+
+PIPELINE = """\
+mlspec 1
+
+pipeline p {{
+  params {{
+    n: int(1..100) = {n}
+    rate: float = 0.5
+    names: list[str] = ["a", "b"]
+  }}
+
+  step s0 {{
+    run = "echo {{{{ params.n }}}}"
+    outputs {{ scores: metrics {{ acc: float, loss: float }} }}
+    resources {{ cpu = {cpu}, memory = {memory} }}
+  }}
+
+  step s1 foreach v in params.names {{
+    run = ["echo", "{{{{ v }}}}"]
+    inputs {{ m = s0.scores }}
+  }}
+
+  step s2 {{
+    when = {when}
+    call = "m:f"
+    args {{ a = {a}, b = [{b}] }}
+    after = [s1]
+  }}
+
+  finally step f {{ run = "echo done" }}
+}}
+"""
+
+
+def arithmetic(leaf: st.SearchStrategy[str], ops: list[str], depth: int = 3) -> Any:
+    if depth == 0:
+        return leaf.map(lambda token: [token])
+    sub = arithmetic(leaf, ops, depth - 1)
+    return st.one_of(
+        leaf.map(lambda token: [token]),
+        st.tuples(sub, st.sampled_from(ops), sub, st.booleans(), st.booleans()).map(
+            lambda t: [*wrap(t[0], t[3]), t[1], *wrap(t[2], t[4])]
+        ),
+    )
+
+
+def conditions(depth: int = 2) -> Any:
+    number = arithmetic(st.sampled_from(["0.5", "1", "params.rate", "2"]), ["+", "-", "*"], 2)
+    comparison = st.tuples(
+        st.sampled_from(["s0.scores.acc", "s0.scores.loss"]),
+        st.sampled_from([">=", "<", "==", "!="]),
+        number,
+    ).map(lambda t: [t[0], t[1], *t[2]])
+    if depth == 0:
+        return comparison
+    sub = conditions(depth - 1)
+    return st.one_of(
+        comparison,
+        st.tuples(sub, st.sampled_from(["and", "or"]), sub, st.booleans(), st.booleans()).map(
+            lambda t: [*wrap(t[0], t[3]), t[1], *wrap(t[2], t[4])]
+        ),
+        st.tuples(sub, st.booleans()).map(lambda t: ["not", *wrap(t[0], t[1])]),
+    )
+
+
+@st.composite
+def pipelines(draw: st.DrawFn) -> str:
+    positive = arithmetic(st.sampled_from(["1", "2", "3", "params.n"]), ["+", "*"])
+    signed = arithmetic(st.sampled_from(["1", "2", "params.n", "params.rate"]), ["+", "-", "*"])
+    gibibytes = arithmetic(st.sampled_from(["1", "2", "params.n"]), ["+", "*"], 1)
+    text = PIPELINE.format(
+        n=draw(st.integers(1, 100)),
+        cpu=" ".join(draw(positive)),
+        memory=" ".join([*wrap(draw(gibibytes), True), "*", "1Gi"]),
+        when=" ".join(draw(conditions())),
+        a=" ".join(draw(signed)),
+        b=", ".join(" ".join(e) for e in draw(st.lists(signed, min_size=1, max_size=3))),
+    )
+    return draw(relaid(text))
+
+
+def test_the_pipeline_template_compiles(workspace: Path) -> None:
+    spec = workspace / "generated.mlspec"
+    spec.write_text(PIPELINE.format(n=3, cpu="1", memory="1Gi", when="s0.scores.acc > 1", a="1",
+                                    b="1"))
+    ir_without_sources(spec)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(pipelines())
+def test_generated_pipelines_format_back_to_the_same_ir(workspace: Path, text: str) -> None:
+    result = parse(text, "spec.mlspec")
+    assume(result.module is not None and not result.diagnostics)
+    formatted = assert_formats_well(text)
+    spec = workspace / "generated.mlspec"
+    spec.write_text(text, encoding="utf-8")
+    compiled = compile_spec(spec, options=Options())
+    if compiled.document is None:
+        return  # the tree comparison above is all there is to check
+    expected = strip_sources(compiled.document.model_dump(mode="json"))
+    spec.write_text(formatted, encoding="utf-8")
+    assert ir_without_sources(spec) == expected
+
+
 # -- the command ------------------------------------------------------------------------------------
 
 
