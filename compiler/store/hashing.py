@@ -25,8 +25,9 @@ R = TypeVar("R")
 
 
 def default_workers() -> int:
-    """Threads for parallel hashing: enough to overlap I/O on every core, but bounded."""
-    return min(32, 2 * (os.cpu_count() or 1) + 2)
+    """Threads for parallel hashing and storing: one per core plus two to overlap I/O waits
+    (measured: more threads only add GIL contention on small files)."""
+    return min(32, (os.cpu_count() or 1) + 2)
 
 
 def _tag(hexdigest: str) -> Digest:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -105,6 +106,8 @@ class LocalStore:
         self.hashed_files = 0
         self.tmp_dir = os.path.join(self.root, layout.TMP)
         self._objects_dir = os.path.join(self.root, layout.OBJECTS, "sha256")
+        self._tmp_prefix = secrets.token_hex(6)
+        self._tmp_counter = itertools.count()
         self._counter_lock = threading.Lock()
         self._made_dirs: set[str] = set()
         self._statcache: StatCache | None = None
@@ -149,7 +152,9 @@ class LocalStore:
             self._made_dirs.add(parent)
 
     def _tmp_path(self) -> str:
-        return os.path.join(self.tmp_dir, f"{os.getpid()}-{secrets.token_hex(8)}")
+        # A random per-store-object prefix (fork-safe with the pid) plus a counter: unique
+        # across processes and threads without a system call per name.
+        return f"{self.tmp_dir}/{os.getpid()}-{self._tmp_prefix}-{next(self._tmp_counter)}"
 
     def _write_tmp(self, data: bytes | memoryview, *, sync: bool) -> str:
         """Writes `data` to a new read-only temporary file; nothing is left behind on error."""

@@ -11,7 +11,7 @@ from mlc.cli.main import main
 from mlc.store import digest_bytes, open_store
 from mlc.store.lineage import Dataset, Output, Run, StepExecution, open_lineage
 
-from .conftest import write_tree
+from .conftest import S3Server, write_tree
 
 RUN = "20260301T101500.000Z-c0ffee"
 
@@ -194,3 +194,26 @@ def test_gc_rejects_a_bad_grace_period(capsys: pytest.CaptureFixture[str]) -> No
     open_store(".mlc")
     code, _, err = mlc(capsys, "gc", "--grace", "7 days")
     assert code == 1 and "invalid duration" in err
+
+
+@pytest.mark.s3
+def test_commands_work_on_an_s3_store_with_the_endpoint_from_the_environment(
+    capsys: pytest.CaptureFixture[str],
+    project: Path,
+    s3_server: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(project / "cache"))
+    monkeypatch.setenv("MLC_STORE", f"s3://{s3_server.bucket}/cli-{project.name}")
+    write_tree(project / "data", {"a.csv": "1\n"})
+    code, out, _ = mlc(capsys, "data", "add", "data", "--format", "json")
+    assert code == 0
+    digest = json.loads(out)["digest"]
+    assert mlc(capsys, "data", "verify") == (0, "checked 2 objects: all good\n", "")
+    code, _, _ = mlc(capsys, "data", "get", digest, "copy")
+    assert code == 0 and (project / "copy" / "a.csv").read_text() == "1\n"
+    assert mlc(capsys, "runs") == (0, "no runs recorded yet\n", "")
