@@ -1,15 +1,6 @@
 """`LocalBackend`: runs an IR document on this machine, the embedded default.
 
-What it honours, declared in `description.capabilities` for the compiler's checks:
-
-- `gpu`, `accelerator`: GPU slots from `MLC_LOCAL_GPUS`, the target's node pool or
-  `nvidia-smi -L`, handed to steps through `CUDA_VISIBLE_DEVICES`
-- `retries` (exponential backoff), `timeout` (the step's process group is killed)
-- `foreach` (with its parallelism bound)
-- `secrets`: read from the caller's environment, `MLC_SECRET_<NAME>_<KEY>`
-
-What it cannot: container `image`s (steps run in the current Python environment), MIG
-partitions, and enforcing `shm` or `disk` sizes. CPU and memory are accounted, not enforced.
+What it honours and what it cannot is declared in `mlc.backends.local.capabilities`.
 """
 
 from __future__ import annotations
@@ -18,11 +9,11 @@ import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from mlc.backends.local.capabilities import DESCRIPTION
 from mlc.backends.local.engine import LocalRun, Preflight, RunSettings
 from mlc.backends.local.inventory import InventoryError, Machine, detect_machine
 from mlc.backends.local.resources import ResourceLedger
 from mlc.backends.local.workspace import remove_abandoned_runs
-from mlc.checks.targets import BackendDescription
 from mlc.ir.model import IRDocument
 from mlc.runtime.code_digest import code_digests
 from mlc.runtime.datasets import ResolvedDatasets, resolve_datasets
@@ -41,14 +32,7 @@ KILL_GRACE_ENV = "MLC_KILL_GRACE_SECONDS"
 class LocalBackend:
     """Runs pipelines as processes on this machine (see the module docstring)."""
 
-    description = BackendDescription(
-        name="local",
-        capabilities=frozenset({"secrets", "gpu", "accelerator", "retries", "timeout", "foreach"}),
-        settings={
-            "kill_grace": "seconds a stopped step gets between SIGTERM and SIGKILL (default 10)",
-        },
-    )
-    runnable = True
+    description = DESCRIPTION
 
     def __init__(self, store: Store, *, environ: Mapping[str, str] | None = None) -> None:
         self.store = store
@@ -139,7 +123,7 @@ class LocalBackend:
             if step.image and "image" not in ignored:
                 problems.append(
                     f"step `{step.name}` sets `image`, but local runs use the current Python "
-                    "environment; add `ignore_unsupported = [\"image\"]` to the target to run it "
+                    'environment; add `ignore_unsupported = ["image"]` to the target to run it '
                     "anyway"
                 )
             try:

@@ -319,7 +319,9 @@ class LocalRun:
         return None
 
     def _status_so_far(self) -> str:
-        failed = any(u.status in ("failed", "cancelled") for u in self.units if not u.step.is_finally)
+        failed = any(
+            u.status in ("failed", "cancelled") for u in self.units if not u.step.is_finally
+        )
         return "failed" if failed else "succeeded"
 
     # ------------------------------------------------------------------ starting
@@ -338,9 +340,7 @@ class LocalRun:
                 started = True
                 continue
             if step.foreach is not None and step.foreach.parallelism:
-                running = sum(
-                    1 for u in self.states[step.id].units if u.status == "running"
-                )
+                running = sum(1 for u in self.states[step.id].units if u.status == "running")
                 if running >= step.foreach.parallelism:
                     continue
             grant = self.ledger.try_acquire(step.resources)
@@ -421,8 +421,10 @@ class LocalRun:
                 self.pool.release(worker)
             if outcome.outputs is None:
                 with open(log_path, "a", encoding="utf-8") as log:
-                    log.write(f"--- mlc: attempt {attempt} failed: "
-                              f"{describe_result(outcome.result, outcome.error)} ---\n")
+                    log.write(
+                        f"--- mlc: attempt {attempt} failed: "
+                        f"{describe_result(outcome.result, outcome.error)} ---\n"
+                    )
             with contextlib.suppress(OSError):
                 remove_tree(root)
             self.events.put(outcome)
@@ -466,7 +468,9 @@ class LocalRun:
             wait = backoff_seconds(unit.attempts, retry.backoff_seconds, retry.max_backoff_seconds)
             unit.not_before = time.monotonic() + wait
             unit.status = "waiting"
-            self._notify(unit, f"attempt {unit.attempts} failed ({unit.error}); retrying in {wait:g}s")
+            self._notify(
+                unit, f"attempt {unit.attempts} failed ({unit.error}); retrying in {wait:g}s"
+            )
             return
         self._finish(unit, "failed", error=unit.error)
         if not self.settings.keep_going and not self.stop.reason:
@@ -627,4 +631,3 @@ def _step_outputs(state: StepState) -> OutputDigests:
         return {name: output.digest for name, output in state.units[0].outputs.items()}
     names = [port.name for port in state.step.outputs]
     return {name: [unit.outputs[name].digest for unit in state.units] for name in names}
-

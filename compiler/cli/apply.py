@@ -129,14 +129,18 @@ def load_backend(document: IRDocument, store: Store) -> Any:
     from mlc.cli import backends
 
     name = document.target.backend if document.target else DEFAULT_BACKEND
-    backend_class = backends.load(name)
-    if backend_class is None:
+    plugin = backends.load(name)
+    if plugin is None:
         raise UserError(
             f"backend `{name}` is not installed (installed: {', '.join(backends.installed())})"
         )
-    if not getattr(backend_class, "runnable", False):
-        raise UserError(f"backend `{name}` cannot run pipelines in this version of mlc")
-    return backend_class(store=store)
+    create = getattr(plugin, "create", None)
+    if create is None:
+        raise UserError(
+            f"backend `{name}` can check and compile pipelines but cannot run them in this "
+            "version of mlc"
+        )
+    return create(store)
 
 
 def check_rerun(document: IRDocument, names: Sequence[str]) -> None:

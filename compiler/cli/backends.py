@@ -1,6 +1,9 @@
 """Finding installed backends through the `mlc.backends` entry points, lazily.
 
-Only the CLI looks backends up; the compiler receives their descriptions as data.
+An entry point names a backend plugin: an object (usually a module) with a `description`, a
+`BackendDescription` that `mlc lint` reads without importing anything heavy, and, when the
+backend can run pipelines, `create(store)` returning the backend. Only the CLI looks plugins
+up; the compiler receives their descriptions as data.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def installed() -> list[str]:
 
 @cache
 def load(name: str) -> Any | None:
-    """The backend class registered under `name`, or None (a broken plugin is reported)."""
+    """The backend plugin registered under `name`, or None (a broken plugin is reported)."""
     entry = _entry_points().get(name)
     if entry is None:
         return None
@@ -40,8 +43,8 @@ def load(name: str) -> Any | None:
 
 def describe(name: str) -> BackendDescription | None:
     """The description a backend declares, or None when no such backend is installed."""
-    backend = load(name)
-    if backend is None:
+    plugin = load(name)
+    if plugin is None:
         return None
-    description = getattr(backend, "description", None)
+    description = getattr(plugin, "description", None)
     return description if isinstance(description, BackendDescription) else None

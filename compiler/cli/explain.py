@@ -46,8 +46,8 @@ def _heading(entry: Code) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.list:
         width = max(len(code) for code in CATALOG)
-        for code, entry in CATALOG.items():
-            print(f"{code:<{width}}  {entry.severity.value:<7}  {shown_template(entry)}")
+        for code, listed in CATALOG.items():
+            print(f"{code:<{width}}  {listed.severity.value:<7}  {shown_template(listed)}")
         return EXIT_OK
     if not args.code:
         print("error: give a code, such as `mlc explain E0301`, or use --list", file=sys.stderr)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlc.backends.local import LocalBackend
+from mlc.backends.local.backend import LocalBackend
 from mlc.ir.model import IRDocument
 from mlc.runtime.plan import Plan
 from mlc.runtime.report import RunReport

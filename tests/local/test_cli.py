@@ -183,4 +183,4 @@ def test_a_target_whose_backend_cannot_run_is_refused(
     ir.write_text(to_json(doc))
     code, _, err = run_mlc(capsys, "apply", str(ir))
     assert code == 1
-    assert "backend `kubernetes` cannot run pipelines in this version of mlc" in err
+    assert "backend `kubernetes` can check and compile pipelines but cannot run them" in err
