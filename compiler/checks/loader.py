@@ -23,6 +23,8 @@ class LoadedModule:
     module: ast.Module
     path: Path
     imports: dict[str, LoadedModule] = field(default_factory=dict)
+    failed_imports: set[str] = field(default_factory=set)
+    """Aliases of imports that were reported as missing or unreadable."""
 
 
 @dataclass
@@ -116,11 +118,17 @@ class Loader:
                     help="move what both files need into a third file that imports neither",
                 )
             )
+            cyclic = self._loaded.get(target)
+            if cyclic is not None:
+                # Bound anyway, so that its uses are not reported again as unknown names.
+                importer.imports[alias] = cyclic
             return
         if target in self._loaded:
             loaded = self._loaded[target]
             if loaded is not None:
                 importer.imports[alias] = loaded
+            else:
+                importer.failed_imports.add(alias)
             return
         if not target.is_file():
             self.diagnostics.append(
@@ -131,6 +139,7 @@ class Loader:
                     help=f"paths are relative to the importing file's folder, `{self.display(importer.path.parent) or '.'}`",
                 )
             )
+            importer.failed_imports.add(alias)
             return
         try:
             text = target.read_text(encoding="utf-8")
@@ -147,10 +156,13 @@ class Loader:
                     ),
                 )
             )
+            importer.failed_imports.add(alias)
             return
         loaded_module = self.load_text(text, target)
         if loaded_module is not None:
             importer.imports[alias] = loaded_module
+        else:
+            importer.failed_imports.add(alias)
 
 
 def _stem(path: str) -> str:

@@ -88,6 +88,8 @@ class StepDecl:
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)
     inputs: list[InputDecl] = field(default_factory=list)
+    input_names: set[str] = field(default_factory=set)
+    """Every declared input, bound or not: templates may name each without a second error."""
     outputs: dict[str, OutputDecl] = field(default_factory=dict)
     resources: ResourceRequest = field(default_factory=ResourceRequest)
     retries: int = 0
@@ -145,7 +147,8 @@ class TargetDecl:
     nodes: list[NodePoolDecl] = field(default_factory=list)
     ignore_unsupported: tuple[str, ...] = ()
     settings: dict[str, object] = field(default_factory=dict)
-    settings_span: Span | None = None
+    setting_spans: dict[str, Span] = field(default_factory=dict)
+    ignore_spans: dict[str, Span] = field(default_factory=dict)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlc.checks import types as t
-from mlc.checks.evaluate import INVALID, Evaluator, Namespace, Scope
+from mlc.checks.evaluate import INVALID, Evaluator, Namespace, Scope, Unresolved
 from mlc.checks.loader import LoadedModule
 from mlc.checks.suggest import did_you_mean
 from mlc.diagnostics import Diagnostic, Label
@@ -228,6 +228,8 @@ class ResolverBase:
             imported_scope = self.scope_of(imported)
             members: dict[str, object] = {**imported_scope.profiles, **imported_scope.templates}
             names[alias] = Namespace("module", members)
+        for alias in loaded.failed_imports:
+            names.setdefault(alias, Unresolved())
         return names
 
     def _artifact_type_named(self, ident: ast.Ident, scope: ModuleScope) -> t.Type | None:
@@ -398,6 +400,11 @@ def partition_items(items: Iterable[ast.Item]) -> ItemsByKind:
         else:
             parts.blocks.append(item)
     return parts
+
+
+def item_name(item: ast.Item) -> str:
+    """The name an item is written with: a block's kind, or an attribute's or field's name."""
+    return item.kind.name if isinstance(item, ast.Block) else item.name.name
 
 
 def item_name_span(item: ast.Item) -> Span:

@@ -62,6 +62,8 @@ class StepsResolver(ResourcesResolver):
         alias, _, name = ident.name.rpartition(".")
         if alias:
             imported = loaded.imports.get(alias)
+            if imported is None and alias in loaded.failed_imports:
+                return None
             if imported is None:
                 self.report(
                     codes.UNKNOWN_NAME.at(
@@ -449,6 +451,7 @@ class StepsResolver(ResourcesResolver):
                     )
                     continue
                 names.add(name_ident.name)
+                step.input_names.add(name_ident.name)
                 declared: t.Type | None = None
                 if isinstance(item, ast.Field):
                     declared = self._artifact_type(item.type, self._scope_for_types())
@@ -828,7 +831,7 @@ class StepsResolver(ResourcesResolver):
         params = scope.names.get("params")
         names: dict[str, object] = {
             "params": dict.fromkeys(params.members if isinstance(params, Namespace) else ()),
-            "inputs": {i.name: None for i in step.inputs},
+            "inputs": dict.fromkeys(sorted(step.input_names)),
             "outputs": dict.fromkeys(step.outputs),
             "run": {"id": None, "status": None},
             "step": {"name": None},

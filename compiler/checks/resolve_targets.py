@@ -13,6 +13,7 @@ from mlc.checks.program import (
 from mlc.checks.resolve_base import (
     BACKEND_BLOCKS,
     TARGET_ATTRIBUTES,
+    item_name,
     item_name_span,
 )
 from mlc.checks.resolve_resources import ResourcesResolver
@@ -91,6 +92,10 @@ class TargetsResolver(ResourcesResolver):
             )
             if value is not INVALID:
                 target.ignore_unsupported = tuple(value)
+                items = ignore.value.items if isinstance(ignore.value, ast.ListLit) else ()
+                target.ignore_spans = {
+                    item.value: item.span for item in items if isinstance(item, ast.StrLit)
+                }
         accelerators = attributes.get("accelerators")
         if accelerators is not None:
             if isinstance(accelerators.value, ast.ObjectLit):
@@ -111,7 +116,9 @@ class TargetsResolver(ResourcesResolver):
                 self._target_nodes(target, child, scope)
             elif kind == backend:
                 target.settings = self._settings(child.body, scope)
-                target.settings_span = child.kind.span
+                target.setting_spans = {
+                    item_name(item): item_name_span(item) for item in child.body.items
+                }
             elif kind in BACKEND_BLOCKS:
                 self.report(
                     codes.INVALID_SETTING.at(

@@ -64,25 +64,24 @@ def check_backends(
                 )
             )
             continue
-        if target.settings_span is not None:
-            for key in target.settings:
-                if key not in description.settings:
-                    found.append(
-                        codes.INVALID_SETTING.at(
-                            target.settings_span,
-                            f"in this `{target.backend}` block",
-                            backend=target.backend,
-                            reason=f"unknown setting `{key}`",
-                            help=did_you_mean(key, description.settings)
-                            or "settings: " + ", ".join(sorted(description.settings)),
-                        )
+        for key, key_span in target.setting_spans.items():
+            if key not in description.settings:
+                found.append(
+                    codes.INVALID_SETTING.at(
+                        key_span,
+                        f"not a setting of `{target.backend}`",
+                        backend=target.backend,
+                        reason=f"unknown setting `{key}`",
+                        help=did_you_mean(key, description.settings)
+                        or "settings: " + ", ".join(sorted(description.settings)),
                     )
+                )
         for name in target.ignore_unsupported:
             if name not in FEATURES:
                 found.append(
                     codes.INVALID_SETTING.at(
-                        target.span,
-                        "in `ignore_unsupported`",
+                        target.ignore_spans.get(name, target.span),
+                        "not a feature",
                         backend=target.backend,
                         reason=f"unknown feature `{name}`",
                         help=did_you_mean(name, FEATURES) or "features: " + ", ".join(FEATURES),

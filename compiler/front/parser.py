@@ -372,6 +372,22 @@ _EXAMPLES: dict[str, list[str]] = {
 }
 
 
+_VALUE_STARTS = {"STRING", "LONG_STRING", "INT", "FLOAT", "UNIT_NUMBER", "LSQB", "TRUE", "FALSE"}
+
+
+def _common_mistake(error: UnexpectedToken, text: str, start: int) -> str | None:
+    """`name value` (a missing `=`) or `name: value` (a `:` for `=`), at any depth."""
+    if error.token.type not in _VALUE_STARTS:
+        return None
+    before = text[:start].rstrip()
+    expected = set(error.accepts or error.expected)
+    if before.endswith(":") and "NAME" in expected:
+        return "colon_for_equals"
+    if "EQUAL" in expected and re.search(r"[A-Za-z_]\w*$", before):
+        return "missing_equals"
+    return None
+
+
 def _describe(token_type: str, value: str = "") -> str:
     if token_type == "__VALUE":
         return "a value"
@@ -525,7 +541,9 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
     if token.type == "RBRACE" and _open_brace_offset(text[:start]) is None:
         return codes.UNMATCHED_CLOSE.at(span, "nothing to close", close="}", help="remove it")
 
-    label = error.match_examples(_lark().parse, _EXAMPLES, use_accepts=True)
+    label = _common_mistake(error, text, start) or error.match_examples(
+        _lark().parse, _EXAMPLES, use_accepts=True
+    )
     if label in ("missing_equals", "colon_for_equals"):
         name = _previous_name(text, start)
         if label == "colon_for_equals":
