@@ -30,18 +30,18 @@ class ResourcesResolver(ResolverBase):
     def _resolve_resources(
         self,
         step: StepDecl,
-        attribute: ast.Attribute | None,
-        blocks: list[ast.Block],
+        items: list[ast.Attribute | ast.Block],
         scope: Scope,
     ) -> None:
+        """A step's resources: profiles and blocks merged key by key, later ones winning."""
         request = ResourceRequest()
         fields: dict[str, tuple[Any, Span]] = {}
-        if attribute is not None:
-            fields.update(self._profile_fields(attribute.value, scope))
-        for block in blocks:
-            fields.update(
-                self._resource_fields(block.body, scope, f"the resources of step `{step.name}`")
-            )
+        for item in items:
+            if isinstance(item, ast.Attribute):
+                fields.update(self._profile_fields(item.value, scope))
+            else:
+                context = f"the resources of step `{step.name}`"
+                fields.update(self._resource_fields(item.body, scope, context))
         self._apply_resources(request, fields, step)
         step.resources = request
 

@@ -157,6 +157,9 @@ class StepsResolver(ResourcesResolver):
                 step.foreach_var = block.foreach.var.name
         attributes: dict[str, ast.Attribute] = {}
         blocks: dict[str, list[ast.Block]] = {}
+        # Resource settings merge key by key in the order written, template first: a profile
+        # sets its keys, a block its own, and a later one wins.
+        resource_items: list[ast.Attribute | ast.Block] = []
         for item in items:
             if isinstance(item, ast.Attribute):
                 if item.name.name not in STEP_ATTRIBUTES:
@@ -171,6 +174,8 @@ class StepsResolver(ResourcesResolver):
                     )
                     continue
                 attributes[item.name.name] = item
+                if item.name.name == "resources":
+                    resource_items.append(item)
             elif isinstance(item, ast.Block):
                 if item.kind.name not in STEP_BLOCKS:
                     self.report(
@@ -192,7 +197,7 @@ class StepsResolver(ResourcesResolver):
                     )
                 blocks.setdefault(item.kind.name, []).append(item)
                 if item.kind.name == "resources":
-                    attributes.pop("resources", None)
+                    resource_items.append(item)
             else:
                 self.report(
                     codes.MISPLACED_BLOCK.at(
@@ -213,9 +218,7 @@ class StepsResolver(ResourcesResolver):
         self._resolve_inputs(
             program, step, blocks.get("inputs", []), outputs, foreach_steps, finally_steps, scope
         )
-        self._resolve_resources(
-            step, attributes.get("resources"), blocks.get("resources", []), scope
-        )
+        self._resolve_resources(step, resource_items, scope)
         self._resolve_policies(step, attributes, scope)
         self._resolve_ordering(
             program, step, attributes, outputs, finally_steps, foreach_steps, scope
