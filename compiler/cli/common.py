@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from mlc.compile import Options
 from mlc.diagnostics import Diagnostic
-from mlc.diagnostics.render import render_github, render_human, render_json, summary_line
+from mlc.diagnostics.render import (
+    render_github,
+    render_human,
+    render_json,
+    render_sarif,
+    summary_line,
+)
 from mlc.source import SourceMap
 
 
@@ -27,10 +33,10 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_format_option(parser: argparse.ArgumentParser, *, extra: Sequence[str] = ()) -> None:
-    """`--format human|json|github`."""
+    """`--format human|json|github|sarif`."""
     parser.add_argument(
         "--format",
-        choices=("human", "json", "github", *extra),
+        choices=("human", "json", "github", "sarif", *extra),
         default="human",
         help="how to print diagnostics",
     )
@@ -84,6 +90,8 @@ def print_diagnostics(
         print(render_json(diagnostics, sources, files))
     elif output_format == "github":
         sys.stdout.write(render_github(diagnostics, sources))
+    elif output_format == "sarif":
+        print(render_sarif(diagnostics, sources))
     else:
         text = render_human(diagnostics, sources, colour=use_colour(sys.stderr))
         sys.stderr.write(text)

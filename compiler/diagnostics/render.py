@@ -180,3 +180,55 @@ def render_github(diagnostics: Sequence[Diagnostic], sources: SourceMap) -> str:
         message = diagnostic.message + (f" (help: {diagnostic.help})" if diagnostic.help else "")
         lines.append(f"::{kind} {properties}::{_github_escape(message)}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render_sarif(diagnostics: Sequence[Diagnostic], sources: SourceMap) -> str:
+    """A SARIF 2.1.0 log, for code-scanning tools."""
+    from mlc import __version__
+    from mlc.diagnostics.catalog import CATALOG
+
+    used = sorted({d.code for d in diagnostics})
+    rules = [
+        {"id": code, "shortDescription": {"text": CATALOG[code].template}}
+        for code in used
+        if code in CATALOG
+    ]
+    results = []
+    for diagnostic in diagnostics:
+        start = sources.position(diagnostic.span)
+        source = sources.get(diagnostic.span.path)
+        end = source.position(diagnostic.span.end) if source else start
+        results.append(
+            {
+                "ruleId": diagnostic.code,
+                "level": "error" if diagnostic.severity is Severity.ERROR else "warning",
+                "message": {
+                    "text": diagnostic.message
+                    + (f" (help: {diagnostic.help})" if diagnostic.help else "")
+                },
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": diagnostic.span.path},
+                            "region": {
+                                "startLine": start.line,
+                                "startColumn": start.column,
+                                "endLine": end.line,
+                                "endColumn": end.column,
+                            },
+                        }
+                    }
+                ],
+            }
+        )
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "mlc", "version": __version__, "rules": rules}},
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2, sort_keys=True)

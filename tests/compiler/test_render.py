@@ -1,0 +1,69 @@
+"""Rendered diagnostics: the human excerpt, JSON, GitHub annotations and SARIF."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from mlc.compile import CheckResult
+from mlc.diagnostics.render import render_github, render_human, render_json, render_sarif
+
+SPEC = """
+pipeline p {
+  step prepare {
+    run = "prep"
+    outputs { train: dataset }
+  }
+  step train {
+    run = "train {{ inputs.data }}"
+    inputs { data: dataset = prepare.trian }
+  }
+}
+"""
+
+
+def test_the_human_rendering_points_at_the_name_with_a_suggestion(
+    check: Callable[..., CheckResult],
+) -> None:
+    result = check(SPEC)
+    path = result.diagnostics[0].span.path
+    assert render_human(result.diagnostics, result.sources) == (
+        f"error[E0110]: step `prepare` has no output `trian`\n"
+        f"  --> {path}:10:38\n"
+        f"   |\n"
+        f"10 |     inputs {{ data: dataset = prepare.trian }}\n"
+        f"   |                                      ^^^^^ no such output\n"
+        f"   |\n"
+        f"help: did you mean `train`?\n"
+        f"\n"
+    )
+
+
+def test_colour_is_only_added_when_asked(check: Callable[..., CheckResult]) -> None:
+    result = check(SPEC)
+    assert "\x1b[" not in render_human(result.diagnostics, result.sources)
+    assert "\x1b[1;31merror[E0110]" in render_human(result.diagnostics, result.sources, colour=True)
+
+
+def test_json_github_and_sarif_carry_the_same_position(check: Callable[..., CheckResult]) -> None:
+    result = check(SPEC)
+    document = json.loads(render_json(result.diagnostics, result.sources, files=1))
+    (entry,) = document["diagnostics"]
+    assert (entry["code"], entry["line"], entry["column"], entry["end_column"]) == (
+        "E0110",
+        10,
+        38,
+        43,
+    )
+    assert document["summary"] == {"files": 1, "errors": 1, "warnings": 0}
+
+    annotation = render_github(result.diagnostics, result.sources)
+    assert annotation.startswith("::error file=")
+    assert ",line=10,col=38,endLine=10,endColumn=43,title=E0110::" in annotation
+
+    sarif = json.loads(render_sarif(result.diagnostics, result.sources))
+    (run,) = sarif["runs"]
+    (finding,) = run["results"]
+    region = finding["locations"][0]["physicalLocation"]["region"]
+    assert (finding["ruleId"], region["startLine"], region["startColumn"]) == ("E0110", 10, 38)
+    assert run["tool"]["driver"]["rules"][0]["id"] == "E0110"
