@@ -324,30 +324,43 @@ def wrap(tokens: list[str], parenthesise: bool) -> list[str]:
     return ["(", *tokens, ")"] if parenthesise and len(tokens) > 1 else tokens
 
 
-def expressions(depth: int = 3) -> st.SearchStrategy[list[str]]:
-    if depth == 0:
-        return leaves.map(lambda leaf: [leaf])
-    sub = st.deferred(lambda: expressions(depth - 1))
+def joined(entries: list[tuple[list[str], bool]]) -> list[str]:
+    """Items one after the other, each followed by a comma or not."""
+    return [tok for item, comma in entries for tok in (*item, *([","] if comma else []))]
+
+
+def compound(sub: st.SearchStrategy[list[str]]) -> st.SearchStrategy[list[str]]:
+    """One level of expression syntax over smaller expressions `sub`."""
     binary_ops = st.sampled_from(
         ["+", "-", "*", "/", "%", "==", "!=", "<=", ">", "and", "or", "in", "of"]
     )
+    binary = st.tuples(sub, binary_ops, sub, st.booleans(), st.booleans()).map(
+        lambda t: [*wrap(t[0], t[3]), t[1], *wrap(t[2], t[4])]
+    )
+    unary = st.tuples(st.sampled_from(["-", "not"]), sub, st.booleans()).map(
+        lambda t: [t[0], *wrap(t[1], t[2])]
+    )
+    attribute = st.tuples(names, sub).map(lambda t: [t[0], "=", *t[1]])
+    block = st.tuples(names, names, st.lists(st.tuples(names, leaves), max_size=2)).map(
+        lambda t: [t[0], t[1], "{", *[x for n, v in t[2] for x in (n, "=", v)], "}"]
+    )
+    obj = st.lists(st.tuples(st.one_of(attribute, attribute, block), st.booleans()), max_size=3)
     return st.one_of(
-        leaves.map(lambda leaf: [leaf]),
-        st.tuples(sub, binary_ops, sub, st.booleans(), st.booleans()).map(
-            lambda t: [*wrap(t[0], t[3]), t[1], *wrap(t[2], t[4])]
-        ),
-        st.tuples(st.sampled_from(["-", "not"]), sub, st.booleans()).map(
-            lambda t: [t[0], *wrap(t[1], t[2])]
-        ),
+        binary,
+        binary,  # operators are more likely: precedence is where a formatter goes wrong
+        unary,
         st.tuples(sub, names).map(lambda t: [*wrap(t[0], True), ".", t[1]]),
         st.tuples(sub, sub).map(lambda t: [*wrap(t[0], True), "[", *t[1], "]"]),
         st.tuples(names, st.lists(sub, max_size=3)).map(
             lambda t: [t[0], "(", *comma_separated(t[1]), ")"]
         ),
         st.lists(sub, max_size=4).map(lambda items: ["[", *comma_separated(items), "]"]),
-        st.deferred(lambda: bodies(depth - 1)).map(lambda body: ["{", *body, "}"]),
+        obj.map(lambda entries: ["{", *joined(entries), "}"]),
         sub.map(lambda tokens: ["(", *tokens, ")"]),
     )
+
+
+expressions = st.recursive(leaves.map(lambda leaf: [leaf]), compound, max_leaves=10)
 
 
 def comma_separated(items: list[list[str]]) -> list[str]:
@@ -391,7 +404,7 @@ def types(depth: int = 2) -> st.SearchStrategy[list[str]]:
 
 
 def items(depth: int) -> st.SearchStrategy[list[str]]:
-    expr = expressions(min(depth, 2))
+    expr = expressions
     choices = [
         st.tuples(names, expr).map(lambda t: [t[0], "=", *t[1]]),
         st.tuples(st.sampled_from(['"k-1"', '"a.b"']), expr).map(lambda t: [t[0], "=", *t[1]]),
@@ -405,7 +418,7 @@ def items(depth: int) -> st.SearchStrategy[list[str]]:
 
 
 def bodies(depth: int) -> st.SearchStrategy[list[str]]:
-    return st.lists(st.tuples(items(depth), st.booleans()), max_size=4).map(
+    return st.lists(st.tuples(items(depth), st.booleans()), min_size=1, max_size=4).map(
         lambda entries: [
             tok for item, comma in entries for tok in (*item, *([","] if comma else []))
         ]
@@ -419,7 +432,7 @@ def blocks(depth: int = 2) -> st.SearchStrategy[list[str]]:
         st.one_of(st.none(), names),
         st.one_of(st.none(), names),
         st.sampled_from([[], ["extends", "base"], ["extends", "p", ".", "medium"]]),
-        st.one_of(st.none(), st.tuples(names, expressions(1))),
+        st.one_of(st.none(), st.tuples(names, expressions)),
     )
 
     def build(parts: tuple[Any, ...]) -> list[str]:
@@ -466,13 +479,23 @@ separators = st.sampled_from(
 
 @st.composite
 def specs(draw: st.DrawFn) -> str:
-    tokens = ["mlspec", "1", *[t for item in draw(st.lists(top_items, max_size=4)) for t in item]]
+    tokens = ["mlspec", "1", *[t for item in draw(st.lists(top_items, min_size=1, max_size=4)) for t in item]]
+    gaps = draw(st.lists(separators, min_size=len(tokens) + 1, max_size=len(tokens) + 1))
+    return "".join(gap + token for gap, token in zip(gaps, [*tokens, ""], strict=True))
+
+
+@st.composite
+def expression_specs(draw: st.DrawFn) -> str:
+    """Specs that are mostly expressions: where precedence and parentheses are tested."""
+    big = st.recursive(leaves.map(lambda leaf: [leaf]), compound, max_leaves=25)
+    values = draw(st.lists(big, min_size=1, max_size=4))
+    tokens = ["mlspec", "1", "x", "{", *[t for v in values for t in ("a", "=", *v)], "}"]
     gaps = draw(st.lists(separators, min_size=len(tokens) + 1, max_size=len(tokens) + 1))
     return "".join(gap + token for gap, token in zip(gaps, [*tokens, ""], strict=True))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(specs())
+@given(st.one_of(specs(), expression_specs()))
 def test_generated_specs_format_idempotently_and_keep_their_tree_and_comments(text: str) -> None:
     result = parse(text, "spec.mlspec")
     assume(result.module is not None)
