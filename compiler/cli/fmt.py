@@ -3,7 +3,7 @@
 Directories are searched for `*.mlspec` files (hidden directories and `[tool.mlc] exclude`
 patterns are skipped). Files are rewritten atomically: the new text goes to a temporary file
 in the same directory, which then replaces the original. `--check` rewrites nothing and
-exits 1 listing the files that would change (for CI and pre-commit); `--diff` prints a
+exits 1 listing the files that would change on stderr (for CI and pre-commit); `--diff` prints a
 unified diff instead of rewriting. A file with a syntax error is never touched: its
 diagnostics are printed as `mlc lint` prints them, and the exit code is 1. `-` formats
 standard input to standard output.
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         if args.diff:
             sys.stdout.write(_diff(text, formatted, display))
         elif args.check:
-            print(f"would reformat {display}")
+            print(f"would reformat {display}", file=sys.stderr)
         else:
             try:
                 write_atomically(path, formatted)
