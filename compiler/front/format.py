@@ -1,8 +1,8 @@
 """Canonical formatting of `.mlspec` files, from the AST: what `mlc fmt` writes.
 
 The formatter is pure: it takes a parsed module and the text it came from (for literals as
-written and for comment placement) and returns the canonical text. It is idempotent, and the
-result parses to the same tree (parentheses aside: they are re-derived from precedence).
+written and for comment placement) and returns the canonical text. It is idempotent, the
+result parses to the same tree (spans aside), and every comment is kept, in order.
 
 The rules:
 
@@ -35,7 +35,8 @@ The rules:
   attached to the item (or list element, or closing bracket) that follows it, at that
   item's indentation; blank lines around it are kept as written (at most one). A comment
   after code stays at the end of that line, two spaces after the code. A comment inside an
-  expression that is printed on one line moves to the end of that line.
+  expression that is printed on one line moves to the end of that line; if that line gets
+  more than one, the others go on lines of their own after it.
 """
 
 from __future__ import annotations
