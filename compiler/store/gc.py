@@ -61,20 +61,20 @@ class GCReport:
 
 
 def reachable(store: Store, roots: Iterable[Digest]) -> tuple[set[Digest], set[Digest]]:
-    """(reachable digests, missing roots): roots plus, through manifests, their entries."""
+    """(reachable digests, missing roots): the roots plus the entries of root manifests.
+
+    Manifests list regular files only, so their entries need no further lookup: one request
+    per root, not per file, on a remote store.
+    """
     seen: set[Digest] = set()
     missing: set[Digest] = set()
-    pending = [parse_digest(r) for r in roots]
-    while pending:
-        digest = pending.pop()
-        if digest in seen:
-            continue
-        seen.add(digest)
+    for root in {parse_digest(r) for r in roots}:
+        seen.add(root)
         try:
-            if store.kind(digest) == "dir":
-                pending.extend(entry.digest for entry in store.read_manifest(digest))
+            if store.kind(root) == "dir":
+                seen.update(entry.digest for entry in store.read_manifest(root))
         except ObjectNotFoundError:
-            missing.add(digest)
+            missing.add(root)
         except ManifestError:
             continue  # a corrupt manifest keeps itself; verify reports it
     return seen, missing

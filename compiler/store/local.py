@@ -36,7 +36,7 @@ from mlc.store.errors import (
     StoreWriteError,
     UnsafePathError,
 )
-from mlc.store.fsync import fsync_path, sync_filesystem
+from mlc.store.fsync import commit_batch, fsync_directories, fsync_path, write_out
 from mlc.store.hashing import BUFFER_SIZE, SMALL_FILE, default_workers, hash_fd, parallel_map
 from mlc.store.manifest import (
     MODE_EXECUTABLE,
@@ -70,14 +70,15 @@ class _PendingWrites:
             self._pending.append((tmp, final))
 
     def commit(self) -> None:
-        """Syncs the temporary files, renames them into place, and syncs the renames."""
+        """Commits the written-out temporary files, renames them into place, and makes the
+        renames durable (see `mlc.store.fsync`)."""
         if not self._pending:
             return
-        sync_filesystem(self._store.tmp_dir)
+        commit_batch(self._store.tmp_dir)
         for tmp, final in self._pending:
             self._store.rename_into_place(tmp, final)
+        fsync_directories(os.path.dirname(final) for _, final in self._pending)
         self._pending.clear()
-        sync_filesystem(self._store.tmp_dir)
 
     def abort(self) -> None:
         """Removes every temporary file not yet renamed."""
@@ -157,7 +158,8 @@ class LocalStore:
         return f"{self.tmp_dir}/{os.getpid()}-{self._tmp_prefix}-{next(self._tmp_counter)}"
 
     def _write_tmp(self, data: bytes | memoryview, *, sync: bool) -> str:
-        """Writes `data` to a new read-only temporary file; nothing is left behind on error."""
+        """Writes `data` to a new read-only temporary file, fsynced (`sync`) or written out for a
+        batch commit; nothing is left behind on error."""
         tmp = self._tmp_path()
         try:
             fd = os.open(tmp, _CREATE_FLAGS, 0o444)
@@ -170,6 +172,8 @@ class LocalStore:
                 view = view[written:]
             if sync:
                 os.fsync(fd)
+            else:
+                write_out(fd)
         except OSError as exc:
             os.close(fd)
             _unlink_quietly(tmp)
@@ -332,6 +336,10 @@ class LocalStore:
                     except OSError as exc:
                         raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
                     chunk = chunk[written:]
+            try:
+                write_out(out)
+            except OSError as exc:
+                raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
         except BaseException:
             os.close(out)
             _unlink_quietly(tmp)

@@ -415,7 +415,7 @@ class FsspecStore:
 
     # ---------------------------------------------------------------- verification
 
-    def _check(self, digest: Digest) -> str | None:
+    def _check(self, digest: Digest, is_dir: bool | None = None) -> str | None:
         hasher = hashlib.sha256()
         try:
             with self.fs.open(self.path_of(layout.object_key(digest)), "rb") as handle:
@@ -426,7 +426,9 @@ class FsspecStore:
         actual = digest_from_hex(hasher.hexdigest())
         if actual != digest:
             return f"content hashes to {actual}"
-        if self._exists(self.path_of(layout.dir_marker_key(digest))):
+        if is_dir is None:
+            is_dir = self._exists(self.path_of(layout.dir_marker_key(digest)))
+        if is_dir:
             try:
                 decode_manifest(self.read_bytes(digest), digest)
             except (ManifestError, UnsafePathError) as exc:
@@ -438,9 +440,14 @@ class FsspecStore:
         return self._check(parse_digest(digest)) is None
 
     def verify_all(self) -> VerifyReport:
-        """Re-hashes every object."""
+        """Re-hashes every object (the directory index is listed once, not probed per object)."""
         digests = [o.digest for o in self.iter_objects()]
-        problems = parallel_map(self._check, digests, self.workers)
+        try:
+            markers = self.fs.find(self.path_of(layout.DIR_INDEX))
+        except FileNotFoundError:
+            markers = []
+        dirs = {layout.digest_of_key(str(name)) for name in markers}
+        problems = parallel_map(lambda d: self._check(d, d in dirs), digests, self.workers)
         return VerifyReport(
             len(digests), {d: p for d, p in zip(digests, problems, strict=True) if p is not None}
         )
