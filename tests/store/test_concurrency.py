@@ -140,3 +140,39 @@ def test_two_processes_snapshotting_overlapping_trees_agree(tmp_path: Path) -> N
     assert store.verify_all().ok
     assert len(list(store.iter_objects())) == 400 + 2 + 2
     assert os.listdir(store.tmp_dir) == []
+
+
+def _put_all(root: str, contents: list[bytes], order: list[int]) -> None:
+    store = LocalStore(root, workers=2)
+    for index in order:
+        store.put_bytes(contents[index])
+    store.close()
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data(), contents=st.lists(st.binary(max_size=3000), min_size=1, max_size=8))
+def test_any_interleaving_of_writing_processes_leaves_the_store_consistent(
+    tmp_path_factory: object, data: st.DataObject, contents: list[bytes]
+) -> None:
+    root = Path(tmp_path_factory.mktemp("processes")) / "store"  # type: ignore[attr-defined]
+    LocalStore(root).close()
+    orders = [data.draw(st.permutations(range(len(contents)))) for _ in range(3)]
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_put_all, args=(str(root), contents, list(order)))
+        for order in orders
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    store = LocalStore(root)
+    assert store.verify_all().ok
+    assert {o.digest for o in store.iter_objects()} == {digest_bytes(c) for c in contents}
+    assert os.listdir(store.tmp_dir) == []
+    store.close()
