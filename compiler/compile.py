@@ -35,7 +35,8 @@ class Options:
     pipeline: str | None = None
     require_params: bool = False
     describe_backend: targets.DescribeBackend | None = None
-    known_backends: Sequence[str] = ()
+    known_backends: Callable[[], Sequence[str]] = tuple
+    """The installed backends' names, asked for only to explain an unknown one."""
 
 
 @dataclass
@@ -65,7 +66,7 @@ CHECKS: tuple[ProgramCheck, ...] = (
     lambda program, _: graph.check_acyclic(program),
     lambda program, options: resources.check_feasible(program, options.target),
     lambda program, options: (
-        targets.check_backends(program, options.describe_backend, list(options.known_backends))
+        targets.check_backends(program, options.describe_backend, options.known_backends)
         if options.describe_backend
         else []
     ),

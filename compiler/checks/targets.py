@@ -7,7 +7,7 @@ accepts). The compiler receives descriptions as data; it never imports a backend
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlc.checks.program import Program, TargetDecl
@@ -44,13 +44,14 @@ DescribeBackend = Callable[[str], BackendDescription | None]
 
 
 def check_backends(
-    program: Program, describe: DescribeBackend, known: list[str]
+    program: Program, describe: DescribeBackend, installed: Callable[[], Sequence[str]]
 ) -> list[Diagnostic]:
     """Every target names a backend that is installed, and its settings block is valid."""
     found: list[Diagnostic] = []
     for target in program.targets.values():
         description = describe(target.backend)
         if description is None:
+            known = list(installed())
             found.append(
                 codes.UNKNOWN_BACKEND.at(
                     target.backend_span,

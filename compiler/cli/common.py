@@ -65,7 +65,7 @@ def spec_options(args: argparse.Namespace) -> Options | str:
         params=params,
         pipeline=args.pipeline,
         describe_backend=backends.describe,
-        known_backends=backends.installed(),
+        known_backends=backends.installed,
     )
 
 

@@ -36,7 +36,7 @@ class Invocation:
 
 def invocation(text: str) -> Invocation:
     """The `# command: mlc …` header of a spec, as compilation options."""
-    options = Options(describe_backend=backends.describe, known_backends=backends.installed())
+    options = Options(describe_backend=backends.describe, known_backends=backends.installed)
     match = COMMAND.search(text)
     if match is None:
         return Invocation(compile=False, options=options)

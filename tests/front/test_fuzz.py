@@ -118,7 +118,7 @@ def mutate(text: str, data: st.DataObject) -> str:
 
 def options(target: str | None = None) -> Options:
     return Options(
-        target=target, describe_backend=backends.describe, known_backends=backends.installed()
+        target=target, describe_backend=backends.describe, known_backends=backends.installed
     )
 
 
