@@ -184,35 +184,60 @@ def bench_cold_start(specs: dict[str, Path], repeat: int, kfp: bool) -> tuple[li
     return figures, lint.seconds
 
 
-def bench_explicit(specs: dict[str, Path], sizes: Sequence[int], repeat: int) -> list[Figure]:
-    """(c): lint and compile to IR of N explicit steps."""
+def bench_explicit(
+    specs: dict[str, Path], sizes: Sequence[int], repeat: int, *, lint_max: int, limit: float
+) -> list[Figure]:
+    """(c): lint and compile to IR of N explicit steps; a run over `limit` seconds is stopped.
+
+    Above `lint_max` steps only the compile is measured (it checks everything lint does)."""
     figures: list[Figure] = []
     targets = {1_000: 2.0, 10_000: 15.0}
-    compile_times: dict[int, float] = {}
+    compile_times: dict[int, Run] = {}
     for size in sizes:
         spec = str(specs[f"steps_{size}"])
         out = WORK / "ir" / f"steps_{size}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        lint, lint_runs = median_run([str(MLC), "lint", spec], repeat, warmup=False)
-        comp, comp_runs = median_run(
-            [str(MLC), "compile", spec, "--target", "ir", "-o", str(out)], repeat, warmup=False
-        )
-        compile_times[size] = comp.seconds
-        limit = targets.get(size)
-        figures += [
-            Figure(f"{size:,} steps: `mlc lint`", _wall(lint, lint_runs)),
-            Figure(f"{size:,} steps: `mlc compile --target ir`",
-                   _wall(comp, comp_runs),
-                   f"<= {limit:g} s" if limit else "", comp.seconds <= limit if limit else None),
-            Figure(f"{size:,} steps: peak RSS (lint / compile)",
-                   f"{_mib(lint.peak_rss)} / {_mib(comp.peak_rss)}", "< 1 GiB",
-                   max(lint.peak_rss, comp.peak_rss) < GIB),
-        ]
+        commands = {"compile --target ir": ["compile", spec, "--target", "ir", "-o", str(out)]}
+        if size <= lint_max:
+            commands = {"lint": ["lint", spec], **commands}
+        target = targets.get(size)
+        for name, argv in commands.items():
+            runs = [run_cold([str(MLC), *argv], timeout=limit) for _ in range(repeat)]
+            run = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+            label = f"{size:,} steps: `mlc {name}`"
+            if run.returncode != 0:
+                if run.seconds < limit:
+                    raise SystemExit(f"`mlc {' '.join(argv)}` failed:\n{run.stderr}")
+                value = f"did not finish in {limit:g} s (cpu {_seconds(run.cpu_seconds)})"
+                figures.append(_show(Figure(label, value, f"<= {target:g} s" if target else "",
+                                            False if target or name != "lint" else None)))
+            else:
+                is_compile = name != "lint"
+                figures.append(_show(Figure(
+                    label, _wall(run, runs), f"<= {target:g} s" if target and is_compile else "",
+                    run.seconds <= target if target and is_compile else None,
+                )))
+            figures.append(_show(Figure(f"  peak RSS{' so far' if run.returncode else ''}",
+                                        _mib(run.peak_rss), "< 1 GiB", run.peak_rss < GIB)))
+            if name != "lint":
+                compile_times[size] = run
     if 10_000 in compile_times and 20_000 in compile_times:
-        ratio = compile_times[20_000] / compile_times[10_000]
-        figures.append(Figure("20,000 / 10,000 steps compile time", f"{ratio:.2f}x", "<= 2.2x",
-                              ratio <= 2.2))
+        ten, twenty = compile_times[10_000], compile_times[20_000]
+        ratio = twenty.seconds / ten.seconds
+        cpu_ratio = twenty.cpu_seconds / ten.cpu_seconds
+        bound = ">" if twenty.returncode else ""
+        figures.append(_show(Figure(
+            "20,000 / 10,000 steps compile time",
+            f"{bound}{ratio:.2f}x (cpu time {bound}{cpu_ratio:.2f}x)", "<= 2.2x",
+            not twenty.returncode and ratio <= 2.2,
+        )))
     return figures
+
+
+def _show(figure: Figure) -> Figure:
+    """Prints a figure as soon as it is measured, so a long run shows partial results."""
+    print(f"  {figure.label}: {figure.value} {figure.target} {figure.verdict}", flush=True)
+    return figure
 
 
 def bench_foreach(specs: dict[str, Path], repeat: int) -> list[Figure]:
@@ -390,6 +415,15 @@ def main() -> None:
     parser.add_argument("--large-repeat", type=int, default=1,
                         help="runs of each 1,000-20,000-step case")
     parser.add_argument("--quick", action="store_true", help="skip the 20,000-step case")
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(gen_specs.EXPLICIT_SIZES),
+                        help="explicit-step cases to measure (of 1000, 10000, 20000)")
+    parser.add_argument("--lint-max", type=int, default=10_000,
+                        help="above this many steps, measure compile only")
+    parser.add_argument("--large-limit", type=float, default=900.0,
+                        help="stop a 1,000-20,000-step run after this many seconds")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=("cold", "explicit", "foreach", "kfp-large"),
+                        help="sections to leave out")
     parser.add_argument("--no-kfp", action="store_true", help="skip the KFP comparison")
     parser.add_argument("--kfp-tasks", type=int, default=10_000)
     parser.add_argument("--kfp-limit", type=float, default=60.0,
@@ -397,6 +431,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also profile the 10,000-step compile and the cold lint")
     parser.add_argument("--only-profile", action="store_true", help="profile, measure nothing")
+    parser.add_argument("--profile-steps", type=int, default=10_000,
+                        help="size of the explicit-step compile to profile")
     parser.add_argument("--top", type=int, default=15, help="rows of each profile")
     args = parser.parse_args()
 
@@ -407,16 +443,18 @@ def main() -> None:
     print("\n".join(machine()))
     print(f"load average before: {load()}")
 
-    sections: list[tuple[str, Callable[[], list[Figure]]]] = []
-    if not args.only_profile:
-        sizes = [s for s in gen_specs.EXPLICIT_SIZES if not (args.quick and s > 10_000)]
-        sections = [
-            ("cold start", lambda: bench_cold_start(specs, args.repeat, kfp)[0]),
-            ("explicit steps", lambda: bench_explicit(specs, sizes, args.large_repeat)),
-            ("foreach", lambda: bench_foreach(specs, args.repeat)),
-        ]
-        if kfp:
-            sections.append(("kfp large", lambda: bench_kfp_large(args.kfp_tasks, args.kfp_limit)))
+    sizes = [s for s in args.sizes if not (args.quick and s > 10_000)]
+    sections: list[tuple[str, Callable[[], list[Figure]]]] = [
+        ("cold", lambda: bench_cold_start(specs, args.repeat, kfp)[0]),
+        ("foreach", lambda: bench_foreach(specs, args.repeat)),
+        ("kfp-large", lambda: bench_kfp_large(args.kfp_tasks, args.kfp_limit) if kfp else []),
+        ("explicit", lambda: bench_explicit(
+            specs, sizes, args.large_repeat, lint_max=args.lint_max, limit=args.large_limit
+        )),
+    ]
+    if args.only_profile:
+        sections = []
+    sections = [(name, measure) for name, measure in sections if name not in args.skip]
     figures: list[Figure] = []
     for name, measure in sections:
         print(f"measuring {name} … (load average {load()})", flush=True)
@@ -435,9 +473,12 @@ def main() -> None:
         print(profile_subprocess(lint_argv, args.top))
         print("\n## imports of `mlc lint` (-X importtime)")
         print(import_costs(lint_argv, args.top))
-        print("\n## `mlc compile --target ir` of 10,000 steps, profiled (own time)")
-        compile_argv = ["compile", str(specs["steps_10000"]), "--target", "ir",
-                        "-o", str(WORK / "ir" / "steps_10000.profiled.json")]
+        steps = args.profile_steps
+        print(f"\n## `mlc compile --target ir` of {steps:,} steps, profiled")
+        spec = WORK / "specs" / f"steps_{steps}.mlspec"
+        spec.write_text(gen_specs.explicit_steps(steps), encoding="utf-8")
+        compile_argv = ["compile", str(spec), "--target", "ir",
+                        "-o", str(WORK / "ir" / f"steps_{steps}.profiled.json")]
         print(profile_in_process(compile_argv, args.top))
 
 
