@@ -281,7 +281,14 @@ def write_docs(table: str, loads: str, argv: list[str]) -> None:
         f"`bench/bench_hashing.py`). The machine was shared with other work ({loads} on "
         "2 cores), so small-file figures, which are dominated by file creation in the kernel, "
         "vary between runs.\n\n"
-        f"{table}\n"
+        f"{table}\n\n"
+        "Reading the figures: `hash_file`/`hash_files` use OpenSSL's sha256 through hashlib (SHA-NI "
+        "where the CPU has it); the `sha256sum` here is coreutils' own code, hence the large "
+        "ratio. A cold `snapshot` also writes every file into the store (a temporary file, a "
+        "writeout, a rename), so it is bound by file creation in the kernel, not by hashing; "
+        "the [tmpfs] rows show the same work without a disk. A warm re-`snapshot` reads no file: "
+        "the stat cache answers, and the objects are only `stat`ed. The `dvc add` rows run DVC "
+        "on the same tree in its own virtual environment (`bench/.envs/dvc`).\n"
     )
     text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     if SECTION in text:
