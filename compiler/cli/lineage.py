@@ -1,7 +1,7 @@
 """`mlc lineage`: the provenance tree of an output, back to the pinned datasets.
 
 ```
-mlc lineage sha256:…                 by digest
+mlc lineage sha256:…                 by digest, or by a unique prefix of one (`sha256:6bd58593`)
 mlc lineage RUN:STEP.OUTPUT          by the run, step and output that produced it
 ```
 """
@@ -23,13 +23,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_artifact(lineage: Lineage, text: str) -> Digest:
-    """A digest, or the digest of `RUN:STEP.OUTPUT`."""
-    if text.startswith("sha256:") or is_digest(text):
+    """A digest, a unique prefix of one, or the digest of `RUN:STEP.OUTPUT`."""
+    if is_digest(text):
         return parse_digest(text)
+    if text.startswith("sha256:"):
+        return lineage.complete_digest(text)
     run_id, sep, rest = text.partition(":")
     step_id, dot, output = rest.rpartition(".")
     if not sep or not dot or not run_id or not step_id or not output:
         raise StoreError(f"`{text}` is neither a digest nor of the form RUN:STEP.OUTPUT")
+    if not step_id.startswith("step:"):
+        # Steps are recorded by their IR id, `step:NAME`; a bare name is accepted too.
+        recorded = {s.step_id for s in lineage.steps_of(lineage.find_run(run_id).run_id)}
+        if step_id not in recorded and f"step:{step_id}" in recorded:
+            step_id = f"step:{step_id}"
     return lineage.output_of(run_id, step_id, output)
 
 

@@ -144,6 +144,16 @@ def test_which_step_produced_an_output(lineage: Lineage) -> None:
         lineage.output_of(RUN1, "train", "weights")
 
 
+def test_an_artifact_is_found_by_a_unique_digest_prefix(lineage: Lineage) -> None:
+    record_iris_run(lineage)
+    assert lineage.complete_digest(MODEL[:19]) == MODEL
+    assert lineage.complete_digest(RAW[:15]) == RAW
+    with pytest.raises(LineageError, match="no recorded artifact"):
+        lineage.complete_digest("sha256:zzzz")
+    with pytest.raises(LineageError, match="ambiguous"):
+        lineage.complete_digest("sha256:")
+
+
 def test_a_real_execution_is_preferred_over_a_cache_hit_as_producer(lineage: Lineage) -> None:
     record_iris_run(lineage, RUN1, 100.0)
     lineage.start_run(Run(RUN2, "iris", started_at=200.0))

@@ -322,6 +322,22 @@ class LineageDB:
             )
         return step.outputs[output].digest
 
+    def complete_digest(self, prefix: str) -> Digest:
+        """The one digest recorded in lineage that starts with `prefix` (`sha256:6bd58…`)."""
+        pattern = prefix.replace("%", "").replace("_", "") + "%"
+        found: set[str] = set()
+        for table in ("step_outputs", "step_inputs", "datasets"):
+            rows = self._query(
+                f"SELECT DISTINCT digest FROM {table} WHERE digest LIKE ?", [pattern]
+            )
+            found.update(row[0] for row in rows)
+        if not found:
+            raise LineageError(f"no recorded artifact has a digest starting with `{prefix}`")
+        if len(found) > 1:
+            shown = ", ".join(f"`{d[:19]}…`" for d in sorted(found)[:5])
+            raise LineageError(f"`{prefix}` is ambiguous: it starts {shown}; give more digits")
+        return Digest(found.pop())
+
     def recent_digests(self, runs_per_pipeline: int) -> set[Digest]:
         """Outputs, inputs and stored logs of the most recent runs of each pipeline: GC roots
         (keeping the inputs lets those runs be inspected and re-run)."""

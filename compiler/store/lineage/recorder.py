@@ -86,6 +86,10 @@ class Lineage:
         """The digest of `RUN:STEP.OUTPUT`."""
         return self.db.output_of(run_id, step_id, output)
 
+    def complete_digest(self, prefix: str) -> Digest:
+        """The one recorded digest starting with `prefix`."""
+        return self.db.complete_digest(prefix)
+
     def provenance(self, digest: Digest) -> ProvenanceNode:
         """The provenance tree of a digest."""
         return provenance(self.db, digest)
