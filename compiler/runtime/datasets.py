@@ -93,9 +93,13 @@ def _resolve(
     digest, kind = snapshot_dataset(store, dataset, base_dir)
     if dataset.version.kind == "digest":
         if digest != dataset.version.value:
+            where = dataset.source
             raise PreflightError(
-                f"dataset `{dataset.name}` is pinned to {dataset.version.value}, but the data "
-                f"at `{dataset.uri}` is {digest}"
+                f"dataset `{dataset.name}` changed under its pin\n"
+                f"--> {where.file}:{where.line}:{where.column}\n"
+                f"= note: the spec pins {dataset.version.value}\n"
+                f"= note: the data at `{dataset.uri}` is {digest}\n"
+                f'help: restore the data, or pin the new version: `version = "{digest}"`'
             )
         return ResolvedDataset(dataset, digest, kind)
     entry = lock.get(dataset.name)

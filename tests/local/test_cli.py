@@ -102,7 +102,8 @@ def test_a_digest_that_does_not_match_the_data_stops_the_run(
     spec = write_spec(tmp_path, f'"{wrong}"')
     code, out, err = run_mlc(capsys, "apply", str(spec))
     assert code == 1
-    assert f"error: dataset `words` is pinned to {wrong}, but the data at `words.txt` is sha256:" in err
+    assert "error: dataset `words` changed under its pin\n  --> " in err
+    assert f"= note: the spec pins {wrong}\n  = note: the data at `words.txt` is sha256:" in err
     assert out == ""
 
 
