@@ -24,7 +24,6 @@ from mlc.checks.resolve_base import (
     DIGEST,
     PIPELINE_KINDS,
     ModuleScope,
-    item_name_span,
     partition_items,
 )
 from mlc.checks.resolve_params import ParamsResolver
@@ -254,17 +253,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         self, program: Program, block: ast.Block, outputs: dict[str, dict[str, OutputDecl]]
     ) -> None:
         seen: set[str] = set()
-        for item in block.body.items:
-            if not isinstance(item, ast.Attribute):
-                self.report(
-                    codes.MISPLACED_BLOCK.at(
-                        item_name_span(item),
-                        "",
-                        what="this item",
-                        help="write `name = step.output`",
-                    )
-                )
-                continue
+        for item in self._attributes_of(block.body.items, "`name = step.output`"):
             if item.name.name in seen:
                 self.report(
                     codes.DUPLICATE_DEFINITION.at(

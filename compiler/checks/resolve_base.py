@@ -4,7 +4,7 @@ types and attribute readers. Each kind of block is resolved in a module of its o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,16 +152,9 @@ class ResolverBase:
             )
         for block in loaded.module.blocks:
             kind = block.kind.name
-            if kind not in TOP_LEVEL_KINDS:
-                self.report(
-                    codes.UNKNOWN_BLOCK.at(
-                        block.kind.span,
-                        "not a top-level block",
-                        name=kind,
-                        context="a spec file",
-                        help=did_you_mean(kind, TOP_LEVEL_KINDS),
-                    )
-                )
+            if not self._is_known(
+                block.kind, TOP_LEVEL_KINDS, "a spec file", "not a top-level block", block=True
+            ):
                 continue
             if block.label is None:
                 self.report(
@@ -292,6 +285,43 @@ class ResolverBase:
             )
         return base
 
+    def _attributes_of(self, items: Iterable[ast.Item], example: str) -> Iterator[ast.Attribute]:
+        """The `name = value` items; anything else is reported, with `example` as the fix."""
+        for item in items:
+            if isinstance(item, ast.Attribute):
+                yield item
+            else:
+                self.report(
+                    codes.MISPLACED_BLOCK.at(
+                        item_name_span(item), "", what="this item", help=f"write {example}"
+                    )
+                )
+
+    def _is_known(
+        self,
+        name: ast.Ident,
+        allowed: Sequence[str],
+        context: str,
+        label: str,
+        *,
+        block: bool = False,
+        fallback: str | None = None,
+    ) -> bool:
+        """Whether an attribute or block name is allowed; an unknown one is reported."""
+        if name.name in allowed:
+            return True
+        code = codes.UNKNOWN_BLOCK if block else codes.UNKNOWN_ATTRIBUTE
+        self.report(
+            code.at(
+                name.span,
+                label,
+                name=name.name,
+                context=context,
+                help=did_you_mean(name.name, allowed) or fallback,
+            )
+        )
+        return False
+
     def _attributes(
         self, block: ast.Block, allowed: Iterable[str], context: str
     ) -> dict[str, ast.Attribute]:
@@ -328,17 +358,7 @@ class ResolverBase:
     ) -> dict[str, str]:
         result: dict[str, str] = {}
         for block in blocks:
-            for item in block.body.items:
-                if not isinstance(item, ast.Attribute):
-                    self.report(
-                        codes.MISPLACED_BLOCK.at(
-                            item_name_span(item),
-                            "",
-                            what="this item",
-                            help=f'write `NAME = "value"` in `{what}`',
-                        )
-                    )
-                    continue
+            for item in self._attributes_of(block.body.items, f'`NAME = "value"` in `{what}`'):
                 if not ENV_NAME.match(item.name.name):
                     self.report(
                         codes.INVALID_VALUE.at(

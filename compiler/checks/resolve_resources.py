@@ -15,10 +15,8 @@ from mlc.checks.resolve_base import (
     RESOURCE_FIELDS,
     Profile,
     ResolverBase,
-    item_name_span,
     unit_of,
 )
-from mlc.checks.suggest import did_you_mean
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
 from mlc.source import Span
@@ -71,29 +69,15 @@ class ResourcesResolver(ResolverBase):
         self, body: ast.Body, scope: Scope, context: str
     ) -> dict[str, tuple[Any, Span]]:
         fields: dict[str, tuple[Any, Span]] = {}
-        for item in body.items:
-            if not isinstance(item, ast.Attribute):
-                self.report(
-                    codes.MISPLACED_BLOCK.at(
-                        item_name_span(item),
-                        "",
-                        what="this item",
-                        help='write `cpu = 2`, `memory = 4Gi`, `gpu = 1 of "t4"`',
-                    )
-                )
-                continue
+        for item in self._attributes_of(body.items, '`cpu = 2`, `memory = 4Gi`, `gpu = 1 of "t4"`'):
             name = item.name.name
-            if name not in RESOURCE_FIELDS:
-                self.report(
-                    codes.UNKNOWN_ATTRIBUTE.at(
-                        item.name.span,
-                        "not a resource",
-                        name=name,
-                        context=context,
-                        help=did_you_mean(name, RESOURCE_FIELDS)
-                        or "resources are cpu, memory, gpu, shm and disk",
-                    )
-                )
+            if not self._is_known(
+                item.name,
+                RESOURCE_FIELDS,
+                context,
+                "not a resource",
+                fallback="resources are cpu, memory, gpu, shm and disk",
+            ):
                 continue
             expected = CPU if name == "cpu" else None
             value = self.evaluator.value(item.value, scope, expected)

@@ -162,31 +162,15 @@ class StepsResolver(ResourcesResolver):
         resource_items: list[ast.Attribute | ast.Block] = []
         for item in items:
             if isinstance(item, ast.Attribute):
-                if item.name.name not in STEP_ATTRIBUTES:
-                    self.report(
-                        codes.UNKNOWN_ATTRIBUTE.at(
-                            item.name.span,
-                            "not a step setting",
-                            name=item.name.name,
-                            context=context,
-                            help=did_you_mean(item.name.name, STEP_ATTRIBUTES),
-                        )
-                    )
+                if not self._is_known(item.name, STEP_ATTRIBUTES, context, "not a step setting"):
                     continue
                 attributes[item.name.name] = item
                 if item.name.name == "resources":
                     resource_items.append(item)
             elif isinstance(item, ast.Block):
-                if item.kind.name not in STEP_BLOCKS:
-                    self.report(
-                        codes.UNKNOWN_BLOCK.at(
-                            item.kind.span,
-                            "not allowed in a step",
-                            name=item.kind.name,
-                            context=context,
-                            help=did_you_mean(item.kind.name, STEP_BLOCKS),
-                        )
-                    )
+                if not self._is_known(
+                    item.kind, STEP_BLOCKS, context, "not allowed in a step", block=True
+                ):
                     continue
                 self._check_header(item, allow_type=False, allow_extends=False, allow_foreach=False)
                 if item.label is not None:
@@ -352,17 +336,7 @@ class StepsResolver(ResourcesResolver):
                     )
             step.args = {}
             for args_block in blocks.get("args", []):
-                for item in args_block.body.items:
-                    if not isinstance(item, ast.Attribute):
-                        self.report(
-                            codes.MISPLACED_BLOCK.at(
-                                item_name_span(item),
-                                "",
-                                what="this item",
-                                help="write `name = value`",
-                            )
-                        )
-                        continue
+                for item in self._attributes_of(args_block.body.items, "`name = value`"):
                     value = self.evaluator.value(item.value, args_scope)
                     if isinstance(value, LoopVar):
                         self.evaluator.loop_var_error(value, item.value)
@@ -393,17 +367,7 @@ class StepsResolver(ResourcesResolver):
     def _resolve_secrets(self, step: StepDecl, blocks: list[ast.Block], scope: Scope) -> None:
         for block in blocks:
             step.features.setdefault("secrets", block.kind.span)
-            for item in block.body.items:
-                if not isinstance(item, ast.Attribute):
-                    self.report(
-                        codes.MISPLACED_BLOCK.at(
-                            item_name_span(item),
-                            "",
-                            what="this item",
-                            help='write `ENV_NAME = "secret-name/key"`',
-                        )
-                    )
-                    continue
+            for item in self._attributes_of(block.body.items, '`ENV_NAME = "secret-name/key"`'):
                 reference = self._string(item, scope, "a secret")
                 if reference is None:
                     continue

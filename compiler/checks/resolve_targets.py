@@ -33,16 +33,9 @@ class TargetsResolver(ResourcesResolver):
         nested: dict[str, ast.Block] = {}
         for item in block.body.items:
             if isinstance(item, ast.Attribute):
-                if item.name.name not in TARGET_ATTRIBUTES:
-                    self.report(
-                        codes.UNKNOWN_ATTRIBUTE.at(
-                            item.name.span,
-                            "not a target setting",
-                            name=item.name.name,
-                            context=context,
-                            help=did_you_mean(item.name.name, TARGET_ATTRIBUTES),
-                        )
-                    )
+                if not self._is_known(
+                    item.name, TARGET_ATTRIBUTES, context, "not a target setting"
+                ):
                     continue
                 attributes[item.name.name] = item
             elif isinstance(item, ast.Block):
