@@ -19,7 +19,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, cast
 
 from mlc.store import layout
@@ -126,39 +126,27 @@ class FsspecStore:
 
     def _create_only(self, key: str, data: bytes) -> bool:
         """Writes `key` only if absent; True if this call created it."""
-        path = self.path_of(key)
-        if self.conditional_puts:
-            try:
-                self.fs.pipe_file(path, data, mode="create")
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if _is_precondition_failure(exc):
-                    return False
-                raise StoreWriteError(path, str(exc)) from None
-            return True
-        if self.fs.exists(path):
-            return False
-        tmp = self.path_of(f"{layout.TMP}/{secrets.token_hex(8)}")
-        try:
-            self.fs.pipe_file(tmp, data)
-            if self.fs.exists(path):
-                return False
-            self.fs.mv(tmp, path)
-        except OSError as exc:
-            raise StoreWriteError(path, str(exc)) from None
-        finally:
-            if self.fs.exists(tmp):
-                self.fs.rm_file(tmp)
-        if self.fs.size(path) != len(data):
-            raise StoreWriteError(path, "the uploaded object has the wrong size")
-        return True
+        return self._publish(
+            key, len(data), lambda path, mode: self.fs.pipe_file(path, data, mode=mode)
+        )
 
     def _create_only_from_file(self, key: str, local_path: str, size: int) -> bool:
+        """Uploads a local file to `key` only if absent; True if this call created it."""
+        return self._publish(
+            key, size, lambda path, mode: self.fs.put_file(local_path, path, mode=mode)
+        )
+
+    def _publish(self, key: str, size: int, upload: Callable[[str, str], object]) -> bool:
+        """Makes `key` exist exactly once, never partially visible.
+
+        Where the filesystem has conditional puts (S3), one create-only upload does it.
+        Elsewhere the content goes to a temporary key and is moved into place, then its size
+        is checked.
+        """
         path = self.path_of(key)
         if self.conditional_puts:
             try:
-                self.fs.put_file(local_path, path, mode="create")
+                upload(path, "create")
             except FileExistsError:
                 return False
             except OSError as exc:
@@ -170,7 +158,7 @@ class FsspecStore:
             return False
         tmp = self.path_of(f"{layout.TMP}/{secrets.token_hex(8)}")
         try:
-            self.fs.put_file(local_path, tmp)
+            upload(tmp, "overwrite")
             if self.fs.exists(path):
                 return False
             self.fs.mv(tmp, path)
