@@ -259,21 +259,33 @@ class ResolverBase:
                 return base
             keys: list[tuple[str, str]] = []
             for entry in node.record.items:
-                if (
-                    not isinstance(entry, ast.Field)
-                    or entry.type.name.name not in t.METRIC_SCALARS
-                    or entry.value is not None
-                ):
+                if not isinstance(entry, ast.Field):
+                    self.report(
+                        codes.MISPLACED_BLOCK.at(
+                            item_name_span(entry),
+                            "",
+                            what="this item",
+                            help="declare each metric as `name: float` (or int, bool, str)",
+                        )
+                    )
+                    continue
+                if entry.value is not None:
+                    self.report(
+                        codes.MISPLACED_BLOCK.at(
+                            entry.value.span,
+                            "remove it",
+                            what="a value for a metric key",
+                            help="the step writes the metric's value; the spec declares its type",
+                        )
+                    )
+                    continue
+                if entry.type.name.name not in t.METRIC_SCALARS:
                     self.report(
                         codes.UNKNOWN_TYPE.at(
-                            item_name_span(entry)
-                            if not isinstance(entry, ast.Field)
-                            else entry.type.span,
+                            entry.type.span,
                             "metric keys are `int`, `float`, `bool` or `str`",
-                            name=entry.type.name.name if isinstance(entry, ast.Field) else "this",
-                            help=did_you_mean(entry.type.name.name, t.METRIC_SCALARS)
-                            if isinstance(entry, ast.Field)
-                            else None,
+                            name=entry.type.name.name,
+                            help=did_you_mean(entry.type.name.name, t.METRIC_SCALARS),
                         )
                     )
                     continue

@@ -13,6 +13,7 @@ from mlc.checks.program import (
 )
 from mlc.checks.resolve_base import (
     CALL_TARGET,
+    RESOURCE_FIELDS,
     SECRET_REF,
     STEP_ATTRIBUTES,
     STEP_BLOCKS,
@@ -162,7 +163,14 @@ class StepsResolver(ResourcesResolver):
         resource_items: list[ast.Attribute | ast.Block] = []
         for item in items:
             if isinstance(item, ast.Attribute):
-                if not self._is_known(item.name, STEP_ATTRIBUTES, context, "not a step setting"):
+                fallback = (
+                    f"`{item.name.name}` is a resource: write `resources {{ {item.name.name} = … }}`"
+                    if item.name.name in RESOURCE_FIELDS
+                    else None
+                )
+                if not self._is_known(
+                    item.name, STEP_ATTRIBUTES, context, "not a step setting", fallback=fallback
+                ):
                     continue
                 attributes[item.name.name] = item
                 if item.name.name == "resources":
