@@ -19,13 +19,15 @@ cancelled.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import queue
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from mlc.backends.local.pool import CUDA_VARIABLE, WorkerPool
@@ -94,6 +96,8 @@ class _Outcome:
     result: TaskResult | None = None
     outputs: dict[str, CachedOutput] | None = None
     error: str | None = None
+    log_ref: str | None = None
+    log_tail: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -140,10 +144,29 @@ class LocalRun:
             s.id: [p for p in graph.predecessors(s.id) if p in self.states] for s in self.order
         }
         self.units = [unit for s in self.order for unit in self.states[s.id].units]
+        # Book-keeping that keeps each scheduler pass proportional to what changed, not to
+        # the size of the pipeline: steps whose upstream steps have all ended (by position),
+        # how many upstream steps each step still waits for, waiting units (by position) and
+        # how many of them share each resource request, running units.
+        self.position = {id(unit): index for index, unit in enumerate(self.units)}
+        self.step_position = {s.id: index for index, s in enumerate(self.order)}
+        self.successors: dict[str, list[str]] = {s.id: [] for s in self.order}
+        for step_id, predecessors in self.predecessors.items():
+            for predecessor in predecessors:
+                self.successors[predecessor].append(step_id)
+        self.unsettled_predecessors = {s: len(p) for s, p in self.predecessors.items()}
+        self.ready: list[int] = [
+            self.step_position[s] for s, n in self.unsettled_predecessors.items() if n == 0
+        ]
+        heapq.heapify(self.ready)
+        self.settled: set[str] = set()
+        self.waiting: dict[int, Unit] = {}
+        self.waiting_requests: dict[tuple[object, ...], int] = {}
+        self.running: set[Unit] = set()
         self.produced: dict[str, OutputDigests] = {}
         self.stop = _Stop()
         self.events: queue.Queue[_Outcome] = queue.Queue()
-        self.threads: set[threading.Thread] = set()
+        self.attempt_threads = _AttemptThreads()
         self.started = time.time()
         self.workspace = RunWorkspace(self._local_dir(), run_id)
         base_env = {k: v for k, v in self.environ.items() if k != CUDA_VARIABLE}
@@ -193,12 +216,12 @@ class LocalRun:
             self.observer.warning(warning)
 
     def _loop(self) -> None:
-        while not all(state.settled for state in self.states.values()):
+        while len(self.settled) < len(self.states):
             progressed = self._decide_ready_steps()
             progressed |= self._start_waiting_units()
-            if all(state.settled for state in self.states.values()):
+            if len(self.settled) == len(self.states):
                 break
-            running = any(u.status == "running" for u in self.units)
+            running = bool(self.running)
             if not running and not progressed and not self._backing_off():
                 self._give_up_blocked()
                 continue
@@ -215,11 +238,11 @@ class LocalRun:
             self.observer.tick()
 
     def _backing_off(self) -> bool:
-        return any(u.status == "waiting" for u in self.units)
+        return bool(self.waiting)
 
     def _wait_seconds(self) -> float:
         now = time.monotonic()
-        pending = [u.not_before - now for u in self.units if u.status == "waiting"]
+        pending = [u.not_before - now for u in self.waiting.values() if u.not_before > now]
         soonest = min([p for p in pending if p > 0], default=TICK_SECONDS)
         return max(0.01, min(TICK_SECONDS, soonest))
 
@@ -230,21 +253,55 @@ class LocalRun:
                 self._finish(unit, "skipped", reason="its upstream steps did not complete")
         for state in self.states.values():
             state.decided = True
+            self._note_if_settled(state)
 
     # ------------------------------------------------------------------ deciding
 
     def _decide_ready_steps(self) -> bool:
+        """Decides the steps whose upstream steps have all ended, in pipeline order (deciding
+        one may settle it at once, e.g. when cached, and make its successors ready)."""
         progressed = False
-        for step in self.order:
-            state = self.states[step.id]
+        while self.ready:
+            state = self.states[self.order[heapq.heappop(self.ready)].id]
             if state.decided:
-                continue
-            if not all(self.states[p].settled for p in self.predecessors[step.id]):
                 continue
             state.decided = True
             progressed = True
             self._decide(state)
+            self._note_if_settled(state)
         return progressed
+
+    def _note_if_settled(self, state: StepState) -> None:
+        """Once a step has settled, counts it off for the steps that wait for it."""
+        step_id = state.step.id
+        if step_id in self.settled or not state.settled:
+            return
+        self.settled.add(step_id)
+        for successor in self.successors[step_id]:
+            self.unsettled_predecessors[successor] -= 1
+            if self.unsettled_predecessors[successor] == 0:
+                heapq.heappush(self.ready, self.step_position[successor])
+
+    def _set_status(self, unit: Unit, status: str) -> None:
+        """Changes a unit's status, keeping the waiting and running sets in step."""
+        previous = unit.status
+        if previous == status:
+            return
+        if previous == "waiting":
+            del self.waiting[self.position[id(unit)]]
+            key = _request_key(unit.step)
+            self.waiting_requests[key] -= 1
+            if not self.waiting_requests[key]:
+                del self.waiting_requests[key]
+        elif previous == "running":
+            self.running.discard(unit)
+        unit.status = status
+        if status == "waiting":
+            self.waiting[self.position[id(unit)]] = unit
+            key = _request_key(unit.step)
+            self.waiting_requests[key] = self.waiting_requests.get(key, 0) + 1
+        elif status == "running":
+            self.running.add(unit)
 
     def _decide(self, state: StepState) -> None:
         step = state.step
@@ -297,7 +354,7 @@ class LocalRun:
                 self._finish(unit, "cached")
             else:
                 unit.reasons = decision.reasons
-                unit.status = "waiting"
+                self._set_status(unit, "waiting")
                 self._notify(unit, "; ".join(decision.reasons))
 
     def _upstream_problem(self, step: Step) -> str | None:
@@ -329,10 +386,19 @@ class LocalRun:
     def _start_waiting_units(self) -> bool:
         started = False
         now = time.monotonic()
-        for unit in self.units:
-            if unit.status != "waiting" or unit.not_before > now:
+        # A request that did not fit will not fit again in this pass (nothing is released
+        # during it); once every waiting request has failed, the rest cannot start either.
+        refused: set[tuple[object, ...]] = set()
+        for position in sorted(self.waiting):
+            if len(refused) == len(self.waiting_requests):
+                break
+            unit = self.waiting.get(position)
+            if unit is None or unit.not_before > now:
                 continue
             step = unit.step
+            key = _request_key(step)
+            if key in refused:
+                continue
             if self.stop.cancelled or (
                 self.stop.reason and not step.is_finally and unit.attempts == 0
             ):
@@ -345,6 +411,7 @@ class LocalRun:
                     continue
             grant = self.ledger.try_acquire(step.resources)
             if grant is None:
+                refused.add(key)
                 continue
             self._launch(unit, grant)
             started = True
@@ -353,19 +420,12 @@ class LocalRun:
     def _launch(self, unit: Unit, grant: Grant) -> None:
         unit.attempts += 1
         unit.grant = grant
-        unit.status = "running"
+        self._set_status(unit, "running")
         if unit.started_at is None:
             unit.started_at = time.time()
         total = unit.step.retry.retries + 1
         self._notify(unit, f"attempt {unit.attempts}/{total}" if total > 1 else "")
-        thread = threading.Thread(
-            target=self._run_attempt,
-            args=(unit, unit.attempts, grant),
-            name=f"mlc-{unit.name}",
-            daemon=True,
-        )
-        self.threads.add(thread)
-        thread.start()
+        self.attempt_threads.submit(self._run_attempt, unit, unit.attempts, grant)
 
     # ------------------------------------------------------------------ one attempt (thread)
 
@@ -427,6 +487,10 @@ class LocalRun:
                     )
             with contextlib.suppress(OSError):
                 remove_tree(root)
+            # Stored here, off the scheduler's thread: the log is complete once the attempt
+            # has ended (a retry appends to it and stores it again).
+            with contextlib.suppress(OSError, StoreError):
+                outcome.log_ref, outcome.log_tail = self._put_log(log_path)
             self.events.put(outcome)
 
     def _remember(self, unit: Unit, outputs: dict[str, CachedOutput]) -> None:
@@ -446,9 +510,7 @@ class LocalRun:
 
     def _handle(self, outcome: _Outcome) -> None:
         unit = outcome.unit
-        for thread in list(self.threads):
-            if not thread.is_alive():
-                self.threads.discard(thread)
+        unit.log_ref, unit.log_tail = outcome.log_ref, outcome.log_tail or []
         if unit.grant is not None:
             self.ledger.release(unit.grant)
             unit.grant = None
@@ -467,7 +529,7 @@ class LocalRun:
         if unit.attempts <= retry.retries:
             wait = backoff_seconds(unit.attempts, retry.backoff_seconds, retry.max_backoff_seconds)
             unit.not_before = time.monotonic() + wait
-            unit.status = "waiting"
+            self._set_status(unit, "waiting")
             self._notify(
                 unit, f"attempt {unit.attempts} failed ({unit.error}); retrying in {wait:g}s"
             )
@@ -485,31 +547,36 @@ class LocalRun:
     def _finish(
         self, unit: Unit, status: str, *, reason: str | None = None, error: str | None = None
     ) -> None:
-        unit.status = status
+        self._set_status(unit, status)
         if reason:
             unit.reasons = [reason]
         if error:
             unit.error = error
         if unit.started_at is not None:
             unit.ended_at = time.time()
-        self._store_log(unit)
+        if unit.log_ref is None:  # the attempt's thread stores the log after each attempt
+            self._store_log(unit)
         self._record(unit)
         detail = error or reason or ""
         self._notify(unit, detail)
         state = self.states[unit.step.id]
         if state.settled and state.outcome == "succeeded":
             self.produced[unit.step.id] = _step_outputs(state)
+        self._note_if_settled(state)
 
     def _store_log(self, unit: Unit) -> None:
         path = self.workspace.log_path(unit.name)
         if not path.exists():
             return
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-            unit.log_tail = text.splitlines()[-LOG_TAIL_LINES:]
-            unit.log_ref = self.store.put_file(path)
+            unit.log_ref, unit.log_tail = self._put_log(path)
         except (OSError, StoreError) as exc:
             self.observer.warning(f"the log of `{unit.name}` could not be stored: {exc}")
+
+    def _put_log(self, path: Path) -> tuple[str, list[str]]:
+        """Puts a log into the store: its digest and its last lines."""
+        text = path.read_text(encoding="utf-8", errors="replace")
+        return self.store.put_file(path), text.splitlines()[-LOG_TAIL_LINES:]
 
     def _record(self, unit: Unit) -> None:
         status = unit.status if unit.status != "running" else "cancelled"
@@ -558,11 +625,11 @@ class LocalRun:
         except KeyboardInterrupt:
             self.pool.kill_all(0.0)
         deadline = time.monotonic() + 10
-        while self.threads and time.monotonic() < deadline:
+        while self.attempt_threads.busy() and time.monotonic() < deadline:
             try:
                 self._handle(self.events.get(timeout=0.1))
             except queue.Empty:
-                self.threads = {t for t in self.threads if t.is_alive()}
+                pass
             except KeyboardInterrupt:
                 self.pool.kill_all(0.0)
         while True:
@@ -620,6 +687,53 @@ class LocalRun:
             outputs=outputs,
             warnings=list(self.preflight.datasets.warnings),
         )
+
+
+class _AttemptThreads:
+    """Reusable daemon threads for attempts: starting a thread per attempt makes the
+    scheduler wait for each new thread to be scheduled; a job queue does not."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._busy = 0
+
+    def submit(self, function: Callable[..., None], *args: Any) -> None:
+        """Runs `function(*args)` on an idle thread, or on a new one when none is idle."""
+        with self._lock:
+            self._busy += 1
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1
+        self._jobs.put((function, args))
+        if start:
+            threading.Thread(target=self._serve, name="mlc-attempt", daemon=True).start()
+
+    def busy(self) -> int:
+        """How many jobs are queued or running."""
+        with self._lock:
+            return self._busy
+
+    def _serve(self) -> None:
+        while True:
+            function, args = self._jobs.get()
+            try:
+                function(*args)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    self._idle += 1
+
+
+def _request_key(step: Step) -> tuple[object, ...]:
+    """What a step asks of the ledger, as a hashable key (equal keys fit or not alike)."""
+    resources = step.resources
+    gpu = resources.gpu
+    gpu_key = None if gpu is None else (gpu.count, gpu.accelerator, gpu.mig)
+    return (resources.cpu_millis, resources.memory_bytes, gpu_key)
 
 
 def _past(outcome: str) -> str:
