@@ -35,7 +35,7 @@ from mlc.backends.local.resources import Grant, ResourceLedger
 from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
 from mlc.backends.local.workspace import RunWorkspace
 from mlc.ir.graph import build_graph, condition_refs, steps_in_order
-from mlc.ir.model import IRDocument, Step
+from mlc.ir.model import IRDocument, Step, StepId
 from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
 from mlc.runtime.cache_key import cache_key_parts
 from mlc.runtime.context import RunInfo
@@ -150,7 +150,7 @@ class LocalRun:
         # how many of them share each resource request, running units.
         self.position = {id(unit): index for index, unit in enumerate(self.units)}
         self.step_position = {s.id: index for index, s in enumerate(self.order)}
-        self.successors: dict[str, list[str]] = {s.id: [] for s in self.order}
+        self.successors: dict[StepId, list[StepId]] = {s.id: [] for s in self.order}
         for step_id, predecessors in self.predecessors.items():
             for predecessor in predecessors:
                 self.successors[predecessor].append(step_id)
@@ -159,7 +159,7 @@ class LocalRun:
             self.step_position[s] for s, n in self.unsettled_predecessors.items() if n == 0
         ]
         heapq.heapify(self.ready)
-        self.settled: set[str] = set()
+        self.settled: set[StepId] = set()
         self.waiting: dict[int, Unit] = {}
         self.waiting_requests: dict[tuple[object, ...], int] = {}
         self.running: set[Unit] = set()
@@ -485,13 +485,14 @@ class LocalRun:
                         f"--- mlc: attempt {attempt} failed: "
                         f"{describe_result(outcome.result, outcome.error)} ---\n"
                     )
-            with contextlib.suppress(OSError):
-                remove_tree(root)
             # Stored here, off the scheduler's thread: the log is complete once the attempt
             # has ended (a retry appends to it and stores it again).
             with contextlib.suppress(OSError, StoreError):
                 outcome.log_ref, outcome.log_tail = self._put_log(log_path)
             self.events.put(outcome)
+            # After the outcome, so the next step need not wait for the clean-up.
+            with contextlib.suppress(OSError):
+                remove_tree(root)
 
     def _remember(self, unit: Unit, outputs: dict[str, CachedOutput]) -> None:
         if unit.cache_key is None or unit.parts is None or not unit.step.cache.enabled:
@@ -654,6 +655,7 @@ class LocalRun:
             self.lineage.finish_run(self.run_id, cast(RunStatus, status), time.time())
         except StoreError as exc:
             self.observer.warning(f"the end of the run could not be recorded: {exc}")
+        self.attempt_threads.wait_idle(10.0)  # an attempt's clean-up may still be under way
         self.pool.shutdown()
         self.workspace.close()
 
@@ -716,6 +718,12 @@ class _AttemptThreads:
         """How many jobs are queued or running."""
         with self._lock:
             return self._busy
+
+    def wait_idle(self, timeout: float) -> None:
+        """Waits (at most `timeout` seconds) until no job is queued or running."""
+        deadline = time.monotonic() + timeout
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def _serve(self) -> None:
         while True:

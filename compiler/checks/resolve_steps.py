@@ -231,13 +231,19 @@ class StepsResolver(ResourcesResolver):
         self, step: str, outputs: dict[str, dict[str, OutputDecl]], foreach_steps: set[str]
     ) -> dict[str, MetricSource]:
         """The other steps, as `when` conditions and `args` may name them."""
-        return {
-            name: MetricSource(
-                name, {o: d.type for o, d in declared.items()}, name in foreach_steps
-            )
-            for name, declared in outputs.items()
-            if name != step
-        }
+        # Built once per pipeline, not once per step: rebuilding every source for every step
+        # made resolving quadratic in the number of steps.
+        cached = getattr(self, "_metric_sources_cache", None)
+        if cached is None or cached[0] is not outputs:
+            everything = {
+                name: MetricSource(
+                    name, {o: d.type for o, d in declared.items()}, name in foreach_steps
+                )
+                for name, declared in outputs.items()
+            }
+            cached = (outputs, everything)
+            self._metric_sources_cache = cached
+        return {name: source for name, source in cached[1].items() if name != step}
 
     def _resolve_command(
         self,
