@@ -119,6 +119,22 @@ def test_a_failed_step_shows_its_error_and_log(
     assert " failed: 1 ran, 0 cached, 1 failed in " in out.splitlines()[-1]
 
 
+def test_logs_takes_a_bare_step_name_or_its_lineage_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    run_mlc(capsys, "lock", str(spec))
+    code, out, _ = run_mlc(capsys, "apply", str(spec), "--format", "json")
+    run_id = json.loads(out)["run_id"]
+    for name in ("step:shout", "shout"):
+        code, out, err = run_mlc(capsys, "logs", run_id, name)
+        assert code == 0, err
+        assert "counted 3" in out
+    code, _, err = run_mlc(capsys, "logs", run_id, "nothing")
+    assert code == 1
+    assert f"run `{run_id}` has no step `nothing`" in err
+
+
 def test_apply_json_prints_only_the_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -164,6 +164,7 @@ def test_lineage_by_run_step_output(capsys: pytest.CaptureFixture[str], project:
 def test_logs_prints_the_stored_log(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     record(project)
     assert mlc(capsys, "logs", RUN, "train") == (0, "epoch 1: loss 0.5\n", "")
+    assert mlc(capsys, "logs", RUN, "step:train") == (0, "epoch 1: loss 0.5\n", "")
     code, _, err = mlc(capsys, "logs", RUN, "evaluate")
     assert code == 1 and "has no step `evaluate`" in err
 
