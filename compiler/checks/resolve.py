@@ -63,11 +63,8 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         if params_blocks:
             self._resolve_params(program, params_blocks[0])
         self._check_overrides(program, block)
-        params_ns = Namespace(
-            "params",
-            {p.name: p.value for p in program.params.values()},
-            on_access=lambda name: None,
-        )
+        # Each step sets `on_access` while it is resolved, to learn which params it reads.
+        params_ns = Namespace("params", {p.name: p.value for p in program.params.values()})
         module_names = self.module_names(loaded)
         base_names: dict[str, object] = {
             **module_names,

@@ -451,11 +451,3 @@ def artifact_accepts(expected: t.Type, actual: t.Type) -> bool:
         return True
     # A declared subtype is accepted where its base kind is expected, never the reverse.
     return expected.name in t.ARTIFACT_KINDS and expected.name == actual.artifact_kind
-
-
-def unit_of(value: object) -> str:
-    if isinstance(value, t.Duration):
-        return str(value)
-    if isinstance(value, t.Quantity):
-        return str(value)
-    return str(value)

@@ -15,7 +15,6 @@ from mlc.checks.resolve_base import (
     RESOURCE_FIELDS,
     Profile,
     ResolverBase,
-    unit_of,
 )
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
@@ -100,7 +99,7 @@ class ResourcesResolver(ResolverBase):
                         codes.WRONG_UNIT.at(
                             span,
                             "not CPU",
-                            unit=unit_of(value),
+                            unit=str(value),
                             kind="CPU",
                             help="CPU is a number of cores (`2`, `0.5`) or millicores (`500m`)",
                         )
@@ -138,7 +137,7 @@ class ResourcesResolver(ResolverBase):
                             codes.WRONG_UNIT.at(
                                 span,
                                 "not an amount of memory",
-                                unit=unit_of(value),
+                                unit=str(value),
                                 kind="memory",
                                 help="memory units are Ki, Mi, Gi, Ti (or K, M, G, T)",
                             )

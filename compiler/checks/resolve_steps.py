@@ -22,7 +22,6 @@ from mlc.checks.resolve_base import (
     Template,
     artifact_accepts,
     item_name_span,
-    unit_of,
 )
 from mlc.checks.resolve_resources import ResourcesResolver
 from mlc.checks.suggest import closest, did_you_mean
@@ -651,7 +650,7 @@ class StepsResolver(ResourcesResolver):
                     codes.WRONG_UNIT.at(
                         attribute.value.span,
                         "not a duration",
-                        unit=unit_of(value),
+                        unit=str(value),
                         kind="time",
                         help=f"write a duration such as `{name} = 30m`",
                     )
