@@ -85,6 +85,10 @@ class SourceMap:
         """The file registered under `path`, if any."""
         return self._files.get(path)
 
+    def files(self) -> dict[str, SourceFile]:
+        """Every registered file, by path (a copy)."""
+        return dict(self._files)
+
     def position(self, span: Span) -> Position:
         """The start position of a span; (1, 1) when the file is unknown."""
         source = self._files.get(span.path)

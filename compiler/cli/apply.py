@@ -82,6 +82,14 @@ def load_document(args: argparse.Namespace) -> IRDocument:
     options = spec_options(args)
     if isinstance(options, str):
         raise UserError(options)
+    from mlc.cli import ir_cache
+
+    key = None
+    if ir_cache.enabled():  # an unchanged spec is not compiled again (see `mlc.cli.ir_cache`)
+        key = ir_cache.entry_key(args.spec, options.target, options.pipeline, options.params)
+        cached = ir_cache.lookup(key)
+        if cached is not None:
+            return cached
     result = compile_spec(path, options=options)
     if result.diagnostics:
         print_diagnostics(
@@ -89,6 +97,8 @@ def load_document(args: argparse.Namespace) -> IRDocument:
         )
     if result.document is None:
         raise UserError(f"`{args.spec}` has errors; nothing was run")
+    if key is not None and not result.diagnostics:
+        ir_cache.store(key, result.document, result.sources)
     return result.document
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from mlc.runtime.errors import TemplateFailure
 
@@ -48,6 +48,21 @@ def _environment(shell: bool) -> SandboxedEnvironment:
     )
 
 
+# Steps of one pipeline (and the items of a `foreach`) share few distinct templates; parsing
+# and compiling each once, not once per invocation, matters for pipelines of many steps.
+TEMPLATE_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=TEMPLATE_CACHE_SIZE)
+def _compiled(template: str, shell: bool) -> Template:
+    return _environment(shell).from_string(template)
+
+
+@lru_cache(maxsize=TEMPLATE_CACHE_SIZE)
+def _names_in(template: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(_environment(False).parse(template)))
+
+
 def render_template(template: str, context: Mapping[str, Any], *, shell: bool = False) -> str:
     """Renders one template; `shell=True` shell-quotes every substituted value.
 
@@ -57,7 +72,7 @@ def render_template(template: str, context: Mapping[str, Any], *, shell: bool = 
     "echo 'a; rm -rf /'"
     """
     try:
-        return _environment(shell).from_string(template).render(dict(context))
+        return _compiled(template, shell).render(dict(context))
     except TemplateError as exc:
         raise TemplateFailure(f"cannot render `{template}`: {exc}") from None
 
@@ -73,11 +88,10 @@ def referenced_names(templates: Sequence[str]) -> frozenset[str]:
     >>> sorted(referenced_names(["{{ run.id }}", "{{ params.n }} {{ lr }}"]))
     ['lr', 'params', 'run']
     """
-    environment = _environment(False)
     names: set[str] = set()
     for template in templates:
         try:
-            names |= meta.find_undeclared_variables(environment.parse(template))
+            names |= _names_in(template)
         except TemplateError as exc:
             raise TemplateFailure(f"cannot parse `{template}`: {exc}") from None
     return frozenset(names)

@@ -1,0 +1,128 @@
+"""The compiled-IR cache of `mlc apply`/`plan`/`lock`: an unchanged spec is not compiled
+again, and any change to the spec, its imports, the options or mlc's code compiles it again."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from mlc.cli import ir_cache
+from mlc.cli.main import main
+
+SPEC = """mlspec 1
+
+pipeline cached_ir {{
+  params {{ n: int = {n} }}
+
+  step make {{
+    run = ["sh", "-c", "echo {{{{ params.n }}}} > {{{{ outputs.out }}}}"]
+    outputs {{ out: file }}
+    resources {{ cpu = 1, memory = 64Mi }}
+  }}
+
+  outputs {{ out = make.out }}
+}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("MLC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
+    monkeypatch.setenv("MLC_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("MLC_IR_CACHE_DIR", str(tmp_path / "ir-cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+def compile_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Records every real compilation."""
+    import mlc.compile
+
+    calls: list[Path] = []
+    real = mlc.compile.compile_spec
+
+    def counting(path: Path, **kwargs: object) -> object:
+        calls.append(path)
+        return real(path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mlc.compile, "compile_spec", counting)
+    return calls
+
+
+def apply(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    code = main(["apply", "pipeline.mlspec", "--format", "json", *args])
+    report: dict[str, object] = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    return report
+
+
+def test_an_unchanged_spec_is_compiled_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("pipeline.mlspec").write_text(SPEC.format(n=1))
+    calls = compile_calls(monkeypatch)
+    first = apply(capsys)
+    second = apply(capsys)
+    assert len(calls) == 1
+    assert second["outputs"] == first["outputs"]
+    assert [s["status"] for s in second["steps"]] == ["cached"]  # type: ignore[index]
+
+
+def test_a_changed_spec_or_other_options_compile_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("pipeline.mlspec").write_text(SPEC.format(n=1))
+    calls = compile_calls(monkeypatch)
+    first = apply(capsys)
+    Path("pipeline.mlspec").write_text(SPEC.format(n=2))
+    second = apply(capsys)
+    assert len(calls) == 2
+    assert second["outputs"] != first["outputs"]
+    apply(capsys, "--param", "n=3")
+    assert len(calls) == 3
+    apply(capsys, "--param", "n=3")
+    assert len(calls) == 3
+
+
+def test_changed_mlc_code_or_a_disabled_cache_compile_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("pipeline.mlspec").write_text(SPEC.format(n=1))
+    calls = compile_calls(monkeypatch)
+    apply(capsys)
+    monkeypatch.setattr(ir_cache, "code_fingerprint", lambda: "another mlc")
+    apply(capsys)
+    assert len(calls) == 2
+    monkeypatch.setenv("MLC_IR_CACHE", "0")
+    apply(capsys)
+    assert len(calls) == 3
+
+
+def test_a_spec_with_diagnostics_is_not_cached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `out` is read by nothing and not exported: warning W0502, printed on every apply.
+    spec = SPEC.format(n=1).replace("  outputs { out = make.out }\n", "")
+    Path("pipeline.mlspec").write_text(spec)
+    calls = compile_calls(monkeypatch)
+    for _ in range(2):
+        assert main(["apply", "pipeline.mlspec"]) == 0
+        assert "W0502" in capsys.readouterr().err
+    assert len(calls) == 2
+    assert not list((tmp_path / "ir-cache").glob("*.json"))
+
+
+def test_an_unreadable_cache_is_a_miss(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("pipeline.mlspec").write_text(SPEC.format(n=1))
+    calls = compile_calls(monkeypatch)
+    apply(capsys)
+    for entry in (tmp_path / "ir-cache").glob("*.json"):
+        entry.write_text("{not json")
+    apply(capsys)
+    assert len(calls) == 2
