@@ -118,6 +118,12 @@ def remove_tree(path: Path) -> None:
         path.unlink()
         return
 
+    # Most trees have no read-only directory: try the plain removal first (one walk, not two).
+    try:
+        shutil.rmtree(path)
+        return
+    except PermissionError:
+        pass
     # Only directories are made writable: files may be hard links of read-only store objects.
     for directory, _dirs, _files in os.walk(path):
         os.chmod(directory, stat.S_IRWXU)
