@@ -146,13 +146,15 @@ def noop_pool(kind: str, steps: int, sched: Path) -> float:
     return time.perf_counter() - start
 
 
-def bench_sched(work: Path, steps: int, repeat: int) -> list[dict[str, object]]:
+def bench_sched(
+    work: Path, steps: int, repeat: int, store_dir: Path | None = None
+) -> list[dict[str, object]]:
     sched = work / "sched"
     rows = []
     for kind in ("run", "call"):
         best_mlc, best_pool, loads = float("inf"), float("inf"), []
         for attempt in range(repeat):
-            store = work / "stores" / f"sched-{kind}-{attempt}"
+            store = (store_dir or work / "stores") / f"sched-{kind}-{attempt}"
             shutil.rmtree(store, ignore_errors=True)
             # Identical no-op steps share one cache key: --rerun all makes every one run.
             # The spec is compiled every time (no IR cache): this is a first run.
@@ -292,6 +294,11 @@ def main() -> None:
     parser.add_argument("--skip-sched", action="store_true")
     parser.add_argument("--skip-reapply", action="store_true")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--sched-store-dir", type=Path,
+        help="where the scheduling runs put their stores (e.g. /dev/shm, to see what the "
+        "disk's flushes cost)",
+    )
     args = parser.parse_args()
     if args.quick:
         work, steps, dirs, per_dir, kb = ROOT / ".work" / "local-quick", 100, 100, 10, 10
@@ -299,7 +306,7 @@ def main() -> None:
         work, steps, dirs, per_dir, kb = ROOT / ".work" / "local", 1000, 1000, 10, 100
     generate(work, steps, dirs, per_dir, kb)
     print(f"{machine()}\n{versions()}\nload {load()}", flush=True)
-    sched = [] if args.skip_sched else bench_sched(work, steps, args.repeat)
+    sched = [] if args.skip_sched else bench_sched(work, steps, args.repeat, args.sched_store_dir)
     reapply = None if args.skip_reapply else bench_reapply(work, dirs, args.repeat,
                                                            not args.no_dvc)
     text = table(sched, reapply, steps, dirs)
