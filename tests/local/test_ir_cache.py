@@ -126,3 +126,35 @@ def test_an_unreadable_cache_is_a_miss(
         entry.write_text("{not json")
     apply(capsys)
     assert len(calls) == 2
+
+
+IMPORTING = """mlspec 1
+
+import "profiles.mlspec" as profiles
+
+pipeline cached_ir {
+  step make {
+    run = ["sh", "-c", "echo made > {{ outputs.out }}"]
+    outputs { out: file }
+    resources = profiles.small
+  }
+
+  outputs { out = make.out }
+}
+"""
+
+
+def test_a_changed_import_compiles_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("pipeline.mlspec").write_text(IMPORTING)
+    Path("profiles.mlspec").write_text("mlspec 1\n\nresources small { cpu = 1, memory = 64Mi }\n")
+    calls = compile_calls(monkeypatch)
+    apply(capsys)
+    apply(capsys)
+    assert len(calls) == 1
+    Path("profiles.mlspec").write_text("mlspec 1\n\nresources small { cpu = 1, memory = 96Mi }\n")
+    apply(capsys)
+    assert len(calls) == 2
+    apply(capsys)
+    assert len(calls) == 2
