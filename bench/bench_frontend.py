@@ -1,6 +1,6 @@
 """Front-end benchmarks: how long `mlc lint` and `mlc compile --target ir` take, cold.
 
-    .venv/bin/python bench/bench_frontend.py            # everything (about 10 minutes)
+    .venv/bin/python bench/bench_frontend.py            # everything (about 12 minutes on 2 cores)
     .venv/bin/python bench/bench_frontend.py --quick    # skip the 20,000-step case
     .venv/bin/python bench/bench_frontend.py --profile  # also cProfile and -X importtime
 
