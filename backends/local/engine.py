@@ -387,23 +387,25 @@ class LocalRun:
         started = False
         now = time.monotonic()
         # A request that did not fit will not fit again in this pass (nothing is released
-        # during it); once every waiting request has failed, the rest cannot start either.
+        # during it); once every waiting request has failed, the rest cannot start either
+        # (unless the run is stopping: then every unit is visited, to be skipped).
         refused: set[tuple[object, ...]] = set()
+        stopping = self.stop.cancelled or bool(self.stop.reason)
         for position in sorted(self.waiting):
-            if len(refused) == len(self.waiting_requests):
+            if refused and not stopping and len(refused) == len(self.waiting_requests):
                 break
             unit = self.waiting.get(position)
             if unit is None or unit.not_before > now:
                 continue
             step = unit.step
-            key = _request_key(step)
-            if key in refused:
-                continue
             if self.stop.cancelled or (
                 self.stop.reason and not step.is_finally and unit.attempts == 0
             ):
                 self._finish(unit, "skipped", reason=self.stop.reason or "the run was cancelled")
                 started = True
+                continue
+            key = _request_key(step)
+            if key in refused:
                 continue
             if step.foreach is not None and step.foreach.parallelism:
                 running = sum(1 for u in self.states[step.id].units if u.status == "running")
