@@ -50,7 +50,7 @@ from mlc.runtime.task import TaskResult
 from mlc.runtime.wiring import OutputDigests, wire_inputs
 from mlc.runtime.workdir import collect_outputs, prepare_attempt, remove_tree
 from mlc.store.base import Store
-from mlc.store.digest import Digest
+from mlc.store.digest import Digest, digest_bytes
 from mlc.store.errors import StoreError
 from mlc.store.lineage import (
     Dataset,
@@ -167,6 +167,7 @@ class LocalRun:
         self.stop = _Stop()
         self.events: queue.Queue[_Outcome] = queue.Queue()
         self.attempt_threads = _AttemptThreads()
+        self.logs = _LogBatches(store)
         self.started = time.time()
         self.workspace = RunWorkspace(self._local_dir(), run_id)
         base_env = {k: v for k, v in self.environ.items() if k != CUDA_VARIABLE}
@@ -577,9 +578,10 @@ class LocalRun:
             self.observer.warning(f"the log of `{unit.name}` could not be stored: {exc}")
 
     def _put_log(self, path: Path) -> tuple[str, list[str]]:
-        """Puts a log into the store: its digest and its last lines."""
-        text = path.read_text(encoding="utf-8", errors="replace")
-        return self.store.put_file(path), text.splitlines()[-LOG_TAIL_LINES:]
+        """Puts a log into the store (in the next batch): its digest and its last lines."""
+        data = path.read_bytes()
+        text = data.decode("utf-8", errors="replace")
+        return self.logs.put(data), text.splitlines()[-LOG_TAIL_LINES:]
 
     def _record(self, unit: Unit) -> None:
         status = unit.status if unit.status != "running" else "cancelled"
@@ -653,11 +655,13 @@ class LocalRun:
         return "succeeded"
 
     def _end(self, status: str) -> None:
+        self.attempt_threads.wait_idle(10.0)  # an attempt's clean-up may still be under way
+        for problem in self.logs.close():
+            self.observer.warning(f"logs could not be stored: {problem}")
         try:
             self.lineage.finish_run(self.run_id, cast(RunStatus, status), time.time())
         except StoreError as exc:
             self.observer.warning(f"the end of the run could not be recorded: {exc}")
-        self.attempt_threads.wait_idle(10.0)  # an attempt's clean-up may still be under way
         self.pool.shutdown()
         self.workspace.close()
 
@@ -736,6 +740,67 @@ class _AttemptThreads:
                 with self._lock:
                     self._busy -= 1
                     self._idle += 1
+
+
+class _LogBatches:
+    """Puts the logs of finished attempts into the store in batches, a few times a second.
+
+    Each step already makes its cache entry durable (two flushes of the filesystem); its log,
+    put on its own, would cost two more. Batched, the logs of all the steps that ended in the
+    last `FLUSH_SECONDS` share one commit (`Store.put_bytes_many`). The digest is known at
+    once, so lineage records it at once; what a crash can lose is the logs of the steps that
+    ended in the last fraction of a second (`mlc logs` then says the object is missing).
+    Large logs are put on their own, straight away. `close` stores what is left.
+    """
+
+    FLUSH_SECONDS = 0.25
+    LARGE_BYTES = 1 << 20
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._problems: list[str] = []
+
+    def put(self, data: bytes) -> str:
+        """The log's digest; the log itself is stored with the next batch."""
+        if len(data) >= self.LARGE_BYTES or self._closed.is_set():
+            return str(self._store.put_bytes(data))
+        digest = digest_bytes(data)
+        with self._lock:
+            self._pending.append(data)
+            if self._thread is None and not self._closed.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="mlc-logs", daemon=True
+                )
+                self._thread.start()
+        return str(digest)
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.FLUSH_SECONDS):
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            self._store.put_bytes_many(batch)
+        except (OSError, StoreError) as exc:
+            with self._lock:
+                self._problems.append(str(exc))
+
+    def close(self) -> list[str]:
+        """Stores every pending log and stops; returns what went wrong, if anything."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._flush()
+        with self._lock:
+            return list(self._problems)
 
 
 def _request_key(step: Step) -> tuple[object, ...]:

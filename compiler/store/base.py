@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal, Protocol
 
@@ -80,6 +80,11 @@ class Store(Protocol):
 
     def put_bytes(self, data: bytes) -> Digest:
         """Puts a byte string as a file object."""
+        ...
+
+    def put_bytes_many(self, items: Sequence[bytes]) -> list[Digest]:
+        """Puts several byte strings as file objects, made durable together (one flush of the
+        filesystem for all of them where the store can); their digests, in order."""
         ...
 
     def put_file(self, path: str | os.PathLike[str]) -> Digest:

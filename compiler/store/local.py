@@ -17,7 +17,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from mlc.store import layout
@@ -249,6 +249,25 @@ class LocalStore:
             self.rename_into_place(tmp, final)
             fsync_path(os.path.dirname(final))
         return digest
+
+    def put_bytes_many(self, items: Sequence[bytes]) -> list[Digest]:
+        """Puts several byte strings with one batch commit (see `mlc.store.fsync`): each is
+        written out, one barrier commits them all, then they are renamed into place."""
+        pending = _PendingWrites(self)
+        digests: list[Digest] = []
+        planned: set[Digest] = set()
+        try:
+            for data in items:
+                digest = digest_bytes(data)
+                digests.append(digest)
+                if digest not in planned and not self._refresh(digest):
+                    planned.add(digest)
+                    pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
+            pending.commit()
+        except BaseException:
+            pending.abort()
+            raise
+        return digests
 
     def put_file(self, path: str | os.PathLike[str]) -> Digest:
         """Puts one file's content (without the stat cache) and returns its digest."""

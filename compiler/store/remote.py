@@ -19,7 +19,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
 from mlc.store import layout
@@ -221,6 +221,10 @@ class FsspecStore:
         if not self.has(digest):
             self._create_only(layout.object_key(digest), data)
         return digest
+
+    def put_bytes_many(self, items: Sequence[bytes]) -> list[Digest]:
+        """Puts several byte strings (each write is durable on its own here)."""
+        return [self.put_bytes(data) for data in items]
 
     def put_file(self, path: str | os.PathLike[str]) -> Digest:
         """Puts one file's content and returns its digest."""

@@ -53,6 +53,16 @@ def test_put_bytes_returns_the_sha256_digest_and_stores_the_content(store: Store
     assert store.size(digest) == 5
 
 
+def test_put_bytes_many_stores_each_in_order_and_duplicates_once(store: Store) -> None:
+    items = [b"first log", b"second log", b"first log", b""]
+    digests = store.put_bytes_many(items)
+    assert digests == [sha(item) for item in items]
+    for digest, item in zip(digests, items, strict=True):
+        assert store.read_bytes(digest) == item
+    assert store_keys(store) == sorted({object_key(d) for d in digests})
+    assert store.put_bytes_many([]) == []
+
+
 def test_putting_the_same_bytes_twice_stores_one_object(store: Store) -> None:
     first = store.put_bytes(b"same")
     second = store.put_bytes(b"same")
