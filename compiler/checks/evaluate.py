@@ -78,16 +78,51 @@ class MetricSource:
     type_name = "step"
 
 
+@dataclass(frozen=True)
+class SelfStep:
+    """A step's own name inside that step: naming it is always a mistake."""
+
+    name: str
+    type_name = "step"
+
+
+_MISSING = object()
+
+
 @dataclass
 class Scope:
-    """Names visible to an expression."""
+    """Names visible to an expression: its own, then its parent's.
 
-    names: dict[str, object] = field(default_factory=dict)
+    Scopes are chained rather than copied, so giving each of 10,000 steps a scope of its own
+    costs the same whatever the number of names around it.
+    """
+
+    names: Mapping[str, object] = field(default_factory=dict)
     context: str = "this expression"
+    parent: Scope | None = None
 
-    def child(self, **names: object) -> Scope:
-        """A scope with extra names."""
-        return Scope({**self.names, **names}, self.context)
+    def lookup(self, name: str) -> object:
+        """The value of `name`, or `MISSING`."""
+        scope: Scope | None = self
+        while scope is not None:
+            value = scope.names.get(name, _MISSING)
+            if value is not _MISSING:
+                return value
+            scope = scope.parent
+        return _MISSING
+
+    def visible(self) -> set[str]:
+        """Every name this scope can see (for suggestions)."""
+        names: set[str] = set()
+        scope: Scope | None = self
+        while scope is not None:
+            names.update(scope.names)
+            scope = scope.parent
+        return names
+
+    def child(self, names: Mapping[str, object] | None = None, **more: object) -> Scope:
+        """A scope with extra names, shadowing this one's."""
+        return Scope({**(names or {}), **more}, self.context, self)
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -209,10 +244,10 @@ class Evaluator:
     # -- names -------------------------------------------------------------------------------------
 
     def _name(self, expr: ast.Name, scope: Scope, expected: t.Type | None) -> Any:
-        if expr.name in scope.names:
-            value = scope.names[expr.name]
+        value = scope.lookup(expr.name)
+        if value is not _MISSING:
             return INVALID if isinstance(value, Unresolved) else value
-        visible = [n for n in scope.names if not n.startswith("_")]
+        visible = [n for n in scope.visible() if not n.startswith("_")]
         return self.error(
             codes.UNKNOWN_NAME.at(
                 expr.span, "not defined here", name=expr.name, help=did_you_mean(expr.name, visible)
@@ -226,6 +261,15 @@ class Evaluator:
             return INVALID
         if isinstance(base, LoopVar):
             return self.loop_var_error(base, expr)
+        if isinstance(base, SelfStep):
+            return self.error(
+                codes.SELF_REFERENCE.at(
+                    expr.value.span,
+                    "this is the step being declared",
+                    name=base.name,
+                    help="a step can only read what steps before it produce",
+                )
+            )
         if isinstance(base, Namespace):
             if name in base.members:
                 if base.on_access:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlc.checks import types as t
-from mlc.checks.evaluate import INVALID, Namespace, Scope, VersionRef
+from mlc.checks.evaluate import INVALID, MetricSource, Namespace, Scope, SelfStep, VersionRef
 from mlc.checks.loader import LoadedModule
 from mlc.checks.program import (
     DatasetDecl,
@@ -32,6 +32,7 @@ from mlc.checks.resolve_targets import TargetsResolver
 from mlc.checks.suggest import did_you_mean
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
+from mlc.source import Span
 
 
 class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
@@ -73,6 +74,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         }
 
         step_blocks: list[ast.Block] = []
+        step_spans: dict[str, Span] = {}
         for child in parts.blocks:
             kind = child.kind.name
             if kind == "params":
@@ -99,9 +101,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
                         )
                     )
                     continue
-                if child.label.name in program.steps or any(
-                    b.label and b.label.name == child.label.name for b in step_blocks
-                ):
+                if child.label.name in step_spans:
                     self.report(
                         codes.DUPLICATE_DEFINITION.at(
                             child.label.span,
@@ -113,6 +113,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
                     )
                     continue
                 step_blocks.append(child)
+                step_spans[child.label.name] = child.label.span
             elif kind == "outputs":
                 continue
             else:
@@ -138,6 +139,14 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
             )
         foreach_steps = {b.label.name for b in step_blocks if b.label and b.foreach}
         finally_steps = {b.label.name for b in step_blocks if b.label and b.is_finally}
+        # Steps as `when` conditions and `args` name them, to read their metrics.
+        step_sources = {
+            name: MetricSource(
+                name, {o: d.type for o, d in declared.items()}, name in foreach_steps
+            )
+            for name, declared in declared_outputs.items()
+        }
+        pipeline_scope = Scope(base_names, f"pipeline `{program.name}`").child(step_sources)
 
         for child in step_blocks:
             assert child.label is not None
@@ -150,7 +159,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
                 declared_outputs,
                 foreach_steps,
                 finally_steps,
-                Scope(dict(base_names), f"step `{child.label.name}`"),
+                pipeline_scope.child({child.label.name: SelfStep(child.label.name)}),
             )
             step.params_used |= used
             program.steps[step.name] = step

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlc.checks import types as t
-from mlc.checks.evaluate import INVALID, LoopVar, MetricSource, Namespace, Scope, Unresolved
+from mlc.checks.evaluate import INVALID, LoopVar, Namespace, Scope, Unresolved
 from mlc.checks.loader import LoadedModule
 from mlc.checks.program import (
     InputDecl,
@@ -149,11 +149,11 @@ class StepsResolver(ResourcesResolver):
                     step.foreach_var = block.foreach.var.name
                     step.foreach_items = items_value
                     step.features["foreach"] = block.foreach.span
-                    scope = scope.child(**{block.foreach.var.name: LoopVar(block.foreach.var.name)})
+                    scope = scope.child({block.foreach.var.name: LoopVar(block.foreach.var.name)})
             else:
                 # The items were reported; the variable still names something, so its uses
                 # are not reported again as unknown names.
-                scope = scope.child(**{block.foreach.var.name: Unresolved()})
+                scope = scope.child({block.foreach.var.name: Unresolved()})
                 step.foreach_var = block.foreach.var.name
         attributes: dict[str, ast.Attribute] = {}
         blocks: dict[str, list[ast.Block]] = {}
@@ -199,8 +199,7 @@ class StepsResolver(ResourcesResolver):
                     )
                 )
 
-        sources = self._metric_sources(step.name, outputs, foreach_steps)
-        self._resolve_command(step, attributes, blocks, scope, block, scope.child(**sources))
+        self._resolve_command(step, attributes, blocks, scope, block)
         step.image = self._string(attributes.get("image"), scope, "image")
         if step.image is not None:
             step.features["image"] = attributes["image"].name.span
@@ -226,24 +225,6 @@ class StepsResolver(ResourcesResolver):
             )
         return step
 
-    def _metric_sources(
-        self, step: str, outputs: dict[str, dict[str, OutputDecl]], foreach_steps: set[str]
-    ) -> dict[str, MetricSource]:
-        """The other steps, as `when` conditions and `args` may name them."""
-        # Built once per pipeline, not once per step: rebuilding every source for every step
-        # made resolving quadratic in the number of steps.
-        cached = getattr(self, "_metric_sources_cache", None)
-        if cached is None or cached[0] is not outputs:
-            everything = {
-                name: MetricSource(
-                    name, {o: d.type for o, d in declared.items()}, name in foreach_steps
-                )
-                for name, declared in outputs.items()
-            }
-            cached = (outputs, everything)
-            self._metric_sources_cache = cached
-        return {name: source for name, source in cached[1].items() if name != step}
-
     def _resolve_command(
         self,
         step: StepDecl,
@@ -251,7 +232,6 @@ class StepsResolver(ResourcesResolver):
         blocks: dict[str, list[ast.Block]],
         scope: Scope,
         block: ast.Block,
-        args_scope: Scope,
     ) -> None:
         run, call = attributes.get("run"), attributes.get("call")
         context = f"step `{step.name}`"
@@ -350,7 +330,7 @@ class StepsResolver(ResourcesResolver):
             step.args = {}
             for args_block in blocks.get("args", []):
                 for item in self._attributes_of(args_block.body.items, "`name = value`"):
-                    value = self.evaluator.value(item.value, args_scope)
+                    value = self.evaluator.value(item.value, scope)
                     if isinstance(value, LoopVar):
                         self.evaluator.loop_var_error(value, item.value)
                         continue
@@ -772,8 +752,7 @@ class StepsResolver(ResourcesResolver):
                 step.after.append((entry.name, entry.span))
         when = attributes.get("when")
         if when is not None:
-            sources = self._metric_sources(step.name, outputs, foreach_steps)
-            value = self.evaluator.value(when.value, scope.child(**sources))
+            value = self.evaluator.value(when.value, scope)
             if value is INVALID:
                 return
             if (isinstance(value, t.Symbolic) and value.type == t.BOOL) or isinstance(value, bool):
@@ -808,7 +787,7 @@ class StepsResolver(ResourcesResolver):
         blocks: dict[str, list[ast.Block]],
         scope: Scope,
     ) -> None:
-        params = scope.names.get("params")
+        params = scope.lookup("params")
         names: dict[str, object] = {
             "params": dict.fromkeys(params.members if isinstance(params, Namespace) else ()),
             "inputs": dict.fromkeys(sorted(step.input_names)),

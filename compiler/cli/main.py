@@ -8,6 +8,7 @@ Each subcommand lives in its own module under `mlc.cli` and exposes `configure(p
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -68,6 +69,11 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one command and returns its exit code; internal errors become exit code 2."""
+    # Compiling a large spec allocates millions of small objects that live until the end. With
+    # the default thresholds the collector rescans all of them again and again, which made a
+    # 10,000-step spec take 21 s instead of 9 s. mlc creates few reference cycles, so full
+    # collections can be rare.
+    gc.set_threshold(200_000, 30, 30)
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(arguments)
     args = parser.parse_args(arguments)
