@@ -12,7 +12,7 @@ from mlc.checks import types as t
 from mlc.source import Span
 
 
-@dataclass
+@dataclass(eq=False)
 class ParamDecl:
     """A pipeline param, bound to a value."""
 
@@ -25,7 +25,7 @@ class ParamDecl:
     used: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class DatasetDecl:
     """A declared dataset."""
 
@@ -37,7 +37,7 @@ class DatasetDecl:
     span: Span
 
 
-@dataclass
+@dataclass(eq=False)
 class OutputDecl:
     """A step output."""
 
@@ -46,7 +46,7 @@ class OutputDecl:
     span: Span
 
 
-@dataclass
+@dataclass(eq=False)
 class InputDecl:
     """A step input bound to its source: `node` is a step or dataset name."""
 
@@ -60,7 +60,7 @@ class InputDecl:
     source_span: Span
 
 
-@dataclass
+@dataclass(eq=False)
 class ResourceRequest:
     """Canonical resources of a step."""
 
@@ -72,7 +72,7 @@ class ResourceRequest:
     spans: dict[str, Span] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class StepDecl:
     """A step with everything resolved."""
 
@@ -109,7 +109,7 @@ class StepDecl:
     features: dict[str, Span] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class PipelineOutputDecl:
     """An exported result."""
 
@@ -119,7 +119,7 @@ class PipelineOutputDecl:
     span: Span
 
 
-@dataclass
+@dataclass(eq=False)
 class NodePoolDecl:
     """A node pool of a target's inventory."""
 
@@ -131,7 +131,7 @@ class NodePoolDecl:
     span: Span
 
 
-@dataclass
+@dataclass(eq=False)
 class TargetDecl:
     """A target block."""
 
@@ -151,7 +151,7 @@ class TargetDecl:
     ignore_spans: dict[str, Span] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class Program:
     """One checked pipeline with the targets declared beside it."""
 

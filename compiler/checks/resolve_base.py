@@ -54,7 +54,7 @@ SECRET_REF = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass
+@dataclass(eq=False)
 class Profile:
     """A named `resources` block, evaluated where it was declared."""
 
@@ -62,7 +62,7 @@ class Profile:
     module: LoadedModule
 
 
-@dataclass
+@dataclass(eq=False)
 class Template:
     """A named step `template` block."""
 
@@ -70,7 +70,7 @@ class Template:
     module: LoadedModule
 
 
-@dataclass
+@dataclass(eq=False)
 class ModuleScope:
     """Top-level declarations of one file, by name."""
 
@@ -415,7 +415,7 @@ class ResolverBase:
         return result
 
 
-@dataclass
+@dataclass(eq=False)
 class ItemsByKind:
     attributes: list[ast.Attribute]
     fields: list[ast.Field]

@@ -1,5 +1,8 @@
 """The abstract syntax tree of a `.mlspec` file: close to the text, every node with a span.
 
+Nodes compare by identity (`eq=False`): nothing compares trees, and generating equality for
+every class costs `mlc lint` several milliseconds at start-up.
+
 The tree is generic, like the grammar: blocks with a kind, an optional label, an optional
 type, an optional `extends`, an optional `foreach` clause, and a body of attributes, typed
 fields and nested blocks. The checker gives each kind of block its meaning.
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from mlc.source import Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Ident:
     """A name as written, with its span."""
 
@@ -23,7 +26,7 @@ class Ident:
 # -- expressions ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class IntLit:
     """An integer literal."""
 
@@ -31,7 +34,7 @@ class IntLit:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class FloatLit:
     """A floating-point literal."""
 
@@ -39,7 +42,7 @@ class FloatLit:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class UnitLit:
     """A number with a unit suffix (`8Gi`, `500m`, `30s`); its meaning depends on context."""
 
@@ -48,7 +51,7 @@ class UnitLit:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StrLit:
     """A string literal, already unescaped. `raw` is the text as written, quotes included."""
 
@@ -57,7 +60,7 @@ class StrLit:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class BoolLit:
     """`true` or `false`."""
 
@@ -65,7 +68,7 @@ class BoolLit:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Name:
     """A bare name in an expression: a param root, a step, a dataset, a loop variable…"""
 
@@ -73,7 +76,7 @@ class Name:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Member:
     """`value.name`."""
 
@@ -82,7 +85,7 @@ class Member:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Index:
     """`value[index]`."""
 
@@ -91,7 +94,7 @@ class Index:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Call:
     """`function(arg, …)`: built-in functions only (`tag`, `min`, `max`)."""
 
@@ -100,7 +103,7 @@ class Call:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Unary:
     """`-value` or `not value`."""
 
@@ -109,7 +112,7 @@ class Unary:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Binary:
     """`left op right` for arithmetic, comparison, `and`, `or`, `in` and `of`."""
 
@@ -120,7 +123,7 @@ class Binary:
     op_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ListLit:
     """`[a, b, …]`."""
 
@@ -128,7 +131,7 @@ class ListLit:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ObjectLit:
     """`{ key = value, … }`: a body used as a value."""
 
@@ -156,7 +159,7 @@ Expr = (
 # -- types ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RangeConstraint:
     """`(low..high)`, either end optional, both inclusive."""
 
@@ -165,7 +168,7 @@ class RangeConstraint:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ChoiceConstraint:
     """`("a", "b")`, as in `enum("a", "b")`."""
 
@@ -173,7 +176,7 @@ class ChoiceConstraint:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class TypeExpr:
     """A type as written: `int(1..10)`, `list[float]`, `metrics { accuracy: float }`."""
 
@@ -187,7 +190,7 @@ class TypeExpr:
 # -- declarations ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Attribute:
     """`name = value`; `key_is_string` when the name was written as a string."""
 
@@ -197,7 +200,7 @@ class Attribute:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Field:
     """`name: type` or `name: type = value`."""
 
@@ -207,7 +210,7 @@ class Field:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Foreach:
     """`foreach var in items`."""
 
@@ -216,7 +219,7 @@ class Foreach:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Block:
     """`[finally] kind [label[: type]] [extends base] [foreach v in items] { body }`."""
 
@@ -234,7 +237,7 @@ class Block:
 Item = Attribute | Field | Block
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Body:
     """The items between `{` and `}`, in order."""
 
@@ -242,7 +245,7 @@ class Body:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Import:
     """`import "path" [as alias]`."""
 
@@ -251,7 +254,7 @@ class Import:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class TypeDecl:
     """`type name: base`: a user-declared artifact subtype."""
 
@@ -260,7 +263,7 @@ class TypeDecl:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Comment:
     """A `#` comment, kept so that `mlc fmt` can put it back."""
 
@@ -271,7 +274,7 @@ class Comment:
 TopItem = Import | TypeDecl | Block
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Module:
     """One parsed file: its header, its top-level items in order, and its comments."""
 
