@@ -38,6 +38,7 @@ ROOT = BENCH.parent
 WORK = BENCH / ".work"
 KFP_ENV = BENCH / ".envs" / "kfp"
 KFP_PYTHON = KFP_ENV / "bin" / "python"
+MLC_ENV = BENCH / ".envs" / "mlc"
 MLC_PYTHON = Path(sys.executable)
 MLC = MLC_PYTHON.parent / "mlc"
 QUICKSTART = ROOT / "examples" / "quickstart" / "pipeline.mlspec"
@@ -110,6 +111,23 @@ def median_run(
             raise SystemExit(f"`{' '.join(argv)}` failed ({run.returncode}):\n{run.stderr}")
     ordered = sorted(runs, key=lambda r: r.seconds)
     return ordered[len(ordered) // 2], runs
+
+
+def use_installed_mlc() -> None:
+    """Measures mlc as users install it: a regular (not editable) install in `bench/.envs/mlc`,
+    reinstalled from the working tree on every run. An editable install adds an import hook
+    to every start-up that users never pay."""
+    global MLC_PYTHON, MLC
+    python = MLC_ENV / "bin" / "python"
+    if not python.exists():
+        python3 = shutil.which("python3") or sys.executable
+        subprocess.run([python3, "-m", "venv", str(MLC_ENV)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(ROOT)],
+        check=True,
+    )
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
+    MLC_PYTHON, MLC = python, MLC_ENV / "bin" / "mlc"
 
 
 def ensure_kfp_env() -> None:
@@ -434,7 +452,11 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=10_000,
                         help="size of the explicit-step compile to profile")
     parser.add_argument("--top", type=int, default=15, help="rows of each profile")
+    parser.add_argument("--editable", action="store_true",
+                        help="measure the mlc of the running venv instead of a regular install")
     args = parser.parse_args()
+    if not args.editable:
+        use_installed_mlc()
 
     specs = gen_specs.generate()
     kfp = not args.no_kfp

@@ -404,9 +404,19 @@ class StepsResolver(ResourcesResolver):
                     continue
                 name_ident = item.name
                 if name_ident.name in names or name_ident.name in step.outputs:
+                    clash = name_ident.name in step.outputs
                     self.report(
                         codes.DUPLICATE_DEFINITION.at(
-                            name_ident.span, "", kind="input", name=name_ident.name
+                            name_ident.span,
+                            "also the name of an output" if clash else "declared again here",
+                            kind="input or output" if clash else "input",
+                            name=name_ident.name,
+                            secondary=[Label(step.outputs[name_ident.name].span, "the output")]
+                            if clash
+                            else [],
+                            help="a step's inputs and outputs need different names"
+                            if clash
+                            else None,
                         )
                     )
                     continue
