@@ -51,16 +51,23 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the .mlspec file, or an IR document from `mlc compile`")
     parser.add_argument("--target", help="the target to run on (its backend and settings)")
     parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="bind a pipeline param (repeatable)",
     )
     parser.add_argument("--pipeline", help="the pipeline to use when a file declares several")
     parser.add_argument(
-        "--rerun", action="append", default=[], metavar="STEP",
+        "--rerun",
+        action="append",
+        default=[],
+        metavar="STEP",
         help="run STEP even if it is cached (repeatable; `all` for every step)",
     )
     parser.add_argument(
-        "--store", metavar="URI",
+        "--store",
+        metavar="URI",
         help="store path or URI (default: the target's store, $MLC_STORE, or .mlc)",
     )
     parser.add_argument("--format", choices=("human", "json"), default="human")
@@ -203,11 +210,25 @@ def format_seconds(seconds: float | None) -> str:
 
 
 _SYMBOLS = {
-    "pending": "·", "waiting": "…", "running": "▸", "ran": "✓", "cached": "≡",
-    "failed": "✗", "skipped": "-", "cancelled": "✗",
+    "pending": "·",
+    "waiting": "…",
+    "running": "▸",
+    "ran": "✓",
+    "cached": "≡",
+    "failed": "✗",
+    "skipped": "-",
+    "cancelled": "✗",
 }
-_COLOURS = {"ran": "32", "cached": "36", "failed": "31", "cancelled": "31", "running": "33",
-            "skipped": "2", "pending": "2", "waiting": "2"}
+_COLOURS = {
+    "ran": "32",
+    "cached": "36",
+    "failed": "31",
+    "cancelled": "31",
+    "running": "33",
+    "skipped": "2",
+    "pending": "2",
+    "waiting": "2",
+}
 
 
 class PlainProgress:
@@ -372,7 +393,9 @@ class QuietProgress:
         """Nothing."""
 
 
-def make_progress(output_format: str, stream: TextIO) -> PlainProgress | LiveProgress | QuietProgress:
+def make_progress(
+    output_format: str, stream: TextIO
+) -> PlainProgress | LiveProgress | QuietProgress:
     """The display for the format and the stream (live on a terminal)."""
     if output_format == "json":
         return QuietProgress()
@@ -401,8 +424,10 @@ def print_failures(report: RunReport, stream: TextIO) -> None:
             continue
         print(f"\nerror: step `{step.name}` failed: {step.error}", file=stream)
         if step.log_tail:
-            print(f"  last lines of its log (all of it: mlc logs {report.run_id} "
-                  f"step:{step.name}):", file=stream)
+            print(
+                f"  last lines of its log (all of it: mlc logs {report.run_id} step:{step.name}):",
+                file=stream,
+            )
             for line in step.log_tail:
                 print(f"  | {line}", file=stream)
 
@@ -414,7 +439,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Sets up `mlc apply`."""
     add_run_options(parser)
     parser.add_argument(
-        "--keep-going", action="store_true",
+        "--keep-going",
+        action="store_true",
         help="after a failure, keep running the steps that do not depend on it",
     )
 
@@ -467,8 +493,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _fail(args: argparse.Namespace, message: str) -> int:
     if args.format == "json":
-        print(json.dumps({"run_id": None, "status": "error", "error": message, "steps": []},
-                         indent=2))
+        print(
+            json.dumps({"run_id": None, "status": "error", "error": message, "steps": []}, indent=2)
+        )
     return print_error(message)
 
 

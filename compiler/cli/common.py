@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mlc.compile import Options
 from mlc.diagnostics import Diagnostic
@@ -103,3 +104,29 @@ def fail(message: str) -> int:
     """Prints a usage error and returns exit code 1."""
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def collect_specs(paths: Sequence[str], exclude: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The spec files named by `paths` (directories searched for `*.mlspec`, skipping hidden
+    folders and `exclude` patterns), and the paths that do not exist."""
+    files: list[Path] = []
+    missing: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for found in sorted(path.rglob("*.mlspec")):
+                relative = found.as_posix()
+                hidden = any(
+                    part.startswith(".") for part in found.parts[:-1] if part not in (".", "..")
+                )
+                excluded = any(
+                    found.match(pattern) or relative.startswith(pattern.rstrip("/") + "/")
+                    for pattern in exclude
+                )
+                if not hidden and not excluded:
+                    files.append(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(raw)
+    return files, missing

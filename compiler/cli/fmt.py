@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mlc.cli.common import add_format_option, fail, print_diagnostics
+from mlc.cli.common import add_format_option, collect_specs, fail, print_diagnostics
 from mlc.diagnostics import Diagnostic, has_errors
 from mlc.source import SourceMap
 
@@ -36,30 +36,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--diff", action="store_true", help="rewrite nothing; print a unified diff of the changes"
     )
     add_format_option(parser)
-
-
-def _collect(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str]]:
-    files: list[Path] = []
-    missing: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for found in sorted(path.rglob("*.mlspec")):
-                relative = found.as_posix()
-                hidden = any(
-                    part.startswith(".") for part in found.parts[:-1] if part not in (".", "..")
-                )
-                excluded = any(
-                    found.match(pattern) or relative.startswith(pattern.rstrip("/") + "/")
-                    for pattern in exclude
-                )
-                if not hidden and not excluded:
-                    files.append(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            missing.append(raw)
-    return files, missing
 
 
 def format_text(text: str, path: str) -> tuple[str | None, list[Diagnostic]]:
@@ -115,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_stdin(args)
     from mlc.cli.config import load_config
 
-    files, missing = _collect(args.paths, load_config(Path.cwd()).exclude)
+    files, missing = collect_specs(args.paths, load_config(Path.cwd()).exclude)
     if missing:
         return fail("no such file or directory: " + ", ".join(f"`{m}`" for m in missing))
     if not files:

@@ -70,7 +70,9 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def entry_key(spec: str, target: str | None, pipeline: str | None, params: Mapping[str, Any]) -> str:
+def entry_key(
+    spec: str, target: str | None, pipeline: str | None, params: Mapping[str, Any]
+) -> str:
     """The key of a compilation of `spec` (as given) with these options, from this directory."""
     document = {
         "code": code_fingerprint(),
@@ -111,8 +113,7 @@ def store(key: str, document: IRDocument, sources: SourceMap) -> None:
     if document.target is not None and document.target.backend not in BUILT_IN:
         return
     texts = {
-        os.path.abspath(path): _text_digest(source.text)
-        for path, source in sources.files().items()
+        os.path.abspath(path): _text_digest(source.text) for path, source in sources.files().items()
     }
     entry = {"format": ENTRY_FORMAT, "sources": texts, "ir": to_json(document)}
     directory = cache_dir()

@@ -14,6 +14,7 @@ from pathlib import Path
 from mlc.cli.common import (
     add_format_option,
     add_spec_options,
+    collect_specs,
     fail,
     print_diagnostics,
     spec_options,
@@ -45,31 +46,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-warnings", action="store_true", help="report errors only")
 
 
-def _collect(paths: list[str], exclude: list[str]) -> tuple[list[Path], list[str]]:
-    files: list[Path] = []
-    missing: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for found in sorted(path.rglob("*.mlspec")):
-                relative = found.as_posix()
-                if any(
-                    part.startswith(".") for part in found.parts[:-1] if part not in (".", "..")
-                ):
-                    continue
-                if any(
-                    Path(relative).match(pattern) or relative.startswith(pattern.rstrip("/") + "/")
-                    for pattern in exclude
-                ):
-                    continue
-                files.append(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            missing.append(raw)
-    return files, missing
-
-
 def _matches(code: str, patterns: list[str]) -> bool:
     return any(code.upper().startswith(p.strip().upper()) for p in patterns if p.strip())
 
@@ -93,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(Path.cwd())
     select = args.select if args.select is not None else config.select
     ignore = (args.ignore or []) + config.ignore
-    files, missing = _collect(args.paths, config.exclude)
+    files, missing = collect_specs(args.paths, config.exclude)
     if missing:
         return fail("no such file or directory: " + ", ".join(f"`{m}`" for m in missing))
     if not files:

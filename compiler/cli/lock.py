@@ -34,16 +34,23 @@ if TYPE_CHECKING:
 def configure(parser: argparse.ArgumentParser) -> None:
     """Sets up `mlc lock`."""
     parser.add_argument("spec", help="the .mlspec file")
-    parser.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 if mlc.lock is not up to date")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if mlc.lock is not up to date"
+    )
     parser.add_argument("--target", help="compile against this target")
     parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="bind a pipeline param (repeatable)",
     )
     parser.add_argument("--pipeline", help="the pipeline to use when a file declares several")
-    parser.add_argument("--store", metavar="URI",
-                        help="store path or URI (default: the target's store, $MLC_STORE, or .mlc)")
+    parser.add_argument(
+        "--store",
+        metavar="URI",
+        help="store path or URI (default: the target's store, $MLC_STORE, or .mlc)",
+    )
     parser.add_argument("--format", choices=("human", "json"), default="human")
 
 
@@ -72,14 +79,22 @@ def describe_changes(
         before = old.get(entry.name)
         if before is None:
             change = "added"
-        elif (before.digest, before.uri, before.version) != (entry.digest, entry.uri, entry.version):
+        elif (before.digest, before.uri, before.version) != (
+            entry.digest,
+            entry.uri,
+            entry.version,
+        ):
             change = "changed"
         else:
             change = "unchanged"
-        changes.append({
-            "dataset": entry.name, "change": change,
-            "old": before.digest if before else None, "new": entry.digest,
-        })
+        changes.append(
+            {
+                "dataset": entry.name,
+                "change": change,
+                "old": before.digest if before else None,
+                "new": entry.digest,
+            }
+        )
     for name in sorted(set(old) - seen):
         changes.append({"dataset": name, "change": "removed", "old": old[name].digest, "new": None})
     return changes
@@ -113,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             return print_error(f"cannot write {path}: {exc.strerror or exc}")
     if args.format == "json":
-        print(json.dumps({"lock": str(path), "up_to_date": up_to_date, "datasets": changes},
-                         indent=2))
+        print(
+            json.dumps({"lock": str(path), "up_to_date": up_to_date, "datasets": changes}, indent=2)
+        )
     else:
         _print_changes(path, changes, up_to_date, check=args.check)
     return 1 if args.check and not up_to_date else 0

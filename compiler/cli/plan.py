@@ -54,8 +54,7 @@ def render_plan(plan: Plan) -> list[str]:
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
     lines.append(
-        f"{plan.count('cached')} cached, {plan.count('run')} will run, "
-        f"{plan.count('skip')} skipped"
+        f"{plan.count('cached')} cached, {plan.count('run')} will run, {plan.count('skip')} skipped"
     )
     return lines
 
