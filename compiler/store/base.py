@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal, Protocol
 
 from mlc.store.digest import Digest
-from mlc.store.manifest import Manifest
+from mlc.store.errors import ManifestError
+from mlc.store.manifest import Manifest, decode_manifest
 
 ObjectKind = Literal["file", "dir"]
 """What an object is: a file's bytes, or a directory manifest."""
@@ -168,3 +169,29 @@ class Store(Protocol):
     def close(self) -> None:
         """Releases the stat cache and any connections."""
         ...
+
+
+class ManifestReading:
+    """What every store derives from `kind`, `size` and `read_bytes`: manifests and versions."""
+
+    def kind(self, digest: Digest) -> ObjectKind:
+        raise NotImplementedError
+
+    def size(self, digest: Digest) -> int:
+        raise NotImplementedError
+
+    def read_bytes(self, digest: Digest) -> bytes:
+        raise NotImplementedError
+
+    def read_manifest(self, digest: Digest) -> Manifest:
+        """The manifest of a directory version; `ManifestError` if the object is not one."""
+        if self.kind(digest) != "dir":
+            raise ManifestError(f"{digest} is a file, not a directory manifest")
+        return decode_manifest(self.read_bytes(digest), digest)
+
+    def describe(self, digest: Digest) -> Version:
+        """Kind, size and file count of a stored object."""
+        if self.kind(digest) == "dir":
+            manifest = self.read_manifest(digest)
+            return Version(digest, "dir", manifest.total_size, len(manifest))
+        return Version(digest, "file", self.size(digest), 1)

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from mlc.store import layout
-from mlc.store.base import ObjectKind, StoredObject, VerifyReport, Version
+from mlc.store.base import ManifestReading, ObjectKind, StoredObject, VerifyReport, Version
 from mlc.store.digest import Digest, digest_bytes, digest_from_hex, parse_digest
 from mlc.store.errors import (
     CorruptObjectError,
@@ -92,7 +92,7 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
 
 
-class LocalStore:
+class LocalStore(ManifestReading):
     """A content-addressed store in a local directory (see `mlc.store.layout`)."""
 
     is_remote = False
@@ -431,19 +431,6 @@ class LocalStore:
         """The whole content of an object."""
         with self.open_bytes(digest) as handle:
             return handle.read()
-
-    def read_manifest(self, digest: Digest) -> Manifest:
-        """The manifest of a directory version; `ManifestError` if the object is not one."""
-        if self.kind(digest) != "dir":
-            raise ManifestError(f"{digest} is a file, not a directory manifest")
-        return decode_manifest(self.read_bytes(digest), digest)
-
-    def describe(self, digest: Digest) -> Version:
-        """Kind, size and file count of a stored object."""
-        if self.kind(digest) == "dir":
-            manifest = self.read_manifest(digest)
-            return Version(digest, "dir", manifest.total_size, len(manifest))
-        return Version(digest, "file", self.size(digest), 1)
 
     # ---------------------------------------------------------------- materialize
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
 from mlc.store import layout
-from mlc.store.base import ObjectKind, StoredObject, VerifyReport, Version
+from mlc.store.base import ManifestReading, ObjectKind, StoredObject, VerifyReport, Version
 from mlc.store.digest import Digest, digest_bytes, digest_from_hex, parse_digest
 from mlc.store.errors import (
     DestinationExistsError,
@@ -74,7 +74,7 @@ def _mtime_of(info: Mapping[str, Any]) -> float:
     return 0.0
 
 
-class FsspecStore:
+class FsspecStore(ManifestReading):
     """A content-addressed store on an fsspec filesystem (`s3://bucket/prefix`, `memory://…`)."""
 
     is_remote = True
@@ -332,19 +332,6 @@ class FsspecStore:
             return bytes(self.fs.cat_file(self.path_of(layout.object_key(parse_digest(digest)))))
         except FileNotFoundError:
             raise ObjectNotFoundError(f"object {digest} is not in the store {self.uri}") from None
-
-    def read_manifest(self, digest: Digest) -> Manifest:
-        """The manifest of a directory version."""
-        if self.kind(digest) != "dir":
-            raise ManifestError(f"{digest} is a file, not a directory manifest")
-        return decode_manifest(self.read_bytes(digest), digest)
-
-    def describe(self, digest: Digest) -> Version:
-        """Kind, size and file count of a stored object."""
-        if self.kind(digest) == "dir":
-            manifest = self.read_manifest(digest)
-            return Version(digest, "dir", manifest.total_size, len(manifest))
-        return Version(digest, "file", self.size(digest), 1)
 
     def materialize(
         self, digest: Digest, dest: str | os.PathLike[str], *, readonly: bool = True
