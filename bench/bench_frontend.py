@@ -134,8 +134,10 @@ def ensure_kfp_env() -> None:
     """Creates `bench/.envs/kfp` with the KFP SDK unless it exists."""
     if KFP_PYTHON.exists():
         return
-    print(f"creating {KFP_ENV.relative_to(ROOT)} (python3 -m venv; pip install kfp) …",
-          file=sys.stderr)
+    print(
+        f"creating {KFP_ENV.relative_to(ROOT)} (python3 -m venv; pip install kfp) …",
+        file=sys.stderr,
+    )
     python3 = shutil.which("python3") or sys.executable
     subprocess.run([python3, "-m", "venv", str(KFP_ENV)], check=True)
     subprocess.run([str(KFP_PYTHON), "-m", "pip", "install", "-q", "kfp"], check=True)
@@ -165,39 +167,47 @@ def bench_cold_start(specs: dict[str, Path], repeat: int, kfp: bool) -> tuple[li
     """(a) and (b): `mlc --version`, `mlc lint` of the 20-step spec, the same in KFP."""
     figures: list[Figure] = []
     version, runs = median_run([str(MLC), "--version"], repeat)
-    figures.append(Figure("`mlc --version`, cold", _wall(version, runs),
-                          "<= 60 ms", version.seconds <= 0.060))
+    figures.append(
+        Figure("`mlc --version`, cold", _wall(version, runs), "<= 60 ms", version.seconds <= 0.060)
+    )
     lint, runs = median_run([str(MLC), "lint", str(specs["realistic20"])], repeat)
-    figures.append(Figure(
-        "`mlc lint` 20-step spec, cold", _wall(lint, runs),
-        "<= 0.3 s (stretch 0.15 s)", lint.seconds <= 0.3,
-    ))
-    figures.append(Figure("  stretch target", _seconds(lint.seconds), "<= 0.15 s",
-                          lint.seconds <= 0.15))
+    figures.append(
+        Figure(
+            "`mlc lint` 20-step spec, cold",
+            _wall(lint, runs),
+            "<= 0.3 s (stretch 0.15 s)",
+            lint.seconds <= 0.3,
+        )
+    )
+    figures.append(
+        Figure("  stretch target", _seconds(lint.seconds), "<= 0.15 s", lint.seconds <= 0.15)
+    )
     figures.append(Figure("  peak RSS", _mib(lint.peak_rss)))
     quickstart, runs = median_run([str(MLC), "lint", str(QUICKSTART)], repeat, ok=(0, 1))
-    figures.append(Figure("`mlc lint` quickstart (local target), cold",
-                          _wall(quickstart, runs)))
+    figures.append(Figure("`mlc lint` quickstart (local target), cold", _wall(quickstart, runs)))
     interpreter, runs = median_run([str(MLC_PYTHON), "-c", "pass"], repeat)
-    figures.append(Figure("  floor: `python -c pass` (mlc's venv)",
-                          _wall(interpreter, runs)))
+    figures.append(Figure("  floor: `python -c pass` (mlc's venv)", _wall(interpreter, runs)))
     if not kfp:
         return figures, lint.seconds
     out = WORK / "kfp" / "churn.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     kfp_run, runs = median_run([str(KFP_PYTHON), str(BENCH / "kfp_pipeline.py"), str(out)], repeat)
-    kfp_import, import_runs = median_run([str(KFP_PYTHON), "-c", "import kfp.dsl, kfp.compiler"],
-                                         repeat)
+    kfp_import, import_runs = median_run(
+        [str(KFP_PYTHON), "-c", "import kfp.dsl, kfp.compiler"], repeat
+    )
     speedup = kfp_run.seconds / lint.seconds
     figures += [
-        Figure("KFP SDK: same 20 steps compiled to YAML, cold",
-               _wall(kfp_run, runs)),
+        Figure("KFP SDK: same 20 steps compiled to YAML, cold", _wall(kfp_run, runs)),
         Figure("  peak RSS", _mib(kfp_run.peak_rss)),
-        Figure("  of which `import kfp.dsl, kfp.compiler`",
-               _wall(kfp_import, import_runs)),
-        Figure("mlc lint / KFP compile", f"{lint.seconds / kfp_run.seconds:.2f} "
-               f"(mlc {speedup:.1f}x faster; in cpu time "
-               f"{kfp_run.cpu_seconds / lint.cpu_seconds:.1f}x)", ">= 4x faster", speedup >= 4),
+        Figure("  of which `import kfp.dsl, kfp.compiler`", _wall(kfp_import, import_runs)),
+        Figure(
+            "mlc lint / KFP compile",
+            f"{lint.seconds / kfp_run.seconds:.2f} "
+            f"(mlc {speedup:.1f}x faster; in cpu time "
+            f"{kfp_run.cpu_seconds / lint.cpu_seconds:.1f}x)",
+            ">= 4x faster",
+            speedup >= 4,
+        ),
     ]
     return figures, lint.seconds
 
@@ -227,16 +237,38 @@ def bench_explicit(
                 if run.seconds < limit:
                     raise SystemExit(f"`mlc {' '.join(argv)}` failed:\n{run.stderr}")
                 value = f"did not finish in {limit:g} s (cpu {_seconds(run.cpu_seconds)})"
-                figures.append(_show(Figure(label, value, f"<= {target:g} s" if target else "",
-                                            False if target or name != "lint" else None)))
+                figures.append(
+                    _show(
+                        Figure(
+                            label,
+                            value,
+                            f"<= {target:g} s" if target else "",
+                            False if target or name != "lint" else None,
+                        )
+                    )
+                )
             else:
                 is_compile = name != "lint"
-                figures.append(_show(Figure(
-                    label, _wall(run, runs), f"<= {target:g} s" if target and is_compile else "",
-                    run.seconds <= target if target and is_compile else None,
-                )))
-            figures.append(_show(Figure(f"  peak RSS{' so far' if run.returncode else ''}",
-                                        _mib(run.peak_rss), "< 1 GiB", run.peak_rss < GIB)))
+                figures.append(
+                    _show(
+                        Figure(
+                            label,
+                            _wall(run, runs),
+                            f"<= {target:g} s" if target and is_compile else "",
+                            run.seconds <= target if target and is_compile else None,
+                        )
+                    )
+                )
+            figures.append(
+                _show(
+                    Figure(
+                        f"  peak RSS{' so far' if run.returncode else ''}",
+                        _mib(run.peak_rss),
+                        "< 1 GiB",
+                        run.peak_rss < GIB,
+                    )
+                )
+            )
             if name != "lint":
                 compile_times[size] = run
     if 10_000 in compile_times and 20_000 in compile_times:
@@ -244,11 +276,16 @@ def bench_explicit(
         ratio = twenty.seconds / ten.seconds
         cpu_ratio = twenty.cpu_seconds / ten.cpu_seconds
         bound = ">" if twenty.returncode else ""
-        figures.append(_show(Figure(
-            "20,000 / 10,000 steps compile time",
-            f"{bound}{ratio:.2f}x (cpu time {bound}{cpu_ratio:.2f}x)", "<= 2.2x",
-            not twenty.returncode and ratio <= 2.2,
-        )))
+        figures.append(
+            _show(
+                Figure(
+                    "20,000 / 10,000 steps compile time",
+                    f"{bound}{ratio:.2f}x (cpu time {bound}{cpu_ratio:.2f}x)",
+                    "<= 2.2x",
+                    not twenty.returncode and ratio <= 2.2,
+                )
+            )
+        )
     return figures
 
 
@@ -265,8 +302,12 @@ def bench_foreach(specs: dict[str, Path], repeat: int) -> list[Figure]:
     out.parent.mkdir(parents=True, exist_ok=True)
     comp, runs = median_run([str(MLC), "compile", spec, "--target", "ir", "-o", str(out)], repeat)
     return [
-        Figure(f"{gen_specs.FOREACH_WIDTH:,}-wide foreach: `mlc compile --target ir`",
-               _wall(comp, runs), "<= 2 s", comp.seconds <= 2.0),
+        Figure(
+            f"{gen_specs.FOREACH_WIDTH:,}-wide foreach: `mlc compile --target ir`",
+            _wall(comp, runs),
+            "<= 2 s",
+            comp.seconds <= 2.0,
+        ),
         Figure("  peak RSS", _mib(comp.peak_rss), "< 1 GiB", comp.peak_rss < GIB),
     ]
 
@@ -275,8 +316,10 @@ def bench_kfp_large(tasks: int, limit: float) -> list[Figure]:
     """(e): the KFP SDK defining and compiling `tasks` tasks, stopped after `limit` seconds."""
     out = WORK / "kfp" / f"steps_{tasks}.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
-    run = run_cold([str(KFP_PYTHON), str(BENCH / "kfp_pipeline.py"), str(out),
-                    "--steps", str(tasks)], timeout=limit)
+    run = run_cold(
+        [str(KFP_PYTHON), str(BENCH / "kfp_pipeline.py"), str(out), "--steps", str(tasks)],
+        timeout=limit,
+    )
     progress = [line for line in run.stderr.splitlines() if line.startswith("[")]
     if run.returncode == 0:
         value = f"{_wall(run, [run])}, peak RSS {_mib(run.peak_rss)}"
@@ -305,11 +348,18 @@ def profile_subprocess(argv: Sequence[str], top: int) -> str:
     """cProfile of a cold `mlc` process, imports included (`python -m cProfile`)."""
     script = WORK / "mlc_entry.py"
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text("import sys\nfrom mlc.cli.main import main\n\n"
-                      "sys.exit(main(sys.argv[1:]))\n", encoding="utf-8")
+    script.write_text(
+        "import sys\nfrom mlc.cli.main import main\n\nsys.exit(main(sys.argv[1:]))\n",
+        encoding="utf-8",
+    )
     output = WORK / "cold.prof"
-    subprocess.run([str(MLC_PYTHON), "-m", "cProfile", "-o", str(output), str(script), *argv],
-                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        [str(MLC_PYTHON), "-m", "cProfile", "-o", str(output), str(script), *argv],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     return _hot_spots(pstats.Stats(str(output)), top)
 
 
@@ -323,13 +373,18 @@ def _hot_spots(stats: pstats.Stats, top: int) -> str:
         where = _module_of(filename)
         rows.append((own, cumulative, calls, f"{where}:{name}:{line}"))
         modules[where] = modules.get(where, 0.0) + own
-    lines = [f"total {total:.2f} s under cProfile (which slows Python code down ~2x)", "",
-             f"{'own':>7} {'share':>6} {'cumul':>7} {'calls':>9}  function, by own time"]
+    lines = [
+        f"total {total:.2f} s under cProfile (which slows Python code down ~2x)",
+        "",
+        f"{'own':>7} {'share':>6} {'cumul':>7} {'calls':>9}  function, by own time",
+    ]
     for own, cumulative, calls, where in sorted(rows, reverse=True)[:top]:
         lines.append(f"{own:7.2f} {own / total:6.1%} {cumulative:7.2f} {calls:9d}  {where}")
     ours = [r for r in rows if r[3].startswith("mlc.") and not r[3].startswith("mlc.cli.main")]
-    lines += ["", f"{'cumul':>7} {'share':>6} {'own':>7} {'calls':>9}  mlc function, by "
-              "cumulative time"]
+    lines += [
+        "",
+        f"{'cumul':>7} {'share':>6} {'own':>7} {'calls':>9}  mlc function, by cumulative time",
+    ]
     for own, cumulative, calls, where in sorted(ours, key=lambda r: -r[1])[:top]:
         lines.append(f"{cumulative:7.2f} {cumulative / total:6.1%} {own:7.2f} {calls:9d}  {where}")
     lines += ["", f"{'own':>7} {'share':>6}  module (own time of its functions, summed)"]
@@ -347,7 +402,7 @@ def _module_of(filename: str) -> str:
             parts = path.relative_to(marker).with_suffix("").parts
             return ".".join((package, *parts)).removesuffix(".__init__")
     if "site-packages" in path.parts:
-        parts = path.parts[path.parts.index("site-packages") + 1:]
+        parts = path.parts[path.parts.index("site-packages") + 1 :]
         return ".".join(Path(*parts).with_suffix("").parts).removesuffix(".__init__")
     return f"stdlib.{path.stem}"
 
@@ -355,8 +410,13 @@ def _module_of(filename: str) -> str:
 def import_costs(argv: Sequence[str], top: int) -> str:
     """`python -X importtime` of a cold `mlc` command: the costliest imports, cumulative."""
     code = "import sys; from mlc.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    done = subprocess.run([str(MLC_PYTHON), "-X", "importtime", "-c", code, *argv], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(MLC_PYTHON), "-X", "importtime", "-c", code, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     pattern = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
     rows = []
     for line in done.stderr.splitlines():
@@ -365,8 +425,10 @@ def import_costs(argv: Sequence[str], top: int) -> str:
             own, cumulative, indent, name = match.groups()
             rows.append((int(cumulative), int(own), (len(indent) - 1) // 2, name))
     top_level = sum(c for c, _, depth, _ in rows if depth == 0)
-    lines = [f"all imports: {top_level / 1e3:.0f} ms (sum of top-level cumulative times)",
-             f"{'cumul':>8} {'own':>8} depth  module"]
+    lines = [
+        f"all imports: {top_level / 1e3:.0f} ms (sum of top-level cumulative times)",
+        f"{'cumul':>8} {'own':>8} depth  module",
+    ]
     for cumulative, own, depth, name in sorted(rows, reverse=True)[:top]:
         lines.append(f"{cumulative / 1e3:6.1f}ms {own / 1e3:6.1f}ms {depth:5d}  {name}")
     packages: dict[str, int] = {}
@@ -391,15 +453,23 @@ def machine() -> list[str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
-    mlc_version = subprocess.run([str(MLC), "--version"], capture_output=True, text=True,
-                                 check=False).stdout.strip()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True, check=False).stdout.strip()
+    mlc_version = subprocess.run(
+        [str(MLC), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     kfp_version = "not installed"
     if KFP_PYTHON.exists():
         kfp_version = subprocess.run(
             [str(KFP_PYTHON), "-c", "import kfp; print(kfp.__version__)"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.strip()
     return [
         f"date (UTC): {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}",
@@ -419,41 +489,75 @@ def table(figures: list[Figure]) -> str:
     width = max(len(f.label) for f in figures)
     value_width = max(len(f.value) for f in figures)
     target_width = max(len(f.target) for f in figures)
-    lines = [f"| {'measure':<{width}} | {'figure':<{value_width}} | {'target':<{target_width}} "
-             f"| result |",
-             f"|{'-' * (width + 2)}|{'-' * (value_width + 2)}|{'-' * (target_width + 2)}|--------|"]
-    lines += [f"| {f.label:<{width}} | {f.value:<{value_width}} | {f.target:<{target_width}} "
-              f"| {f.verdict:<6} |" for f in figures]
+    lines = [
+        f"| {'measure':<{width}} | {'figure':<{value_width}} | {'target':<{target_width}} "
+        f"| result |",
+        f"|{'-' * (width + 2)}|{'-' * (value_width + 2)}|{'-' * (target_width + 2)}|--------|",
+    ]
+    lines += [
+        f"| {f.label:<{width}} | {f.value:<{value_width}} | {f.target:<{target_width}} "
+        f"| {f.verdict:<6} |"
+        for f in figures
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs of each small case")
-    parser.add_argument("--large-repeat", type=int, default=1,
-                        help="runs of each 1,000-20,000-step case")
+    parser.add_argument(
+        "--large-repeat", type=int, default=1, help="runs of each 1,000-20,000-step case"
+    )
     parser.add_argument("--quick", action="store_true", help="skip the 20,000-step case")
-    parser.add_argument("--sizes", type=int, nargs="*", default=list(gen_specs.EXPLICIT_SIZES),
-                        help="explicit-step cases to measure (of 1000, 10000, 20000)")
-    parser.add_argument("--lint-max", type=int, default=10_000,
-                        help="above this many steps, measure compile only")
-    parser.add_argument("--large-limit", type=float, default=900.0,
-                        help="stop a 1,000-20,000-step run after this many seconds")
-    parser.add_argument("--skip", nargs="*", default=[],
-                        choices=("cold", "explicit", "foreach", "kfp-large"),
-                        help="sections to leave out")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=list(gen_specs.EXPLICIT_SIZES),
+        help="explicit-step cases to measure (of 1000, 10000, 20000)",
+    )
+    parser.add_argument(
+        "--lint-max", type=int, default=10_000, help="above this many steps, measure compile only"
+    )
+    parser.add_argument(
+        "--large-limit",
+        type=float,
+        default=900.0,
+        help="stop a 1,000-20,000-step run after this many seconds",
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=("cold", "explicit", "foreach", "kfp-large"),
+        help="sections to leave out",
+    )
     parser.add_argument("--no-kfp", action="store_true", help="skip the KFP comparison")
     parser.add_argument("--kfp-tasks", type=int, default=10_000)
-    parser.add_argument("--kfp-limit", type=float, default=60.0,
-                        help="stop KFP compiling --kfp-tasks tasks after this many seconds")
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile the 10,000-step compile and the cold lint")
+    parser.add_argument(
+        "--kfp-limit",
+        type=float,
+        default=60.0,
+        help="stop KFP compiling --kfp-tasks tasks after this many seconds",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the 10,000-step compile and the cold lint",
+    )
     parser.add_argument("--only-profile", action="store_true", help="profile, measure nothing")
-    parser.add_argument("--profile-steps", type=int, default=10_000,
-                        help="size of the explicit-step compile to profile")
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=10_000,
+        help="size of the explicit-step compile to profile",
+    )
     parser.add_argument("--top", type=int, default=15, help="rows of each profile")
-    parser.add_argument("--editable", action="store_true",
-                        help="measure the mlc of the running venv instead of a regular install")
+    parser.add_argument(
+        "--editable",
+        action="store_true",
+        help="measure the mlc of the running venv instead of a regular install",
+    )
     args = parser.parse_args()
     if not args.editable:
         use_installed_mlc()
@@ -470,9 +574,12 @@ def main() -> None:
         ("cold", lambda: bench_cold_start(specs, args.repeat, kfp)[0]),
         ("foreach", lambda: bench_foreach(specs, args.repeat)),
         ("kfp-large", lambda: bench_kfp_large(args.kfp_tasks, args.kfp_limit) if kfp else []),
-        ("explicit", lambda: bench_explicit(
-            specs, sizes, args.large_repeat, lint_max=args.lint_max, limit=args.large_limit
-        )),
+        (
+            "explicit",
+            lambda: bench_explicit(
+                specs, sizes, args.large_repeat, lint_max=args.lint_max, limit=args.large_limit
+            ),
+        ),
     ]
     if args.only_profile:
         sections = []
@@ -499,8 +606,14 @@ def main() -> None:
         print(f"\n## `mlc compile --target ir` of {steps:,} steps, profiled")
         spec = WORK / "specs" / f"steps_{steps}.mlspec"
         spec.write_text(gen_specs.explicit_steps(steps), encoding="utf-8")
-        compile_argv = ["compile", str(spec), "--target", "ir",
-                        "-o", str(WORK / "ir" / f"steps_{steps}.profiled.json")]
+        compile_argv = [
+            "compile",
+            str(spec),
+            "--target",
+            "ir",
+            "-o",
+            str(WORK / "ir" / f"steps_{steps}.profiled.json"),
+        ]
         print(profile_in_process(compile_argv, args.top))
 
 

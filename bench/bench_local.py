@@ -84,17 +84,23 @@ def machine() -> str:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal"):
             memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
-    return f"{os.cpu_count()} CPUs ({model}), {memory} RAM, {platform.system()} {platform.release()}"
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {memory} RAM, {platform.system()} {platform.release()}"
+    )
 
 
 def versions() -> str:
-    mlc = subprocess.run(
-        [PYTHON, "-m", "mlc", "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip() or "?"
+    mlc = (
+        subprocess.run(
+            [PYTHON, "-m", "mlc", "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "?"
+    )
     dvc = "not installed"
     if DVC.exists():
-        dvc = subprocess.run([str(DVC), "--version"], capture_output=True, text=True,
-                             check=False).stdout.strip()
+        dvc = subprocess.run(
+            [str(DVC), "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     return f"mlc {mlc.split()[-1] if mlc != '?' else '?'}, DVC {dvc}, Python {platform.python_version()}"
 
 
@@ -105,9 +111,23 @@ def mlc_apply(
     env = dict(os.environ, MLC_IR_CACHE="1" if ir_cache else "0")
     start = time.perf_counter()
     done = subprocess.run(
-        [PYTHON, "-c", COUNTING_MLC, "apply", spec.name, "--store", str(store),
-         "--format", "json", *extra],
-        cwd=spec.parent, capture_output=True, text=True, check=False, env=env,
+        [
+            PYTHON,
+            "-c",
+            COUNTING_MLC,
+            "apply",
+            spec.name,
+            "--store",
+            str(store),
+            "--format",
+            "json",
+            *extra,
+        ],
+        cwd=spec.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     elapsed = time.perf_counter() - start
     try:
@@ -168,8 +188,7 @@ def bench_sched(
             pool = noop_pool(kind, steps, sched)
             best_mlc, best_pool = min(best_mlc, elapsed), min(best_pool, pool)
             loads.append(load())
-            print(f"  {kind}: mlc {elapsed:.2f}s, pool {pool:.2f}s (load {loads[-1]})",
-                  flush=True)
+            print(f"  {kind}: mlc {elapsed:.2f}s, pool {pool:.2f}s (load {loads[-1]})", flush=True)
         rows.append({"kind": kind, "mlc": best_mlc, "pool": best_pool, "load": loads[-1]})
     return rows
 
@@ -183,11 +202,14 @@ def bench_reapply(work: Path, dirs: int, repeat: int, use_dvc: bool) -> dict[str
     reapply = work / "reapply"
     spec = reapply / "reapply.mlspec"
     store = work / "stores" / "reapply"
-    subprocess.run([PYTHON, "-m", "mlc", "lock", spec.name, "--store", str(store)],
-                   cwd=reapply, check=True, capture_output=True)
+    subprocess.run(
+        [PYTHON, "-m", "mlc", "lock", spec.name, "--store", str(store)],
+        cwd=reapply,
+        check=True,
+        capture_output=True,
+    )
     elapsed, report, hashed = mlc_apply(spec, store)  # warms the cache (or checks it is warm)
-    print(f"  warm-up apply: {elapsed:.2f}s, {statuses(report)}, {hashed} files hashed",
-          flush=True)
+    print(f"  warm-up apply: {elapsed:.2f}s, {statuses(report)}, {hashed} files hashed", flush=True)
     best, best_hashed, counts = float("inf"), -1, {}
     for _ in range(repeat):
         elapsed, report, hashed = mlc_apply(spec, store)
@@ -196,15 +218,15 @@ def bench_reapply(work: Path, dirs: int, repeat: int, use_dvc: bool) -> dict[str
             sys.exit(f"the re-apply did not find every step cached: {counts}")
         if elapsed < best:
             best, best_hashed = elapsed, hashed
-        print(f"  mlc apply (all cached): {elapsed:.2f}s, {hashed} files hashed "
-              f"(load {load()})", flush=True)
-    result: dict[str, object] = {"mlc": best, "hashed": best_hashed, "dvc": None,
-                                 "load": load()}
+        print(
+            f"  mlc apply (all cached): {elapsed:.2f}s, {hashed} files hashed (load {load()})",
+            flush=True,
+        )
+    result: dict[str, object] = {"mlc": best, "hashed": best_hashed, "dvc": None, "load": load()}
     if use_dvc and DVC.exists():
         if not (reapply / ".dvc").exists():
             subprocess.run([str(DVC), "init", "--no-scm", "-q"], cwd=reapply, check=True)
-            subprocess.run([str(DVC), "config", "core.analytics", "false"], cwd=reapply,
-                           check=True)
+            subprocess.run([str(DVC), "config", "core.analytics", "false"], cwd=reapply, check=True)
         if not dvc_ready(reapply, dirs):
             # `dvc repro` of 1,000 stages takes tens of minutes (it rewrites dvc.lock after
             # each stage); running the stage commands and committing them all is equivalent.
@@ -218,8 +240,9 @@ def bench_reapply(work: Path, dirs: int, repeat: int, use_dvc: bool) -> dict[str
         best_dvc = float("inf")
         for _ in range(repeat):
             start = time.perf_counter()
-            done = subprocess.run([str(DVC), "status"], cwd=reapply, capture_output=True,
-                                  text=True, check=False)
+            done = subprocess.run(
+                [str(DVC), "status"], cwd=reapply, capture_output=True, text=True, check=False
+            )
             took = time.perf_counter() - start
             if "up to date" not in done.stdout:
                 sys.exit(f"dvc status does not say up to date:\n{done.stdout[-2000:]}")
@@ -233,8 +256,9 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def table(sched: list[dict[str, object]], reapply: dict[str, object] | None,
-          steps: int, dirs: int) -> str:
+def table(
+    sched: list[dict[str, object]], reapply: dict[str, object] | None, steps: int, dirs: int
+) -> str:
     lines = [
         "| benchmark | mlc | peer | ratio | target | result |",
         "|---|---|---|---|---|---|",
@@ -279,7 +303,7 @@ def write_docs(text: str, argv: list[str]) -> None:
     if SECTION in content:
         start = content.index(SECTION)
         following = content.find("\n## ", start + len(SECTION))
-        rest = content[following + 1:] if following != -1 else ""
+        rest = content[following + 1 :] if following != -1 else ""
         content = content[:start] + section + ("\n" + rest if rest else "")
     else:
         content = content.rstrip("\n") + "\n\n" + section
@@ -295,7 +319,8 @@ def main() -> None:
     parser.add_argument("--skip-reapply", action="store_true")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument(
-        "--sched-store-dir", type=Path,
+        "--sched-store-dir",
+        type=Path,
         help="where the scheduling runs put their stores (e.g. /dev/shm, to see what the "
         "disk's flushes cost)",
     )
@@ -307,8 +332,7 @@ def main() -> None:
     generate(work, steps, dirs, per_dir, kb)
     print(f"{machine()}\n{versions()}\nload {load()}", flush=True)
     sched = [] if args.skip_sched else bench_sched(work, steps, args.repeat, args.sched_store_dir)
-    reapply = None if args.skip_reapply else bench_reapply(work, dirs, args.repeat,
-                                                           not args.no_dvc)
+    reapply = None if args.skip_reapply else bench_reapply(work, dirs, args.repeat, not args.no_dvc)
     text = table(sched, reapply, steps, dirs)
     text += f"\n\nLoad average (1, 5, 15 min) at the end: {load()}."
     print("\n" + text)

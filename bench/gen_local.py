@@ -122,8 +122,10 @@ def generate(work: Path, steps: int, dirs: int, per_dir: int, file_kb: int) -> N
     write_if_changed(reapply / "reapply.mlspec", reapply_spec(dirs))
     write_if_changed(reapply / "dvc.yaml", dvc_yaml(dirs))
     (reapply / "out").mkdir(exist_ok=True)
-    print(f"generated under {work}: {steps} scheduling steps, {dirs} x {per_dir} files "
-          f"of {file_kb} KB ({written} written)")
+    print(
+        f"generated under {work}: {steps} scheduling steps, {dirs} x {per_dir} files "
+        f"of {file_kb} KB ({written} written)"
+    )
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ EXPLICIT_SIZES = (1_000, 10_000, 20_000)
 FOREACH_WIDTH = 10_000
 FAN_WIDTH = 8  # workers between a hub and its join
 
-REALISTIC_20 = '''\
+REALISTIC_20 = """\
 mlspec 1
 
 # A churn model: ingest two sources, validate and join them, build features, train three
@@ -244,7 +244,7 @@ target dev {
   address = "ray://ray-head.ml.svc:10001"
   store = "s3://acme-ml/mlc"
 }
-'''
+"""
 
 
 def realistic_20() -> str:
@@ -292,11 +292,20 @@ def explicit_steps(count: int, width: int = FAN_WIDTH) -> str:
         lines += _step(hub, "bench.steps:split", {"upstream": previous}, "data")
         worker_names = [f"work_{group}_{i}" for i in range(workers)]
         for worker in worker_names:
-            lines += _step(worker, "bench.steps:transform", {"upstream": f"{hub}.data"}, "part",
-                           args="{ seed = params.seed, tag = params.tag }")
+            lines += _step(
+                worker,
+                "bench.steps:transform",
+                {"upstream": f"{hub}.data"},
+                "part",
+                args="{ seed = params.seed, tag = params.tag }",
+            )
         join = f"join_{group}"
-        lines += _step(join, "bench.steps:join",
-                       {f"part_{i}": f"{w}.part" for i, w in enumerate(worker_names)}, "data")
+        lines += _step(
+            join,
+            "bench.steps:join",
+            {f"part_{i}": f"{w}.part" for i, w in enumerate(worker_names)},
+            "data",
+        )
         previous = f"{join}.data"
         made += workers + 2
         group += 1
@@ -304,8 +313,9 @@ def explicit_steps(count: int, width: int = FAN_WIDTH) -> str:
     return "\n".join(lines)
 
 
-def _step(name: str, call: str, inputs: dict[str, str], output: str,
-          args: str | None = None) -> list[str]:
+def _step(
+    name: str, call: str, inputs: dict[str, str], output: str, args: str | None = None
+) -> list[str]:
     wired = ", ".join(f"{port} = {source}" for port, source in inputs.items())
     lines = ["", f"  step {name} {{", f'    call = "{call}"']
     if args:

@@ -56,13 +56,31 @@ def clean(joined: Input[Dataset], cleaned: Output[Dataset]):
 
 
 @dsl.container_component
-def train_gbm(train: Input[Dataset], max_depth: int, n_estimators: int, learning_rate: float,
-              seed: int, model: Output[Model]):
+def train_gbm(
+    train: Input[Dataset],
+    max_depth: int,
+    n_estimators: int,
+    learning_rate: float,
+    seed: int,
+    model: Output[Model],
+):
     return dsl.ContainerSpec(
         image=IMAGE,
         command=["python", "-m", "churn.train_gbm"],
-        args=["--data", train.path, "--depth", max_depth, "--trees", n_estimators,
-              "--lr", learning_rate, "--seed", seed, "--out", model.path],
+        args=[
+            "--data",
+            train.path,
+            "--depth",
+            max_depth,
+            "--trees",
+            n_estimators,
+            "--lr",
+            learning_rate,
+            "--seed",
+            seed,
+            "--out",
+            model.path,
+        ],
     )
 
 
@@ -100,34 +118,56 @@ def join(events: Input[Dataset], accounts: Input[Dataset], joined: Output[Datase
 
 
 @dsl.component(base_image=IMAGE)
-def split(rows: Input[Dataset], test_fraction: float, seed: int, train: Output[Dataset],
-          test: Output[Dataset]):
+def split(
+    rows: Input[Dataset],
+    test_fraction: float,
+    seed: int,
+    train: Output[Dataset],
+    test: Output[Dataset],
+):
     from churn.split import train_test
 
     train_test(rows.path, test_fraction, seed, train.path, test.path)
 
 
 @dsl.component(base_image=IMAGE)
-def features(train_rows: Input[Dataset], test_rows: Input[Dataset], kind: str,
-             train: Output[Dataset], test: Output[Dataset]):
+def features(
+    train_rows: Input[Dataset],
+    test_rows: Input[Dataset],
+    kind: str,
+    train: Output[Dataset],
+    test: Output[Dataset],
+):
     from churn import features as f
 
     getattr(f, kind)(train_rows.path, test_rows.path, train.path, test.path)
 
 
 @dsl.component(base_image=IMAGE)
-def assemble(numeric_train: Input[Dataset], numeric_test: Input[Dataset],
-             categorical_train: Input[Dataset], categorical_test: Input[Dataset],
-             train: Output[Dataset], test: Output[Dataset]):
+def assemble(
+    numeric_train: Input[Dataset],
+    numeric_test: Input[Dataset],
+    categorical_train: Input[Dataset],
+    categorical_test: Input[Dataset],
+    train: Output[Dataset],
+    test: Output[Dataset],
+):
     from churn.features import assemble as run
 
-    run(numeric_train.path, numeric_test.path, categorical_train.path, categorical_test.path,
-        train.path, test.path)
+    run(
+        numeric_train.path,
+        numeric_test.path,
+        categorical_train.path,
+        categorical_test.path,
+        train.path,
+        test.path,
+    )
 
 
 @dsl.component(base_image=IMAGE)
-def train_forest(train: Input[Dataset], max_depth: int, n_estimators: int, seed: int,
-                 model: Output[Model]):
+def train_forest(
+    train: Input[Dataset], max_depth: int, n_estimators: int, seed: int, model: Output[Model]
+):
     from churn.train import random_forest
 
     random_forest(train.path, max_depth, n_estimators, seed, model.path)
@@ -148,19 +188,27 @@ def evaluate(model: Input[Model], test: Input[Dataset], scores: Output[Metrics])
 
 
 @dsl.component(base_image=IMAGE)
-def compare(gbm: Input[Model], forest: Input[Model], logistic: Input[Model],
-            gbm_scores: Input[Metrics], forest_scores: Input[Metrics],
-            logistic_scores: Input[Metrics], best: Output[Model],
-            scores: Output[Metrics]) -> NamedTuple("Best", [("auc", float)]):
+def compare(
+    gbm: Input[Model],
+    forest: Input[Model],
+    logistic: Input[Model],
+    gbm_scores: Input[Metrics],
+    forest_scores: Input[Metrics],
+    logistic_scores: Input[Metrics],
+    best: Output[Model],
+    scores: Output[Metrics],
+) -> NamedTuple("Best", [("auc", float)]):
     from churn.select import best_by_auc
 
-    return best_by_auc(gbm, forest, logistic, gbm_scores, forest_scores, logistic_scores,
-                       best, scores)
+    return best_by_auc(
+        gbm, forest, logistic, gbm_scores, forest_scores, logistic_scores, best, scores
+    )
 
 
 @dsl.component(base_image=IMAGE)
-def publish(model: Input[Model], scores: Input[Metrics], explanation: Input[Dataset],
-            entry: Output[Dataset]):
+def publish(
+    model: Input[Model], scores: Input[Metrics], explanation: Input[Dataset], entry: Output[Dataset]
+):
     from churn.registry import publish as run
 
     run(model.path, scores.path, explanation.path, entry.path)
@@ -176,56 +224,125 @@ def _templated(task: dsl.PipelineTask) -> dsl.PipelineTask:
 
 
 @dsl.pipeline(name="churn")
-def churn(snapshot: str = "2026-11-01", test_fraction: float = 0.2, seed: int = 7,
-          max_depth: int = 8, n_estimators: int = 400, learning_rate: float = 0.05,
-          l2: float = 0.1, min_auc: float = 0.8):
+def churn(
+    snapshot: str = "2026-11-01",
+    test_fraction: float = 0.2,
+    seed: int = 7,
+    max_depth: int = 8,
+    n_estimators: int = 400,
+    learning_rate: float = 0.05,
+    l2: float = 0.1,
+    min_auc: float = 0.8,
+):
     exit_task = _sized(_templated(notify(run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)), "1", "2G")
     with dsl.ExitHandler(exit_task):
-        events = dsl.importer(artifact_uri="s3://acme-ml/datasets/events",
-                              artifact_class=Dataset, reimport=False)
-        accounts = dsl.importer(artifact_uri="s3://acme-ml/datasets/accounts",
-                                artifact_class=Dataset, reimport=False)
-        ingest_events = _sized(_templated(
-            ingest(raw=events.output, snapshot=snapshot)), "4", "16G")
-        ingest_accounts = _sized(_templated(
-            ingest(raw=accounts.output, snapshot=snapshot)), "1", "2G")
+        events = dsl.importer(
+            artifact_uri="s3://acme-ml/datasets/events", artifact_class=Dataset, reimport=False
+        )
+        accounts = dsl.importer(
+            artifact_uri="s3://acme-ml/datasets/accounts", artifact_class=Dataset, reimport=False
+        )
+        ingest_events = _sized(_templated(ingest(raw=events.output, snapshot=snapshot)), "4", "16G")
+        ingest_accounts = _sized(
+            _templated(ingest(raw=accounts.output, snapshot=snapshot)), "1", "2G"
+        )
         validate_events = _sized(validate(rows=ingest_events.outputs["rows"]), "1", "2G")
         validate_accounts = _sized(validate(rows=ingest_accounts.outputs["rows"]), "1", "2G")
-        joined = _sized(join(events=validate_events.outputs["valid"],
-                             accounts=validate_accounts.outputs["valid"]), "4", "32G")
+        joined = _sized(
+            join(
+                events=validate_events.outputs["valid"], accounts=validate_accounts.outputs["valid"]
+            ),
+            "4",
+            "32G",
+        )
         cleaned = _sized(_templated(clean(joined=joined.outputs["joined"])), "4", "16G")
-        splits = _sized(split(rows=cleaned.outputs["cleaned"], test_fraction=test_fraction,
-                              seed=seed), "1", "2G")
-        numeric = _sized(features(train_rows=splits.outputs["train"],
-                                  test_rows=splits.outputs["test"], kind="numeric"), "4", "16G")
-        categorical = _sized(features(train_rows=splits.outputs["train"],
-                                      test_rows=splits.outputs["test"], kind="categorical"),
-                             "4", "16G")
-        assembled = _sized(assemble(
-            numeric_train=numeric.outputs["train"], numeric_test=numeric.outputs["test"],
-            categorical_train=categorical.outputs["train"],
-            categorical_test=categorical.outputs["test"]), "4", "16G")
-        gbm = _sized(_templated(train_gbm(
-            train=assembled.outputs["train"], max_depth=max_depth, n_estimators=n_estimators,
-            learning_rate=learning_rate, seed=seed)), "8", "32G")
-        forest = _sized(train_forest(train=assembled.outputs["train"], max_depth=max_depth,
-                                     n_estimators=n_estimators, seed=seed), "8", "16G")
+        splits = _sized(
+            split(rows=cleaned.outputs["cleaned"], test_fraction=test_fraction, seed=seed),
+            "1",
+            "2G",
+        )
+        numeric = _sized(
+            features(
+                train_rows=splits.outputs["train"], test_rows=splits.outputs["test"], kind="numeric"
+            ),
+            "4",
+            "16G",
+        )
+        categorical = _sized(
+            features(
+                train_rows=splits.outputs["train"],
+                test_rows=splits.outputs["test"],
+                kind="categorical",
+            ),
+            "4",
+            "16G",
+        )
+        assembled = _sized(
+            assemble(
+                numeric_train=numeric.outputs["train"],
+                numeric_test=numeric.outputs["test"],
+                categorical_train=categorical.outputs["train"],
+                categorical_test=categorical.outputs["test"],
+            ),
+            "4",
+            "16G",
+        )
+        gbm = _sized(
+            _templated(
+                train_gbm(
+                    train=assembled.outputs["train"],
+                    max_depth=max_depth,
+                    n_estimators=n_estimators,
+                    learning_rate=learning_rate,
+                    seed=seed,
+                )
+            ),
+            "8",
+            "32G",
+        )
+        forest = _sized(
+            train_forest(
+                train=assembled.outputs["train"],
+                max_depth=max_depth,
+                n_estimators=n_estimators,
+                seed=seed,
+            ),
+            "8",
+            "16G",
+        )
         forest.set_retry(1)
         logistic = _sized(train_logistic(train=assembled.outputs["train"], l2=l2), "1", "2G")
         evaluated = [
             _sized(evaluate(model=m.outputs["model"], test=assembled.outputs["test"]), "1", "2G")
             for m in (gbm, forest, logistic)
         ]
-        best = _sized(compare(
-            gbm=gbm.outputs["model"], forest=forest.outputs["model"],
-            logistic=logistic.outputs["model"], gbm_scores=evaluated[0].outputs["scores"],
-            forest_scores=evaluated[1].outputs["scores"],
-            logistic_scores=evaluated[2].outputs["scores"]), "1", "2G")
-        explained = _sized(_templated(explain(model=best.outputs["best"],
-                                              test=assembled.outputs["test"])), "4", "16G")
+        best = _sized(
+            compare(
+                gbm=gbm.outputs["model"],
+                forest=forest.outputs["model"],
+                logistic=logistic.outputs["model"],
+                gbm_scores=evaluated[0].outputs["scores"],
+                forest_scores=evaluated[1].outputs["scores"],
+                logistic_scores=evaluated[2].outputs["scores"],
+            ),
+            "1",
+            "2G",
+        )
+        explained = _sized(
+            _templated(explain(model=best.outputs["best"], test=assembled.outputs["test"])),
+            "4",
+            "16G",
+        )
         with dsl.If(best.outputs["auc"] >= min_auc):
-            _sized(publish(model=best.outputs["best"], scores=best.outputs["scores"],
-                           explanation=explained.outputs["report"]), "1", "2G")
+            _sized(
+                publish(
+                    model=best.outputs["best"],
+                    scores=best.outputs["scores"],
+                    explanation=explained.outputs["report"],
+                ),
+                "1",
+                "2G",
+            )
 
 
 # -- N tasks: the chain of fans of `gen_specs.explicit_steps` ------------------------------------
@@ -282,8 +399,9 @@ def explicit_steps(count: int, width: int = FAN_WIDTH):
             workers = min(width, remaining - 2)
             hub = _sized(step_transform(upstream=previous, seed=seed, tag=tag), "1", "2G")
             parts = {
-                f"part_{i}": _sized(step_transform(upstream=hub.outputs["data"], seed=seed,
-                                                   tag=tag), "1", "2G").outputs["data"]
+                f"part_{i}": _sized(
+                    step_transform(upstream=hub.outputs["data"], seed=seed, tag=tag), "1", "2G"
+                ).outputs["data"]
                 for i in range(workers)
             }
             joined = _sized(step_join(workers)(**parts), "1", "2G")

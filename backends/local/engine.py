@@ -772,9 +772,7 @@ class _LogBatches:
         with self._lock:
             self._pending.append(data)
             if self._thread is None and not self._closed.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="mlc-logs", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="mlc-logs", daemon=True)
                 self._thread.start()
         return str(digest)
 

@@ -80,8 +80,7 @@ def condition_text(condition: Condition, names: dict[str, str] | None = None) ->
         # Comparisons do not chain, so both of their operands need parentheses at equal rank.
         left_bound = own + 1 if own == _PRECEDENCE["=="] else own
         return (
-            f"{_operand(left, left_bound, names)} {condition.op} "
-            f"{_operand(right, own + 1, names)}"
+            f"{_operand(left, left_bound, names)} {condition.op} {_operand(right, own + 1, names)}"
         )
     args = ", ".join(condition_text(arg, names) for arg in condition.args)
     return f"{condition.op}({args})"

@@ -75,7 +75,9 @@ def bind_arguments(
     except (TypeError, ValueError):  # a builtin or C function: call it as it is
         return kwargs
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    leaves_out_metrics = returned_metrics is not None and returned_metrics not in signature.parameters
+    leaves_out_metrics = (
+        returned_metrics is not None and returned_metrics not in signature.parameters
+    )
     if leaves_out_metrics and not accepts_any:
         kwargs = {k: v for k, v in kwargs.items() if k != returned_metrics}
     try:

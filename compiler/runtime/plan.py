@@ -119,7 +119,9 @@ def make_plan(
         for invocation in invocations_of(step):
             status = "running" if not step.is_finally else "succeeded"
             parts = cache_key_parts(
-                invocation, code=code, input_digests=wiring.digests,
+                invocation,
+                code=code,
+                input_digests=wiring.digests,
                 run=RunInfo(PLAN_RUN_ID, status),
             )
             decision = decide(

@@ -39,6 +39,4 @@ def check_secrets(steps: Iterable[Step], environ: Mapping[str, str]) -> None:
         }
     )
     if missing:
-        raise PreflightError(
-            "secrets are missing from the environment: " + "; ".join(missing)
-        )
+        raise PreflightError("secrets are missing from the environment: " + "; ".join(missing))

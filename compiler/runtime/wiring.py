@@ -27,9 +27,7 @@ class Wiring:
     """Input name -> the upstream step whose output it needs and which has none (yet)."""
 
 
-def wire_inputs(
-    step: Step, datasets: Mapping[str, Digest], produced: Produced
-) -> Wiring:
+def wire_inputs(step: Step, datasets: Mapping[str, Digest], produced: Produced) -> Wiring:
     """The input digests of a step (the same for each of its foreach items)."""
     wiring = Wiring()
     for port in step.inputs:

@@ -4,7 +4,6 @@ reads them."""
 from __future__ import annotations
 
 import pytest
-
 from mlc.checks.templates import check_template
 from mlc.diagnostics import Diagnostic
 from mlc.front import ast

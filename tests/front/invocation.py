@@ -22,8 +22,7 @@ COMMAND = re.compile(r"^#\s*command:\s*(?P<command>.*)$", re.MULTILINE)
 # Codes the checker cannot produce yet, with the reason. Their corpus files and explanation
 # examples state what the language wants and run as strict expected failures, so they turn
 # red the day the checker produces the code and the entry must be removed.
-KNOWN_GAPS: dict[str, str] = {
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @dataclass

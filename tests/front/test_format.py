@@ -479,7 +479,11 @@ separators = st.sampled_from(
 
 @st.composite
 def specs(draw: st.DrawFn) -> str:
-    tokens = ["mlspec", "1", *[t for item in draw(st.lists(top_items, min_size=1, max_size=4)) for t in item]]
+    tokens = [
+        "mlspec",
+        "1",
+        *[t for item in draw(st.lists(top_items, min_size=1, max_size=4)) for t in item],
+    ]
     gaps = draw(st.lists(separators, min_size=len(tokens) + 1, max_size=len(tokens) + 1))
     return "".join(gap + token for gap, token in zip(gaps, [*tokens, ""], strict=True))
 
@@ -670,8 +674,9 @@ def pipelines(draw: st.DrawFn) -> str:
 
 def test_the_pipeline_template_compiles(workspace: Path) -> None:
     spec = workspace / "generated.mlspec"
-    spec.write_text(PIPELINE.format(n=3, cpu="1", memory="1Gi", when="s0.scores.acc > 1", a="1",
-                                    b="1"))
+    spec.write_text(
+        PIPELINE.format(n=3, cpu="1", memory="1Gi", when="s0.scores.acc > 1", a="1", b="1")
+    )
     ir_without_sources(spec)
 
 

@@ -43,7 +43,7 @@ def read_dot(text: str) -> tuple[list[str], list[tuple[str, str]]]:
     position = 0
     while position < len(text):
         match = _DOT_TOKEN.match(text, position)
-        assert match, f"not DOT at {position}: {text[position:position + 20]!r}"
+        assert match, f"not DOT at {position}: {text[position : position + 20]!r}"
         if not match.group().isspace():
             tokens.append(match.group())
         position = match.end()
@@ -262,16 +262,23 @@ def test_mlc_graph_prints_dot_by_default_and_binds_params() -> None:
     done = mlc("graph", "examples/sweep/pipeline.mlspec")
     assert done.returncode == 0, done.stderr
     assert done.stdout == (GOLDEN / "sweep.dot").read_text(encoding="utf-8")
-    done = mlc("graph", "examples/sweep/pipeline.mlspec", "--format", "mermaid",
-               "--param", "learning_rates=[0.1, 0.2]")
+    done = mlc(
+        "graph",
+        "examples/sweep/pipeline.mlspec",
+        "--format",
+        "mermaid",
+        "--param",
+        "learning_rates=[0.1, 0.2]",
+    )
     assert done.returncode == 0, done.stderr
     assert '  step_train("train \u00d72")' in done.stdout.splitlines()
 
 
 def test_mlc_graph_writes_a_file(tmp_path: Path) -> None:
     output = tmp_path / "q.mmd"
-    done = mlc("graph", "examples/quickstart/pipeline.mlspec", "--format", "mermaid", "-o",
-               str(output))
+    done = mlc(
+        "graph", "examples/quickstart/pipeline.mlspec", "--format", "mermaid", "-o", str(output)
+    )
     assert done.returncode == 0, done.stderr
     assert output.read_text(encoding="utf-8") == (GOLDEN / "quickstart.mmd").read_text()
 

@@ -11,10 +11,10 @@ from mlc.runtime.cache_entries import RECORD_KIND
 from tests.local.conftest import Runner, by_name
 from tests.runtime.builders import dataset, document, inp, out, sh, step
 
-HELPERS = '''
+HELPERS = """
 def scale(factor, data, scaled):
     scaled.write_text(str(float(data.read_text()) * factor))
-'''
+"""
 
 
 def pipeline(work: Path, factor: float = 2.0, **step_options: object) -> object:
@@ -26,11 +26,20 @@ def pipeline(work: Path, factor: float = 2.0, **step_options: object) -> object:
     return document(
         work,
         [
-            step("scale", Command(kind="call", function="helpers:scale", args={"factor": factor}),
-                 inputs=[inp("data", "dataset:number")], outputs=[out("scaled")],
-                 params_used={"factor": factor}, **step_options),  # type: ignore[arg-type]
-            step("show", sh("cat {{ inputs.x }} > {{ outputs.text }}"),
-                 inputs=[inp("x", "scale.scaled")], outputs=[out("text")]),
+            step(
+                "scale",
+                Command(kind="call", function="helpers:scale", args={"factor": factor}),
+                inputs=[inp("data", "dataset:number")],
+                outputs=[out("scaled")],
+                params_used={"factor": factor},
+                **step_options,
+            ),  # type: ignore[arg-type]
+            step(
+                "show",
+                sh("cat {{ inputs.x }} > {{ outputs.text }}"),
+                inputs=[inp("x", "scale.scaled")],
+                outputs=[out("text")],
+            ),
         ],
         params={"factor": factor},
         datasets=[dataset("number", "number.txt")],
@@ -81,9 +90,7 @@ def test_a_changed_param_is_named_with_its_old_and_new_value(runner: Runner, wor
     lock(runner, work)
     runner.apply(first)
     changed = pipeline(work, factor=3.0)
-    assert reasons(runner.plan(changed))["scale"] == (
-        "run", ["param `factor` changed (2.0 → 3.0)"]
-    )
+    assert reasons(runner.plan(changed))["scale"] == ("run", ["param `factor` changed (2.0 → 3.0)"])
     report = runner.apply(changed)
     assert statuses(report) == {"scale": "ran", "show": "ran"}
     assert by_name(report)["show"].reasons[0].startswith("input `x` changed (sha256:")
@@ -98,7 +105,8 @@ def test_changed_input_data_is_named_with_both_digests(runner: Runner, work: Pat
     lock(runner, work)
     new = runner.store.snapshot(work / "number.txt").digest
     assert reasons(runner.plan(doc))["scale"] == (
-        "run", [f"input `data` changed ({old[:19]} → {new[:19]})"]
+        "run",
+        [f"input `data` changed ({old[:19]} → {new[:19]})"],
     )
 
 
@@ -115,18 +123,19 @@ def test_changed_code_of_a_call_step_is_a_miss(runner: Runner, work: Path) -> No
 def test_declared_code_paths_are_part_of_the_key(runner: Runner, work: Path) -> None:
     (work / "tool").mkdir()
     (work / "tool" / "run.sh").write_text("echo one\n")
-    doc = document(work, [
-        step("use", sh("sh tool/run.sh > {{ outputs.t }}"), outputs=[out("t")], code=["tool"]),
-    ])
+    doc = document(
+        work,
+        [
+            step("use", sh("sh tool/run.sh > {{ outputs.t }}"), outputs=[out("t")], code=["tool"]),
+        ],
+    )
     runner.apply(doc)
     (work / "tool" / "run.sh").write_text("echo two\n")
     action, why = reasons(runner.plan(doc))["use"]
     assert action == "run" and why[0].startswith("code `tool` changed")
 
 
-def test_resources_retries_and_timeouts_are_not_part_of_the_key(
-    runner: Runner, work: Path
-) -> None:
+def test_resources_retries_and_timeouts_are_not_part_of_the_key(runner: Runner, work: Path) -> None:
     doc = pipeline(work)
     lock(runner, work)
     runner.apply(doc)
@@ -147,10 +156,17 @@ def test_rerun_runs_a_step_and_what_depends_on_it(runner: Runner, work: Path) ->
 
 
 def test_a_step_with_caching_disabled_always_runs(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("stamp", sh("date +%s%N > {{ outputs.t }}"), outputs=[out("t")],
-             cache=CachePolicy(enabled=False)),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "stamp",
+                sh("date +%s%N > {{ outputs.t }}"),
+                outputs=[out("t")],
+                cache=CachePolicy(enabled=False),
+            ),
+        ],
+    )
     runner.apply(doc)
     report = runner.apply(doc)
     assert statuses(report) == {"stamp": "ran"}
@@ -158,10 +174,17 @@ def test_a_step_with_caching_disabled_always_runs(runner: Runner, work: Path) ->
 
 
 def test_an_expired_entry_is_a_miss_that_says_so(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("fetch", sh("echo data > {{ outputs.t }}"), outputs=[out("t")],
-             cache=CachePolicy(expire_seconds=1)),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "fetch",
+                sh("echo data > {{ outputs.t }}"),
+                outputs=[out("t")],
+                cache=CachePolicy(expire_seconds=1),
+            ),
+        ],
+    )
     runner.apply(doc)
     assert statuses(runner.apply(doc)) == {"fetch": "cached"}
     time.sleep(1.2)
@@ -187,9 +210,12 @@ def test_outputs_missing_from_the_store_are_a_miss(runner: Runner, work: Path) -
 
 
 def test_a_step_whose_command_reads_the_run_id_never_hits(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("note", sh("echo {{ run.id }} > {{ outputs.t }}"), outputs=[out("t")]),
-    ])
+    doc = document(
+        work,
+        [
+            step("note", sh("echo {{ run.id }} > {{ outputs.t }}"), outputs=[out("t")]),
+        ],
+    )
     runner.apply(doc)
     report = runner.apply(doc)
     assert statuses(report) == {"note": "ran"}

@@ -169,9 +169,11 @@ def test_an_unknown_rerun_step_is_an_error(
     assert "error: --rerun names no step `cuont` (steps: `count`, `shout`, or `all`)" in err
 
 
-def test_a_spec_with_errors_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_spec_with_errors_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "broken.mlspec"
-    spec.write_text("mlspec 1\npipeline p { step s { run = [\"true\"] inputs { x = nowhere.y } } }\n")
+    spec.write_text('mlspec 1\npipeline p { step s { run = ["true"] inputs { x = nowhere.y } } }\n')
     code, out, err = run_mlc(capsys, "apply", str(spec))
     assert code == 1
     assert "has errors; nothing was run" in err and out == ""
@@ -181,8 +183,11 @@ def test_apply_runs_a_compiled_ir_document(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ir = tmp_path / "pipeline.ir.json"
-    ir.write_text(to_json(document(tmp_path, [step("hello", sh("echo hi > {{ outputs.t }}"),
-                                                   outputs=[out("t")])])))
+    ir.write_text(
+        to_json(
+            document(tmp_path, [step("hello", sh("echo hi > {{ outputs.t }}"), outputs=[out("t")])])
+        )
+    )
     code, printed, _ = run_mlc(capsys, "apply", str(ir))
     assert code == 0 and "hello: ran" in printed
     code, _, err = run_mlc(capsys, "apply", str(ir), "--param", "x=1")

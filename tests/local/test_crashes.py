@@ -30,16 +30,35 @@ def resumable_pipeline(work: Path) -> Path:
         f"touch {work}/started-{{{{ n }}}}; sleep 0.3; "
         "echo $(( $(cat {{ inputs.seed }}) * {{ n }} )) > {{ outputs.value }}"
     )
-    doc = document(work, [
-        step("make", sh("echo 7 > {{ outputs.d }}/seed"),
-             outputs=[out("d", "dir")]),
-        step("seed", sh("cat {{ inputs.d }}/seed > {{ outputs.seed }}"),
-             inputs=[inp("d", "make.d", "dir")], outputs=[out("seed")]),
-        step("square", sh(square), inputs=[inp("seed", "seed.seed")], outputs=[out("value")],
-             foreach=("n", [1, 2, 3, 4]), parallelism=2, cpu_millis=500),
-        step("total", sh("cat {{ inputs.values | join(' ') }} > {{ outputs.sum }}"),
-             inputs=[inp("values", "square.value", fan_in=True)], outputs=[out("sum")]),
-    ], target=target(cpu_millis=2000), outputs={"sum": "total.sum"})
+    doc = document(
+        work,
+        [
+            step("make", sh("echo 7 > {{ outputs.d }}/seed"), outputs=[out("d", "dir")]),
+            step(
+                "seed",
+                sh("cat {{ inputs.d }}/seed > {{ outputs.seed }}"),
+                inputs=[inp("d", "make.d", "dir")],
+                outputs=[out("seed")],
+            ),
+            step(
+                "square",
+                sh(square),
+                inputs=[inp("seed", "seed.seed")],
+                outputs=[out("value")],
+                foreach=("n", [1, 2, 3, 4]),
+                parallelism=2,
+                cpu_millis=500,
+            ),
+            step(
+                "total",
+                sh("cat {{ inputs.values | join(' ') }} > {{ outputs.sum }}"),
+                inputs=[inp("values", "square.value", fan_in=True)],
+                outputs=[out("sum")],
+            ),
+        ],
+        target=target(cpu_millis=2000),
+        outputs={"sum": "total.sum"},
+    )
     path = work / "pipeline.ir.json"
     path.write_text(to_json(doc))
     return path
@@ -54,9 +73,23 @@ def environment() -> dict[str, str]:
 
 def start_apply(ir: Path, store: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mlc", "apply", str(ir), "--store", str(store),
-         "--format", "json", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(), cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "mlc",
+            "apply",
+            str(ir),
+            "--store",
+            str(store),
+            "--format",
+            "json",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        cwd=REPO,
     )
 
 
@@ -174,9 +207,12 @@ def test_two_concurrent_applies_on_one_store_both_succeed(
 
 
 def test_ctrl_c_cancels_the_run_and_kills_its_steps(tmp_path: Path) -> None:
-    doc = document(tmp_path, [
-        step("long", sh(f"echo $$ > {tmp_path}/pid; sleep 60")),
-    ])
+    doc = document(
+        tmp_path,
+        [
+            step("long", sh(f"echo $$ > {tmp_path}/pid; sleep 60")),
+        ],
+    )
     ir = tmp_path / "long.ir.json"
     ir.write_text(to_json(doc))
     process = start_apply(ir, tmp_path / "store")

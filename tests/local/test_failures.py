@@ -24,10 +24,18 @@ echo ok > {{{{ outputs.t }}}}
 
 
 def test_a_failing_step_is_retried_with_doubling_backoff(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("flaky", sh(FLAKY.format(base=work, succeed_at=3)), outputs=[out("t")],
-             retries=3, backoff_seconds=0.2),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "flaky",
+                sh(FLAKY.format(base=work, succeed_at=3)),
+                outputs=[out("t")],
+                retries=3,
+                backoff_seconds=0.2,
+            ),
+        ],
+    )
     report = runner.apply(doc)
     flaky = by_name(report)["flaky"]
     assert flaky.status == "ran" and flaky.attempts == 3
@@ -39,10 +47,14 @@ def test_a_failing_step_is_retried_with_doubling_backoff(runner: Runner, work: P
 def test_a_step_that_fails_every_attempt_fails_with_its_exit_code(
     runner: Runner, work: Path
 ) -> None:
-    doc = document(work, [
-        step("flaky", sh(FLAKY.format(base=work, succeed_at=99)), outputs=[out("t")],
-             retries=1),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "flaky", sh(FLAKY.format(base=work, succeed_at=99)), outputs=[out("t")], retries=1
+            ),
+        ],
+    )
     report = runner.apply(doc)
     flaky = by_name(report)["flaky"]
     assert report.status == "failed"
@@ -53,8 +65,7 @@ def test_a_step_that_fails_every_attempt_fails_with_its_exit_code(
 def test_a_timeout_kills_the_whole_process_group(runner: Runner, work: Path) -> None:
     # The child ignores SIGTERM, so only the SIGKILL after the grace period stops it.
     script = (
-        f"sh -c 'trap \"\" TERM; echo $$ > {work}/child; while true; do sleep 0.05; done' &"
-        " wait"
+        f"sh -c 'trap \"\" TERM; echo $$ > {work}/child; while true; do sleep 0.05; done' & wait"
     )
     doc = document(work, [step("stuck", sh(script), timeout_seconds=1.0)])
     report = runner.apply(doc)
@@ -82,10 +93,16 @@ def _alive(pid: int) -> bool:
 
 
 def test_metrics_of_the_wrong_type_fail_the_step(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("evaluate", sh("""echo '{"accuracy": "high"}' > {{ outputs.m }}"""),
-             outputs=[out("m", "metrics", {"accuracy": "float", "f1": "float"})]),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "evaluate",
+                sh("""echo '{"accuracy": "high"}' > {{ outputs.m }}"""),
+                outputs=[out("m", "metrics", {"accuracy": "float", "f1": "float"})],
+            ),
+        ],
+    )
     evaluate = by_name(runner.apply(doc))["evaluate"]
     assert evaluate.status == "failed"
     assert evaluate.error == (
@@ -96,10 +113,16 @@ def test_metrics_of_the_wrong_type_fail_the_step(runner: Runner, work: Path) -> 
 
 def test_a_call_step_may_return_its_metrics(runner: Runner, work: Path) -> None:
     (work / "scores.py").write_text("def score():\n    return {'accuracy': 0.9, 'n': 10}\n")
-    doc = document(work, [
-        step("evaluate", Command(kind="call", function="scores:score"),
-             outputs=[out("m", "metrics", {"accuracy": "float", "n": "int"})]),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "evaluate",
+                Command(kind="call", function="scores:score"),
+                outputs=[out("m", "metrics", {"accuracy": "float", "n": "int"})],
+            ),
+        ],
+    )
     evaluate = by_name(runner.apply(doc))["evaluate"]
     assert evaluate.status == "ran"
     import json
@@ -109,9 +132,12 @@ def test_a_call_step_may_return_its_metrics(runner: Runner, work: Path) -> None:
 
 def test_an_exception_in_a_call_step_is_in_its_log(runner: Runner, work: Path) -> None:
     (work / "boom.py").write_text("def explode(out):\n    raise ValueError('no data')\n")
-    doc = document(work, [
-        step("explode", Command(kind="call", function="boom:explode"), outputs=[out("out")]),
-    ])
+    doc = document(
+        work,
+        [
+            step("explode", Command(kind="call", function="boom:explode"), outputs=[out("out")]),
+        ],
+    )
     failed = by_name(runner.apply(doc))["explode"]
     assert failed.error == "boom:explode raised ValueError: no data"
     log = "\n".join(failed.log_tail)
@@ -142,10 +168,17 @@ def test_a_partial_output_never_becomes_visible(runner: Runner, work: Path) -> N
 def test_secrets_come_from_the_environment_and_stay_out_of_the_key(
     runner: Runner, work: Path
 ) -> None:
-    doc = document(work, [
-        step("login", sh('printf %s "$TOKEN" > {{ outputs.t }}'), outputs=[out("t")],
-             secrets={"TOKEN": "registry/api-key"}),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "login",
+                sh('printf %s "$TOKEN" > {{ outputs.t }}'),
+                outputs=[out("t")],
+                secrets={"TOKEN": "registry/api-key"},
+            ),
+        ],
+    )
     with pytest.raises(PreflightError, match="set MLC_SECRET_REGISTRY_API_KEY"):
         runner.apply(doc)
     runner.environ["MLC_SECRET_REGISTRY_API_KEY"] = "s3cr3t"

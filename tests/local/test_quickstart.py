@@ -24,7 +24,12 @@ def mlc(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
     env["MLC_LOCAL_GPUS"] = ""
     return subprocess.run(
         [sys.executable, "-m", "mlc", *args, "--store", str(store)],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+        check=False,
     )
 
 
@@ -88,8 +93,17 @@ def test_plan_explains_a_changed_param(first_run: dict[str, Any], store: Path) -
 
 def test_a_weak_model_is_stopped_by_the_gate(first_run: dict[str, Any], store: Path) -> None:
     # One tree of depth one scores about 0.62 on this split, below `min_accuracy` (0.85).
-    result = mlc("apply", str(SPEC), "--param", "n_estimators=1", "--param", "max_depth=1",
-                 "--format", "json", store=store)
+    result = mlc(
+        "apply",
+        str(SPEC),
+        "--param",
+        "n_estimators=1",
+        "--param",
+        "max_depth=1",
+        "--format",
+        "json",
+        store=store,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     steps = {s["name"]: s for s in report["steps"]}

@@ -32,12 +32,16 @@ def interval(runner: Runner, report: object, name: str) -> tuple[float, float]:
 
 
 def test_steps_run_after_everything_they_need(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("a", sh(stamped()), outputs=[out("t")]),
-        step("b", sh(stamped("sleep 0.2; : b")), inputs=[inp("x", "a.t")], outputs=[out("t")]),
-        step("c", sh(stamped("sleep 0.2; : c")), inputs=[inp("x", "a.t")], outputs=[out("t")]),
-        step("d", sh(stamped()), inputs=[inp("x", "b.t"), inp("y", "c.t")], outputs=[out("t")]),
-    ], target=target(cpu_millis=4000))
+    doc = document(
+        work,
+        [
+            step("a", sh(stamped()), outputs=[out("t")]),
+            step("b", sh(stamped("sleep 0.2; : b")), inputs=[inp("x", "a.t")], outputs=[out("t")]),
+            step("c", sh(stamped("sleep 0.2; : c")), inputs=[inp("x", "a.t")], outputs=[out("t")]),
+            step("d", sh(stamped()), inputs=[inp("x", "b.t"), inp("y", "c.t")], outputs=[out("t")]),
+        ],
+        target=target(cpu_millis=4000),
+    )
     report = runner.apply(doc)
     assert report.status == "succeeded"
     a, b, c, d = (interval(runner, report, n) for n in "abcd")
@@ -46,41 +50,64 @@ def test_steps_run_after_everything_they_need(runner: Runner, work: Path) -> Non
 
 
 def test_after_orders_steps_without_data(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("first", sh(stamped()), outputs=[out("t")]),
-        step("second", sh(stamped("true")), outputs=[out("t")], after=["first"]),
-    ], target=target(cpu_millis=4000))
+    doc = document(
+        work,
+        [
+            step("first", sh(stamped()), outputs=[out("t")]),
+            step("second", sh(stamped("true")), outputs=[out("t")], after=["first"]),
+        ],
+        target=target(cpu_millis=4000),
+    )
     report = runner.apply(doc)
     assert interval(runner, report, "first")[1] <= interval(runner, report, "second")[0]
 
 
 def test_two_one_cpu_steps_never_overlap_on_a_one_cpu_target(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("left", sh(stamped("sleep 0.2; : left")), outputs=[out("t")]),
-        step("right", sh(stamped("sleep 0.2; : right")), outputs=[out("t")]),
-    ], target=target(cpu_millis=1000))
+    doc = document(
+        work,
+        [
+            step("left", sh(stamped("sleep 0.2; : left")), outputs=[out("t")]),
+            step("right", sh(stamped("sleep 0.2; : right")), outputs=[out("t")]),
+        ],
+        target=target(cpu_millis=1000),
+    )
     report = runner.apply(doc)
     left, right = interval(runner, report, "left"), interval(runner, report, "right")
     assert left[1] <= right[0] or right[1] <= left[0]
 
 
 def test_memory_is_accounted_like_cpu(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step(name, sh(stamped(f"sleep 0.2; : {name}")), outputs=[out("t")], cpu_millis=100,
-             memory_bytes=3 << 30)
-        for name in ("left", "right")
-    ], target=target(cpu_millis=4000, memory_bytes=4 << 30))
+    doc = document(
+        work,
+        [
+            step(
+                name,
+                sh(stamped(f"sleep 0.2; : {name}")),
+                outputs=[out("t")],
+                cpu_millis=100,
+                memory_bytes=3 << 30,
+            )
+            for name in ("left", "right")
+        ],
+        target=target(cpu_millis=4000, memory_bytes=4 << 30),
+    )
     report = runner.apply(doc)
     left, right = interval(runner, report, "left"), interval(runner, report, "right")
     assert left[1] <= right[0] or right[1] <= left[0]
 
 
 def test_a_step_that_can_never_fit_fails_before_anything_runs(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("small", sh("touch {{ outputs.t }}"), outputs=[out("t")]),
-        step("huge", sh("true"), cpu_millis=64000),
-    ], target=target(cpu_millis=2000))
-    with pytest.raises(PreflightError, match=r"step `huge` can never run here: it asks for 64 CPUs"):
+    doc = document(
+        work,
+        [
+            step("small", sh("touch {{ outputs.t }}"), outputs=[out("t")]),
+            step("huge", sh("true"), cpu_millis=64000),
+        ],
+        target=target(cpu_millis=2000),
+    )
+    with pytest.raises(
+        PreflightError, match=r"step `huge` can never run here: it asks for 64 CPUs"
+    ):
         runner.apply(doc)
     assert not (work / "t").exists()
 
@@ -88,14 +115,26 @@ def test_a_step_that_can_never_fit_fails_before_anything_runs(runner: Runner, wo
 def test_gpu_steps_see_the_slots_they_hold(runner: Runner, work: Path) -> None:
     runner.environ["MLC_LOCAL_GPUS"] = "t4:2"
     # Each command differs (`: name`): identical definitions would share one cache entry.
-    show = "printf %s \"$CUDA_VISIBLE_DEVICES\" > {{ outputs.devices }}; : "
-    doc = document(work, [
-        step("one", sh(show + "one"), outputs=[out("devices")],
-             gpu=GpuRequest(count=1, accelerator="t4")),
-        step("both", sh(show + "both"), outputs=[out("devices")],
-             gpu=GpuRequest(count=2, accelerator="t4"), after=["one"]),
-        step("cpu", sh(show + "cpu"), outputs=[out("devices")]),
-    ])
+    show = 'printf %s "$CUDA_VISIBLE_DEVICES" > {{ outputs.devices }}; : '
+    doc = document(
+        work,
+        [
+            step(
+                "one",
+                sh(show + "one"),
+                outputs=[out("devices")],
+                gpu=GpuRequest(count=1, accelerator="t4"),
+            ),
+            step(
+                "both",
+                sh(show + "both"),
+                outputs=[out("devices")],
+                gpu=GpuRequest(count=2, accelerator="t4"),
+                after=["one"],
+            ),
+            step("cpu", sh(show + "cpu"), outputs=[out("devices")]),
+        ],
+    )
     report = runner.apply(doc)
     devices = {
         name: runner.store.read_bytes(step.outputs["devices"]).decode()
@@ -108,11 +147,19 @@ def test_gpu_steps_see_the_slots_they_hold(runner: Runner, work: Path) -> None:
 
 def test_gpu_steps_share_slots_without_overlap(runner: Runner, work: Path) -> None:
     runner.environ["MLC_LOCAL_GPUS"] = "t4:1"
-    doc = document(work, [
-        step(n, sh(stamped(f"sleep 0.2; : {n}")), outputs=[out("t")], cpu_millis=100,
-             gpu=GpuRequest(count=1))
-        for n in ("g1", "g2")
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                n,
+                sh(stamped(f"sleep 0.2; : {n}")),
+                outputs=[out("t")],
+                cpu_millis=100,
+                gpu=GpuRequest(count=1),
+            )
+            for n in ("g1", "g2")
+        ],
+    )
     report = runner.apply(doc)
     first, second = interval(runner, report, "g1"), interval(runner, report, "g2")
     assert first[1] <= second[0] or second[1] <= first[0]
@@ -122,23 +169,37 @@ def test_an_accelerator_the_machine_lacks_is_reported_before_running(
     runner: Runner, work: Path
 ) -> None:
     runner.environ["MLC_LOCAL_GPUS"] = "t4:2"
-    doc = document(work, [
-        step("train", sh("true"), gpu=GpuRequest(count=1, accelerator="a100-80gb")),
-    ])
+    doc = document(
+        work,
+        [
+            step("train", sh("true"), gpu=GpuRequest(count=1, accelerator="a100-80gb")),
+        ],
+    )
     expected = r"1 `a100-80gb` GPU and this machine has 0 \(GPUs from MLC_LOCAL_GPUS"
     with pytest.raises(PreflightError, match=expected):
         runner.apply(doc)
 
 
-def test_foreach_runs_once_per_item_and_fan_in_keeps_item_order(
-    runner: Runner, work: Path
-) -> None:
-    doc = document(work, [
-        step("square", sh("echo $(( {{ n }} * {{ n }} )) > {{ outputs.value }}"),
-             outputs=[out("value")], foreach=("n", [3, 1, 2])),
-        step("collect", sh("cat {{ inputs.values | join(' ') }} > {{ outputs.all }}"),
-             inputs=[inp("values", "square.value", fan_in=True)], outputs=[out("all")]),
-    ], target=target(cpu_millis=4000), outputs={"all": "collect.all"})
+def test_foreach_runs_once_per_item_and_fan_in_keeps_item_order(runner: Runner, work: Path) -> None:
+    doc = document(
+        work,
+        [
+            step(
+                "square",
+                sh("echo $(( {{ n }} * {{ n }} )) > {{ outputs.value }}"),
+                outputs=[out("value")],
+                foreach=("n", [3, 1, 2]),
+            ),
+            step(
+                "collect",
+                sh("cat {{ inputs.values | join(' ') }} > {{ outputs.all }}"),
+                inputs=[inp("values", "square.value", fan_in=True)],
+                outputs=[out("all")],
+            ),
+        ],
+        target=target(cpu_millis=4000),
+        outputs={"all": "collect.all"},
+    )
     report = runner.apply(doc)
     steps = by_name(report)
     assert {"square[0]", "square[1]", "square[2]"} <= set(steps)
@@ -146,10 +207,20 @@ def test_foreach_runs_once_per_item_and_fan_in_keeps_item_order(
 
 
 def test_foreach_parallelism_bounds_items_running_at_once(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("item", sh(stamped("sleep 0.3")), outputs=[out("t")], cpu_millis=100,
-             foreach=("i", [1, 2, 3, 4]), parallelism=2),
-    ], target=target(cpu_millis=8000))
+    doc = document(
+        work,
+        [
+            step(
+                "item",
+                sh(stamped("sleep 0.3")),
+                outputs=[out("t")],
+                cpu_millis=100,
+                foreach=("i", [1, 2, 3, 4]),
+                parallelism=2,
+            ),
+        ],
+        target=target(cpu_millis=8000),
+    )
     report = runner.apply(doc)
     spans = [interval(runner, report, f"item[{i}]") for i in range(4)]
     for moment, _ in spans:
@@ -158,14 +229,28 @@ def test_foreach_parallelism_bounds_items_running_at_once(runner: Runner, work: 
 
 
 def test_a_false_gate_skips_the_step_and_what_needs_it(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("evaluate", sh("echo '{\"accuracy\": 0.8}' > {{ outputs.m }}"),
-             outputs=[out("m", "metrics", {"accuracy": "float"})]),
-        step("register", sh("touch {{ outputs.entry }}"), outputs=[out("entry")],
-             when=op(">=", metric("evaluate", "m", "accuracy"), 0.9)),
-        step("announce", sh("touch {{ outputs.done }}"), inputs=[inp("e", "register.entry")],
-             outputs=[out("done")]),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "evaluate",
+                sh("echo '{\"accuracy\": 0.8}' > {{ outputs.m }}"),
+                outputs=[out("m", "metrics", {"accuracy": "float"})],
+            ),
+            step(
+                "register",
+                sh("touch {{ outputs.entry }}"),
+                outputs=[out("entry")],
+                when=op(">=", metric("evaluate", "m", "accuracy"), 0.9),
+            ),
+            step(
+                "announce",
+                sh("touch {{ outputs.done }}"),
+                inputs=[inp("e", "register.entry")],
+                outputs=[out("done")],
+            ),
+        ],
+    )
     report = runner.apply(doc)
     steps = by_name(report)
     assert report.status == "succeeded"
@@ -178,22 +263,40 @@ def test_a_false_gate_skips_the_step_and_what_needs_it(runner: Runner, work: Pat
 
 
 def test_a_true_gate_lets_the_step_run(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("evaluate", sh("echo '{\"accuracy\": 0.95}' > {{ outputs.m }}"),
-             outputs=[out("m", "metrics", {"accuracy": "float"})]),
-        step("register", sh("touch {{ outputs.entry }}"), outputs=[out("entry")],
-             when=op("and", op(">=", metric("evaluate", "m", "accuracy"), 0.9), True)),
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                "evaluate",
+                sh("echo '{\"accuracy\": 0.95}' > {{ outputs.m }}"),
+                outputs=[out("m", "metrics", {"accuracy": "float"})],
+            ),
+            step(
+                "register",
+                sh("touch {{ outputs.entry }}"),
+                outputs=[out("entry")],
+                when=op("and", op(">=", metric("evaluate", "m", "accuracy"), 0.9), True),
+            ),
+        ],
+    )
     assert by_name(runner.apply(doc))["register"].status == "ran"
 
 
 def test_finally_steps_run_after_a_failure_and_see_the_status(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("ok", sh("touch {{ outputs.t }}"), outputs=[out("t")]),
-        step("broken", sh("exit 3")),
-        step("report", sh("echo {{ run.status }} > {{ outputs.status }}"),
-             outputs=[out("status")], is_finally=True),
-    ], target=target(cpu_millis=1000))
+    doc = document(
+        work,
+        [
+            step("ok", sh("touch {{ outputs.t }}"), outputs=[out("t")]),
+            step("broken", sh("exit 3")),
+            step(
+                "report",
+                sh("echo {{ run.status }} > {{ outputs.status }}"),
+                outputs=[out("status")],
+                is_finally=True,
+            ),
+        ],
+        target=target(cpu_millis=1000),
+    )
     report = runner.apply(doc, keep_going=True)
     steps = by_name(report)
     assert report.status == "failed"
@@ -203,32 +306,47 @@ def test_finally_steps_run_after_a_failure_and_see_the_status(runner: Runner, wo
 
 
 def test_finally_steps_see_success(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("ok", sh("true")),
-        step("report", sh("echo {{ run.status }} > {{ outputs.status }}"),
-             outputs=[out("status")], is_finally=True),
-    ])
+    doc = document(
+        work,
+        [
+            step("ok", sh("true")),
+            step(
+                "report",
+                sh("echo {{ run.status }} > {{ outputs.status }}"),
+                outputs=[out("status")],
+                is_finally=True,
+            ),
+        ],
+    )
     steps = by_name(runner.apply(doc))
     assert runner.store.read_bytes(steps["report"].outputs["status"]) == b"succeeded\n"
 
 
 def test_fail_fast_starts_nothing_new_after_a_failure(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("broken", sh("exit 1")),
-        step("later", sh("true"), after=["broken"]),
-        step("independent", sh("true"), after=["broken"]),
-    ], target=target(cpu_millis=1000))
+    doc = document(
+        work,
+        [
+            step("broken", sh("exit 1")),
+            step("later", sh("true"), after=["broken"]),
+            step("independent", sh("true"), after=["broken"]),
+        ],
+        target=target(cpu_millis=1000),
+    )
     steps = by_name(runner.apply(doc))
     assert steps["later"].status == "skipped"
     assert steps["independent"].status == "skipped"
 
 
 def test_keep_going_runs_independent_branches(runner: Runner, work: Path) -> None:
-    doc = document(work, [
-        step("broken", sh("exit 1")),
-        step("needs_broken", sh("true"), after=["broken"]),
-        step("independent", sh("sleep 0.1")),
-    ], target=target(cpu_millis=1000))
+    doc = document(
+        work,
+        [
+            step("broken", sh("exit 1")),
+            step("needs_broken", sh("true"), after=["broken"]),
+            step("independent", sh("sleep 0.1")),
+        ],
+        target=target(cpu_millis=1000),
+    )
     report = runner.apply(doc, keep_going=True)
     steps = by_name(report)
     assert report.status == "failed"
@@ -240,11 +358,18 @@ def test_keep_going_runs_independent_branches(runner: Runner, work: Path) -> Non
 def test_every_run_and_step_is_recorded_in_lineage(runner: Runner, work: Path) -> None:
     from mlc.store.lineage import open_lineage
 
-    doc = document(work, [
-        step("make", sh("echo hi > {{ outputs.t }}; echo made"), outputs=[out("t")]),
-        step("use", sh("cat {{ inputs.x }} > {{ outputs.t }}"), inputs=[inp("x", "make.t")],
-             outputs=[out("t")]),
-    ])
+    doc = document(
+        work,
+        [
+            step("make", sh("echo hi > {{ outputs.t }}; echo made"), outputs=[out("t")]),
+            step(
+                "use",
+                sh("cat {{ inputs.x }} > {{ outputs.t }}"),
+                inputs=[inp("x", "make.t")],
+                outputs=[out("t")],
+            ),
+        ],
+    )
     report = runner.apply(doc)
     lineage = open_lineage(runner.store)
     try:
@@ -264,15 +389,20 @@ def test_call_steps_run_in_reused_worker_processes(runner: Runner, work: Path) -
     from mlc.ir.model import Command
 
     (work / "helpers.py").write_text(
-        "import json, os\n"
-        "def pid(out):\n"
-        "    out.write_text(str(os.getpid()))\n"
+        "import json, os\ndef pid(out):\n    out.write_text(str(os.getpid()))\n"
     )
-    doc = document(work, [
-        step(f"s{i}", Command(kind="call", function="helpers:pid"), outputs=[out("out")],
-             after=[f"s{i - 1}"] if i else [])
-        for i in range(3)
-    ])
+    doc = document(
+        work,
+        [
+            step(
+                f"s{i}",
+                Command(kind="call", function="helpers:pid"),
+                outputs=[out("out")],
+                after=[f"s{i - 1}"] if i else [],
+            )
+            for i in range(3)
+        ],
+    )
     report = runner.apply(doc)
     pids = {runner.store.read_bytes(s.outputs["out"]) for s in report.steps}
     assert len(pids) == 1

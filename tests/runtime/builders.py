@@ -161,7 +161,9 @@ def target(
     nodes = ()
     if cpu_millis is not None:
         nodes = (
-            NodePool(name="box", count=1, cpu_millis=cpu_millis, memory_bytes=memory_bytes, gpu=gpu),
+            NodePool(
+                name="box", count=1, cpu_millis=cpu_millis, memory_bytes=memory_bytes, gpu=gpu
+            ),
         )
     return Target(
         name=name, backend="local", nodes=nodes, ignore_unsupported=tuple(ignore_unsupported)

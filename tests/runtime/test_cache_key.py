@@ -17,11 +17,18 @@ def key_of(**options: object) -> str:
     code = options.pop("code", {"module steps": DATA})
     inputs = options.pop("inputs", {"data": DATA})
     run_id = str(options.pop("run_id", "run-1"))
-    built = step("train", options.pop("command", Command(kind="call", function="steps:train",
-                                                          args={"n": 1})),
-                 outputs=[out("model", "model")], **options)  # type: ignore[arg-type]
-    return cache_key_parts(Invocation(built), code=code, input_digests=inputs,  # type: ignore[arg-type]
-                           run=RunInfo(run_id)).key
+    built = step(
+        "train",
+        options.pop("command", Command(kind="call", function="steps:train", args={"n": 1})),
+        outputs=[out("model", "model")],
+        **options,
+    )  # type: ignore[arg-type]
+    return cache_key_parts(
+        Invocation(built),
+        code=code,
+        input_digests=inputs,  # type: ignore[arg-type]
+        run=RunInfo(run_id),
+    ).key
 
 
 def test_the_same_definition_always_gives_the_same_key() -> None:
@@ -31,8 +38,12 @@ def test_the_same_definition_always_gives_the_same_key() -> None:
 
 def test_resources_retries_timeouts_and_cache_policy_are_not_part_of_the_key() -> None:
     assert key_of() == key_of(
-        cpu_millis=8000, memory_bytes=1 << 34, gpu=GpuRequest(count=2, accelerator="t4"),
-        retries=5, backoff_seconds=3.0, timeout_seconds=60.0,
+        cpu_millis=8000,
+        memory_bytes=1 << 34,
+        gpu=GpuRequest(count=2, accelerator="t4"),
+        retries=5,
+        backoff_seconds=3.0,
+        timeout_seconds=60.0,
         cache=CachePolicy(expire_seconds=10),
     )
 
@@ -69,11 +80,18 @@ def test_each_foreach_item_has_its_own_key() -> None:
 
 def parts(**changes: object) -> dict[str, object]:
     document: dict[str, object] = {
-        "version": 1, "command": {"kind": "call", "function": "steps:train", "argv": [],
-                                  "args": {"n": 1}},
-        "code": {"module steps": DATA}, "env": {}, "secrets": {}, "image": None,
-        "image_digest": None, "inputs": {"data": DATA, "parts": [DATA, DATA]},
-        "params": {"n": 1}, "item": {}, "outputs": {"model": "model"}, "run": None,
+        "version": 1,
+        "command": {"kind": "call", "function": "steps:train", "argv": [], "args": {"n": 1}},
+        "code": {"module steps": DATA},
+        "env": {},
+        "secrets": {},
+        "image": None,
+        "image_digest": None,
+        "inputs": {"data": DATA, "parts": [DATA, DATA]},
+        "params": {"n": 1},
+        "item": {},
+        "outputs": {"model": "model"},
+        "run": None,
     }
     document.update(changes)
     return document
@@ -97,6 +115,8 @@ def test_explanations_name_what_changed_with_old_and_new() -> None:
 
 
 def test_an_argument_bound_from_a_changed_param_is_named_once() -> None:
-    new = parts(params={"n": 5}, command={"kind": "call", "function": "steps:train", "argv": [],
-                                          "args": {"n": 5}})
+    new = parts(
+        params={"n": 5},
+        command={"kind": "call", "function": "steps:train", "argv": [], "args": {"n": 5}},
+    )
     assert explain_change(parts(), new) == ["param `n` changed (1 → 5)"]

@@ -14,9 +14,16 @@ from mlc.runtime.task import Task, TaskResult, execute_task
 
 
 def call_task(tmp_path: Path, function: str, **arguments: object) -> Task:
-    return Task(kind="call", env=dict(os.environ), cwd=str(tmp_path),
-                log_path=str(tmp_path / "log"), function=function, base_dir=str(tmp_path),
-                arguments=arguments, metrics_path=str(tmp_path / "metrics.json"))
+    return Task(
+        kind="call",
+        env=dict(os.environ),
+        cwd=str(tmp_path),
+        log_path=str(tmp_path / "log"),
+        function=function,
+        base_dir=str(tmp_path),
+        arguments=arguments,
+        metrics_path=str(tmp_path / "metrics.json"),
+    )
 
 
 def test_a_call_gets_args_paths_and_the_foreach_variable(tmp_path: Path) -> None:
@@ -25,8 +32,13 @@ def test_a_call_gets_args_paths_and_the_foreach_variable(tmp_path: Path) -> None
         "    print('called')\n"
         "    out.write_text(str(scale * lr) + data.name + ','.join(p.name for p in parts))\n"
     )
-    task = call_task(tmp_path, "mod_a:f", args={"scale": 10}, foreach={"lr": 0.5},
-                     paths={"data": "/d/x", "parts": ["/p/0", "/p/1"], "out": str(tmp_path / "o")})
+    task = call_task(
+        tmp_path,
+        "mod_a:f",
+        args={"scale": 10},
+        foreach={"lr": 0.5},
+        paths={"data": "/d/x", "parts": ["/p/0", "/p/1"], "out": str(tmp_path / "o")},
+    )
     assert execute_task(task) == TaskResult(0)
     assert (tmp_path / "o").read_text() == "5.0x0,1"
     assert (tmp_path / "log").read_text() == "called\n"
@@ -54,7 +66,8 @@ def test_a_worker_runs_tasks_one_after_another(tmp_path: Path) -> None:
     results_read, results_write = os.pipe()
     worker = subprocess.Popen(
         [sys.executable, "-m", "mlc.runtime.worker", str(tasks_read), str(results_write)],
-        pass_fds=(tasks_read, results_write), start_new_session=True,
+        pass_fds=(tasks_read, results_write),
+        start_new_session=True,
     )
     os.close(tasks_read)
     os.close(results_write)
@@ -71,8 +84,14 @@ def test_a_worker_runs_tasks_one_after_another(tmp_path: Path) -> None:
 def test_a_timeout_kills_the_group_even_if_it_ignores_sigterm(tmp_path: Path) -> None:
     script = f"sh -c 'trap \"\" TERM; echo $$ > {tmp_path}/child; sleep 30' & wait"
     started = time.monotonic()
-    outcome = run_process(["sh", "-c", script], env=dict(os.environ), cwd=str(tmp_path),
-                          log_path=str(tmp_path / "log"), timeout_seconds=0.5, grace_seconds=0.3)
+    outcome = run_process(
+        ["sh", "-c", script],
+        env=dict(os.environ),
+        cwd=str(tmp_path),
+        log_path=str(tmp_path / "log"),
+        timeout_seconds=0.5,
+        grace_seconds=0.3,
+    )
     assert outcome.timed_out
     assert time.monotonic() - started < 10
     child = int((tmp_path / "child").read_text())

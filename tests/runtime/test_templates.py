@@ -17,20 +17,42 @@ def context_for(**paths: object) -> dict[str, object]:
     return template_context(
         invocation,
         {"epochs": 3, "verbose": True, "layers": [64, 32]},
-        StepPaths(inputs={"data": "/in/data", "parts": ["/in/p/0", "/in/p/1"]},
-                  outputs={"model": "/out/model"}),
+        StepPaths(
+            inputs={"data": "/in/data", "parts": ["/in/p/0", "/in/p/1"]},
+            outputs={"model": "/out/model"},
+        ),
         RunInfo("run-1", "running"),
     )
 
 
 def test_each_argv_element_is_rendered_on_its_own() -> None:
     argv = render_argv(
-        ["python", "--data", "{{ inputs.data }}", "--lr", "{{ lr }}", "--epochs",
-         "{{ params.epochs }}", "--out", "{{ outputs.model }}", "{{ step.name }}-{{ run.id }}"],
+        [
+            "python",
+            "--data",
+            "{{ inputs.data }}",
+            "--lr",
+            "{{ lr }}",
+            "--epochs",
+            "{{ params.epochs }}",
+            "--out",
+            "{{ outputs.model }}",
+            "{{ step.name }}-{{ run.id }}",
+        ],
         context_for(),
     )
-    assert argv == ["python", "--data", "/in/data", "--lr", "0.01", "--epochs", "3",
-                    "--out", "/out/model", "train-run-1"]
+    assert argv == [
+        "python",
+        "--data",
+        "/in/data",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "3",
+        "--out",
+        "/out/model",
+        "train-run-1",
+    ]
 
 
 def test_values_render_as_on_a_command_line() -> None:
@@ -62,12 +84,14 @@ def test_the_sandbox_refuses_to_reach_into_python() -> None:
 
 def test_names_that_are_dict_methods_are_still_inputs() -> None:
     invocation = Invocation(step("s", sh("true")))
-    context = template_context(invocation, {}, StepPaths(inputs={"values": "/v", "items": "/i"}),
-                               RunInfo("r"))
+    context = template_context(
+        invocation, {}, StepPaths(inputs={"values": "/v", "items": "/i"}), RunInfo("r")
+    )
     assert render_template("{{ inputs.values }} {{ inputs.items }}", context) == "/v /i"
 
 
 def test_referenced_names_are_the_top_level_variables() -> None:
     assert referenced_names(["{{ inputs.a }}", "{% if run.status %}x{% endif %}"]) == {
-        "inputs", "run"
+        "inputs",
+        "run",
     }
