@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal, Protocol
@@ -171,17 +172,20 @@ class Store(Protocol):
         ...
 
 
-class ManifestReading:
+class ManifestReading(ABC):
     """What every store derives from `kind`, `size` and `read_bytes`: manifests and versions."""
 
+    @abstractmethod
     def kind(self, digest: Digest) -> ObjectKind:
-        raise NotImplementedError
+        """Whether an object is a file or a directory manifest."""
 
+    @abstractmethod
     def size(self, digest: Digest) -> int:
-        raise NotImplementedError
+        """The size of an object in bytes."""
 
+    @abstractmethod
     def read_bytes(self, digest: Digest) -> bytes:
-        raise NotImplementedError
+        """The whole content of an object."""
 
     def read_manifest(self, digest: Digest) -> Manifest:
         """The manifest of a directory version; `ManifestError` if the object is not one."""
