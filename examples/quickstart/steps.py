@@ -24,8 +24,9 @@ SEED = 0
 def _write_table(path: Path, features: np.ndarray, labels: np.ndarray, names: list[str]) -> None:
     """A CSV file: one column per feature, then the class label."""
     table = np.column_stack([features, labels])
-    np.savetxt(path, table, delimiter=",", header=",".join([*names, "label"]), comments="",
-               fmt="%.6g")
+    np.savetxt(
+        path, table, delimiter=",", header=",".join([*names, "label"]), comments="", fmt="%.6g"
+    )
 
 
 def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
