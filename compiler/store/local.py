@@ -46,7 +46,7 @@ from mlc.store.manifest import (
 )
 from mlc.store.records import decode_record, encode_record
 from mlc.store.snapshot import FileVersion, snapshot_with
-from mlc.store.statcache import StatCache
+from mlc.store.statcache import StatCache, same_file_version
 
 STORE_MARKER = "mlc-store.json"
 TOUCH_INTERVAL = 3600.0
@@ -311,14 +311,14 @@ class LocalStore(ManifestReading):
         read_at = time.time_ns()
         if before.st_size <= SMALL_FILE:
             data = os.pread(fd, before.st_size + 1, 0)
-            if len(data) != before.st_size or not _same_version(before, os.fstat(fd)):
+            if len(data) != before.st_size or not same_file_version(before, os.fstat(fd)):
                 return None
             digest = digest_bytes(data)
             if not self._refresh(digest):
                 pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
             return FileVersion(digest, before, read_at)
         digest, tmp = self._copy_and_hash(fd, path)
-        if not _same_version(before, os.fstat(fd)):
+        if not same_file_version(before, os.fstat(fd)):
             _unlink_quietly(tmp)
             return None
         if self._refresh(digest):
@@ -643,10 +643,6 @@ class LocalStore(ManifestReading):
         if self._statcache is not None:
             self._statcache.close()
             self._statcache = None
-
-
-def _same_version(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
 
 
 def _remove_tree(path: str) -> None:

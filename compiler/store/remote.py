@@ -40,7 +40,7 @@ from mlc.store.hashing import BUFFER_SIZE, default_workers, parallel_map
 from mlc.store.manifest import Manifest, ManifestEntry, decode_manifest
 from mlc.store.records import decode_record, encode_record
 from mlc.store.snapshot import FileVersion, snapshot_with
-from mlc.store.statcache import StatCache
+from mlc.store.statcache import StatCache, same_file_version
 
 IN_MEMORY_LIMIT = 64 << 20
 """Files up to this size are uploaded from memory; larger ones from a local staging copy."""
@@ -250,7 +250,7 @@ class FsspecStore(ManifestReading):
                 read_at = time.time_ns()
                 if before.st_size <= IN_MEMORY_LIMIT:
                     data = os.pread(fd, before.st_size + 1, 0)
-                    if len(data) != before.st_size or not _same(before, os.fstat(fd)):
+                    if len(data) != before.st_size or not same_file_version(before, os.fstat(fd)):
                         continue
                     digest = digest_bytes(data)
                     if not self._touch_if_old(digest):
@@ -259,7 +259,7 @@ class FsspecStore(ManifestReading):
                     staged = self._stage(fd)
                     try:
                         digest = staged[0]
-                        if not _same(before, os.fstat(fd)):
+                        if not same_file_version(before, os.fstat(fd)):
                             continue
                         if not self._touch_if_old(digest):
                             self._create_only_from_file(
@@ -517,10 +517,6 @@ class FsspecStore(ManifestReading):
         if self._statcache is not None:
             self._statcache.close()
             self._statcache = None
-
-
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
 
 
 def _is_precondition_failure(exc: BaseException) -> bool:

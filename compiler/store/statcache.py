@@ -132,3 +132,8 @@ class StatCache:
         """Closes the database connection."""
         with self._lock:
             self._db.close()
+
+
+def same_file_version(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether two stats of a file describe the same content version (inode, size, mtime)."""
+    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
