@@ -27,6 +27,8 @@ from mlc.front import ast
 from mlc.front.format import format_module
 from mlc.front.parser import parse
 
+from tests.requirements import require
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").rglob("*.mlspec"))
 PIPELINES = [p for p in EXAMPLES if p.name == "pipeline.mlspec"]
@@ -777,7 +779,7 @@ def test_fmt_reads_stdin(tmp_path: Path) -> None:
 
 
 def test_the_pre_commit_hooks_run_mlc(tmp_path: Path) -> None:
-    yaml = pytest.importorskip("yaml")
+    yaml = require("yaml", "the pre-commit hooks test")
     hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
     assert set(hooks) == {"mlc-lint", "mlc-fmt"}
     for hook in hooks.values():

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from tests.requirements import require
+
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "examples" / "quickstart" / "pipeline.mlspec"
 
-pytest.importorskip("sklearn")
+require("sklearn", "the quickstart")
 
 
 def mlc(*args: str, store: Path) -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from mlc.store import Store, open_store
 
+from tests.requirements import require
+
 BUCKET = "mlc-test"
 
 
@@ -41,14 +43,8 @@ def s3_server() -> Iterator[S3Server]:
     Without s3fs or moto the S3 tests skip locally, and fail in CI: CI must never pass by
     skipping the tests of a real server.
     """
-    try:
-        import s3fs  # noqa: F401
-        from moto import server as moto_server
-    except ImportError as error:
-        message = f"the S3 tests need s3fs and moto[server] ({error}); pip install -e '.[test]'"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require("s3fs", "the S3 store tests")
+    moto_server = require("moto.server", "the S3 store tests")
     import boto3
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -84,7 +80,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if kind == "local":
         opened = open_store(tmp_path / "store")
     elif kind == "memory":
-        pytest.importorskip("fsspec")
+        require("fsspec", "the generic fsspec store tests")
         opened = open_store(f"memory://mlc-{uuid.uuid4().hex}", cache_dir=tmp_path / "cache")
     else:
         server: S3Server = request.getfixturevalue("s3_server")
