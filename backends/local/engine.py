@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from mlc.backends.local.pool import CUDA_VARIABLE, WorkerPool
+from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPool
 from mlc.backends.local.resources import Grant, ResourceLedger
 from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
 from mlc.backends.local.workspace import RunWorkspace
 from mlc.ir.graph import build_graph, condition_refs, steps_in_order
 from mlc.ir.model import IRDocument, Step, StepId
-from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
+from mlc.runtime.attempt import AttemptPlan, CacheEntryPlan, Collected
+from mlc.runtime.cache_entries import CachedOutput
 from mlc.runtime.cache_key import cache_key_parts
 from mlc.runtime.context import RunInfo
 from mlc.runtime.datasets import ResolvedDatasets
@@ -48,7 +49,7 @@ from mlc.runtime.rendering import render_task, step_environment
 from mlc.runtime.report import RunObserver, RunReport, StepReport, UnitUpdate
 from mlc.runtime.task import TaskResult
 from mlc.runtime.wiring import OutputDigests, wire_inputs
-from mlc.runtime.workdir import collect_outputs, prepare_attempt, remove_tree
+from mlc.runtime.workdir import attempt_paths, remove_tree
 from mlc.store.base import Store
 from mlc.store.digest import Digest, digest_bytes
 from mlc.store.errors import StoreError
@@ -64,8 +65,10 @@ from mlc.store.lineage import (
     current_host,
     current_user,
 )
+from mlc.store.uri import store_address
 
 TICK_SECONDS = 0.2
+LINEAGE_SECONDS = 0.1
 LOG_TAIL_LINES = 20
 
 
@@ -98,6 +101,8 @@ class _Outcome:
     error: str | None = None
     log_ref: str | None = None
     log_tail: list[str] | None = None
+    killed: bool = False
+    """The worker was killed (timeout, cancel) or died before it reported."""
 
 
 @dataclass(slots=True)
@@ -172,6 +177,11 @@ class LocalRun:
         self.workspace = RunWorkspace(self._local_dir(), run_id)
         base_env = {k: v for k, v in self.environ.items() if k != CUDA_VARIABLE}
         self.pool = WorkerPool(base_env, str(self.workspace.workers_log))
+        self.store_address = store_address(store)
+        self.host = current_host()
+        self.lineage_queue: list[StepExecution] = []
+        self.lineage_due = 0.0
+        self.retrying: set[Unit] = set()
         self.gpus_present = bool(ledger.machine.gpus)
 
     def _local_dir(self) -> str:
@@ -226,6 +236,8 @@ class LocalRun:
             if not running and not progressed and not self._backing_off():
                 self._give_up_blocked()
                 continue
+            if time.monotonic() >= self.lineage_due:
+                self._write_lineage()
             try:
                 outcome: _Outcome | None = self.events.get(timeout=self._wait_seconds())
             except queue.Empty:
@@ -243,8 +255,11 @@ class LocalRun:
 
     def _wait_seconds(self) -> float:
         now = time.monotonic()
-        pending = [u.not_before - now for u in self.waiting.values() if u.not_before > now]
-        soonest = min([p for p in pending if p > 0], default=TICK_SECONDS)
+        # Only retried units wait for a backoff (the others may start as soon as they fit).
+        self.retrying = {u for u in self.retrying if u.status == "waiting" and u.not_before > now}
+        soonest = min((u.not_before - now for u in self.retrying), default=TICK_SECONDS)
+        if self.lineage_queue:
+            soonest = min(soonest, self.lineage_due - now)
         return max(0.01, min(TICK_SECONDS, soonest))
 
     def _give_up_blocked(self) -> None:
@@ -428,21 +443,20 @@ class LocalRun:
             unit.started_at = time.time()
         total = unit.step.retry.retries + 1
         self._notify(unit, f"attempt {unit.attempts}/{total}" if total > 1 else "")
-        self.attempt_threads.submit(self._run_attempt, unit, unit.attempts, grant)
+        self._hand_over(unit, unit.attempts, grant)
 
-    # ------------------------------------------------------------------ one attempt (thread)
+    # ------------------------------------------------------------------ one attempt
 
-    def _run_attempt(self, unit: Unit, attempt: int, grant: Grant) -> None:
+    def _hand_over(self, unit: Unit, attempt: int, grant: Grant) -> None:
+        """Renders one attempt and hands it to a worker, which prepares it, runs it and
+        collects its outputs (`mlc.runtime.attempt`); a thread then waits for the worker's
+        reports and keeps the timeout (`_see_through`)."""
         outcome = _Outcome(unit, attempt)
         step = unit.step
         root = self.workspace.attempt_dir(unit.name, attempt)
-        log_path = self.workspace.log_path(unit.name)
         worker = None
         try:
-            with open(log_path, "a", encoding="utf-8") as log:
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-                log.write(f"--- mlc: {unit.name} attempt {attempt} started {stamp} ---\n")
-            _, paths = prepare_attempt(root, self.store, unit.inputs, step.outputs)
+            paths = attempt_paths(root, unit.inputs, step.outputs)
             extra = {"TMPDIR": str(root / "tmp")}
             if grant.gpus or self.gpus_present:
                 extra[CUDA_VARIABLE] = grant.cuda_visible_devices
@@ -450,6 +464,7 @@ class LocalRun:
             env = step_environment(
                 self.environ, unit.invocation, self.preflight.secrets[step.id], run, extra
             )
+            log_path = str(self.workspace.log_path(unit.name))
             task = render_task(
                 unit.invocation,
                 params=self.params,
@@ -457,58 +472,109 @@ class LocalRun:
                 run=run,
                 env=env,
                 cwd=self.document.base_dir,
-                log_path=str(log_path),
+                log_path=log_path,
                 base_dir=self.document.base_dir,
             )
+            plan = AttemptPlan(
+                root=str(root),
+                inputs=unit.inputs,
+                outputs=step.outputs,
+                log_path=log_path,
+                header=f"--- mlc: {unit.name} attempt {attempt} started "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n",
+                cache=self._cache_entry_plan(unit),
+            )
             worker = self.pool.acquire(extra.get(CUDA_VARIABLE))
-            worker.send(task)
-            timeout = step.timeout_seconds
-            deadline = time.monotonic() + timeout if timeout else None
-            result = worker.receive(deadline)
-            if result is None:
-                self.pool.kill(worker, self.settings.kill_grace_seconds)
-                code = worker.process.returncode or -signal.SIGKILL
-                result = TaskResult(code, f"timed out after {timeout:g}s", timed_out=True)
-            outcome.result = result
-            if result.ok and not unit.cancel_requested:
-                outcome.outputs = collect_outputs(self.store, step.outputs, paths)
-                self._remember(unit, outcome.outputs)
+            worker.send(
+                {"store": self.store_address, "task": task.to_json(), "attempt": plan.to_json()}
+            )
         except (StepFailure, StoreError) as exc:
             outcome.error = str(exc)
         except Exception as exc:  # an internal error must still end the attempt cleanly
             outcome.error = f"internal error: {type(exc).__name__}: {exc}"
-            with open(log_path, "a", encoding="utf-8") as log:
-                traceback.print_exc(file=log)
-        finally:
+            self._log_internal_error(unit)
+        if outcome.error is not None:
             if worker is not None:
                 self.pool.release(worker)
-            if outcome.outputs is None:
-                with open(log_path, "a", encoding="utf-8") as log:
-                    log.write(
-                        f"--- mlc: attempt {attempt} failed: "
-                        f"{describe_result(outcome.result, outcome.error)} ---\n"
-                    )
-            # Stored here, off the scheduler's thread: the log is complete once the attempt
-            # has ended (a retry appends to it and stores it again).
-            with contextlib.suppress(OSError, StoreError):
-                outcome.log_ref, outcome.log_tail = self._put_log(log_path)
-            self.events.put(outcome)
-            # After the outcome, so the next step need not wait for the clean-up.
-            with contextlib.suppress(OSError):
-                remove_tree(root)
+            self.attempt_threads.submit(self._conclude, outcome, None)
+        else:
+            assert worker is not None
+            self.attempt_threads.submit(self._see_through, worker, outcome)
 
-    def _remember(self, unit: Unit, outputs: dict[str, CachedOutput]) -> None:
-        if unit.cache_key is None or unit.parts is None or not unit.step.cache.enabled:
+    def _log_internal_error(self, unit: Unit) -> None:
+        with (
+            contextlib.suppress(OSError),
+            open(self.workspace.log_path(unit.name), "a", encoding="utf-8") as log,
+        ):
+            traceback.print_exc(file=log)
+
+    def _see_through(self, worker: Worker, outcome: _Outcome) -> None:
+        """(On an attempt thread.) Waits for the worker's reports, then concludes."""
+        try:
+            self._await(worker, outcome.unit, outcome)
+        except Exception as exc:  # an internal error must still end the attempt cleanly
+            outcome.error = f"internal error: {type(exc).__name__}: {exc}"
+            self._log_internal_error(outcome.unit)
+        finally:
+            self.pool.release(worker)
+            self._conclude(outcome, worker)
+
+    def _conclude(self, outcome: _Outcome, worker: Worker | None) -> None:
+        """(On an attempt thread.) Notes a failure in the log, stores the log and reports the
+        outcome to the scheduler."""
+        unit, attempt = outcome.unit, outcome.attempt
+        log_path = self.workspace.log_path(unit.name)
+        if outcome.outputs is None:
+            with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
+                log.write(
+                    f"--- mlc: attempt {attempt} failed: "
+                    f"{describe_result(outcome.result, outcome.error)} ---\n"
+                )
+        # Stored here, off the scheduler's thread: the log is complete once the attempt
+        # has ended (a retry appends to it and stores it again).
+        with contextlib.suppress(OSError, StoreError):
+            outcome.log_ref, outcome.log_tail = self._put_log(log_path)
+        self.events.put(outcome)
+        if worker is None or outcome.killed:
+            # The worker did not get to clean up (it was killed, or never had the attempt).
+            with contextlib.suppress(OSError):
+                remove_tree(self.workspace.attempt_dir(unit.name, attempt))
+
+    def _await(self, worker: Worker, unit: Unit, outcome: _Outcome) -> None:
+        """Waits for the worker's two reports, killing it at the step's timeout."""
+        timeout = unit.step.timeout_seconds
+        deadline = time.monotonic() + timeout if timeout else None
+        try:
+            ended = worker.receive(deadline)
+            if ended is None:
+                self.pool.kill(worker, self.settings.kill_grace_seconds)
+                outcome.killed = True
+                code = worker.process.returncode or -signal.SIGKILL
+                outcome.result = TaskResult(code, f"timed out after {timeout:g}s", timed_out=True)
+                return
+            if ended["ended"] is not None:
+                outcome.result = TaskResult(**ended["ended"])
+            report = worker.receive(None)
+        except WorkerDied as died:
+            outcome.killed = True
+            outcome.result = died.result
             return
-        entry = CacheEntry(
+        collected = Collected.from_json(report["collected"] if report else {})
+        outcome.error = collected.error
+        if collected.outputs is not None and not unit.cancel_requested:
+            outcome.outputs = collected.outputs
+
+    def _cache_entry_plan(self, unit: Unit) -> CacheEntryPlan | None:
+        """The cache entry a successful attempt writes (None when the step is not cached)."""
+        if unit.cache_key is None or unit.parts is None or not unit.step.cache.enabled:
+            return None
+        return CacheEntryPlan(
             key=unit.cache_key,
             parts=dict(unit.parts),
-            outputs=outputs,
-            created_at=time.time(),
             run_id=self.run_id,
             invocation=unit.name,
+            expire_seconds=unit.step.cache.expire_seconds,
         )
-        remember(self.store, entry, expire_seconds=unit.step.cache.expire_seconds)
 
     # ------------------------------------------------------------------ finishing
 
@@ -533,6 +599,7 @@ class LocalRun:
         if unit.attempts <= retry.retries:
             wait = backoff_seconds(unit.attempts, retry.backoff_seconds, retry.max_backoff_seconds)
             unit.not_before = time.monotonic() + wait
+            self.retrying.add(unit)
             self._set_status(unit, "waiting")
             self._notify(
                 unit, f"attempt {unit.attempts} failed ({unit.error}); retrying in {wait:g}s"
@@ -584,6 +651,7 @@ class LocalRun:
         return self.logs.put(data), text.splitlines()[-LOG_TAIL_LINES:]
 
     def _record(self, unit: Unit) -> None:
+        """Queues a unit's lineage; `_write_lineage` writes the queue in one transaction."""
         status = unit.status if unit.status != "running" else "cancelled"
         inputs: dict[str, Digest] = {}
         for name, value in unit.inputs.items():
@@ -591,26 +659,37 @@ class LocalRun:
                 inputs.update({f"{name}[{i}]": d for i, d in enumerate(value)})
             else:
                 inputs[name] = value
-        try:
-            self.lineage.record_step(
-                StepExecution(
-                    run_id=self.run_id,
-                    step_id=unit.invocation.lineage_id,
-                    status=cast(StepStatus, status),
-                    cache_key=unit.cache_key or "",
-                    attempts=unit.attempts,
-                    exit_code=unit.exit_code,
-                    started_at=unit.started_at,
-                    ended_at=unit.ended_at,
-                    host=current_host(),
-                    image=unit.step.image or "",
-                    log_ref=unit.log_ref or "",
-                    inputs=inputs,
-                    outputs={n: Output(o.digest, o.kind) for n, o in unit.outputs.items()},
-                )
+        self.lineage_queue.append(
+            StepExecution(
+                run_id=self.run_id,
+                step_id=unit.invocation.lineage_id,
+                status=cast(StepStatus, status),
+                cache_key=unit.cache_key or "",
+                attempts=unit.attempts,
+                exit_code=unit.exit_code,
+                started_at=unit.started_at,
+                ended_at=unit.ended_at,
+                host=self.host,
+                image=unit.step.image or "",
+                log_ref=unit.log_ref or "",
+                inputs=inputs,
+                outputs={n: Output(o.digest, o.kind) for n, o in unit.outputs.items()},
             )
+        )
+
+    def _write_lineage(self) -> None:
+        """Writes the queued step executions in one transaction. The scheduler does so at most
+        every `LINEAGE_SECONDS` (and at the end): lineage trails the steps by that much, and a
+        crash loses at most that much of it, never a cache entry or an output."""
+        self.lineage_due = time.monotonic() + LINEAGE_SECONDS
+        if not self.lineage_queue:
+            return
+        batch, self.lineage_queue = self.lineage_queue, []
+        try:
+            self.lineage.record_steps(batch)
         except StoreError as exc:
-            self.observer.warning(f"lineage of `{unit.name}` could not be recorded: {exc}")
+            names = ", ".join(f"`{step.step_id}`" for step in batch)
+            self.observer.warning(f"lineage of {names} could not be recorded: {exc}")
 
     def _notify(self, unit: Unit, detail: str) -> None:
         self.observer.unit_changed(
@@ -658,6 +737,7 @@ class LocalRun:
         self.attempt_threads.wait_idle(10.0)  # an attempt's clean-up may still be under way
         for problem in self.logs.close():
             self.observer.warning(f"logs could not be stored: {problem}")
+        self._write_lineage()
         try:
             self.lineage.finish_run(self.run_id, cast(RunStatus, status), time.time())
         except StoreError as exc:

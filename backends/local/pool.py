@@ -19,11 +19,20 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mlc.runtime.process import group_alive, signal_group, terminate_group
-from mlc.runtime.task import Task, TaskResult
+from mlc.runtime.task import TaskResult
 
 CUDA_VARIABLE = "CUDA_VISIBLE_DEVICES"
+
+
+class WorkerDied(Exception):
+    """The worker process ended while it owed a report."""
+
+    def __init__(self, result: TaskResult) -> None:
+        super().__init__(result.error)
+        self.result = result
 
 
 class Worker:
@@ -61,14 +70,14 @@ class Worker:
         """True while the worker process runs."""
         return self.process.poll() is None
 
-    def send(self, task: Task) -> None:
-        """Hands the worker a task."""
-        self._tasks.write(json.dumps(task.to_json()) + "\n")
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Hands the worker an attempt (see `mlc.runtime.worker` for the message)."""
+        self._tasks.write(json.dumps(message) + "\n")
         self._tasks.flush()
 
-    def receive(self, deadline: float | None) -> TaskResult | None:
-        """The task's result; None when the deadline passed first. A worker that died gives a
-        result that says how."""
+    def receive(self, deadline: float | None) -> dict[str, Any] | None:
+        """The worker's next report; None when the deadline passed first. Raises `WorkerDied`
+        (saying how) when the worker is gone."""
         while b"\n" not in self._buffer:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([self._results], [], [], wait)
@@ -76,11 +85,11 @@ class Worker:
                 return None
             chunk = os.read(self._results, 65536)
             if not chunk:
-                return self._death()
+                raise WorkerDied(self._death())
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        data = json.loads(line)
-        return TaskResult(data["exit_code"], data.get("error"), data.get("timed_out", False))
+        report: dict[str, Any] = json.loads(line)
+        return report
 
     def _death(self) -> TaskResult:
         code = self.process.wait()
@@ -148,13 +157,22 @@ class WorkerPool:
             busy = list(self._busy)
         kill_groups([w.pid for w in busy], grace_seconds)
 
-    def shutdown(self) -> None:
-        """Closes the idle workers; busy ones must have been released or killed."""
+    def shutdown(self, timeout_seconds: float = 30.0) -> None:
+        """Closes the idle workers and waits for them to exit: a worker writes a step's cache
+        entry after reporting its outputs, so it may still be finishing one. Busy workers
+        must have been released or killed."""
         with self._lock:
             idle = [w for workers in self._idle.values() for w in workers]
             self._idle.clear()
         for worker in idle:
             worker.close()
+        deadline = time.monotonic() + timeout_seconds
+        for worker in idle:
+            try:
+                worker.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                signal_group(worker.pid, signal.SIGKILL)
+                worker.process.wait()
 
 
 def kill_groups(pgids: Sequence[int], grace_seconds: float) -> None:

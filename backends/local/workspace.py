@@ -3,7 +3,7 @@
 ```
 <store>/work/<run id>/.lock                     held (flock) while the run is alive
 <store>/work/<run id>/logs/<invocation>.log     a step's log while it runs (then in the store)
-<store>/work/<run id>/<invocation>/attempt-<n>/ an attempt's inputs, outputs and tmp
+<store>/work/<run id>/attempts/<invocation>.<n>/ attempt n's inputs, outputs and tmp
 <store>/work/<run id>/workers.log               what workers print outside of any step
 ```
 
@@ -37,6 +37,7 @@ class RunWorkspace:
     def __init__(self, local_dir: str, run_id: str) -> None:
         self.root = Path(local_dir, WORK_DIR, run_id)
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        (self.root / "attempts").mkdir(exist_ok=True)
         self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
@@ -46,7 +47,7 @@ class RunWorkspace:
 
     def attempt_dir(self, invocation: str, attempt: int) -> Path:
         """The directory of one attempt."""
-        return self.root / safe_name(invocation) / f"attempt-{attempt}"
+        return self.root / "attempts" / f"{safe_name(invocation)}.{attempt}"
 
     @property
     def workers_log(self) -> Path:

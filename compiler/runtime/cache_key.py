@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from mlc.runtime.context import RunInfo
@@ -52,13 +52,17 @@ class CacheKeyParts:
     run: dict[str, str] | None
 
     def to_json(self) -> dict[str, Any]:
-        """The parts as a plain dict, with the key format version."""
-        return {"version": CACHE_KEY_VERSION, **asdict(self)}
+        """The parts as a plain dict, with the key format version (the values are shared,
+        not copied: parts are never changed once made)."""
+        return {"version": CACHE_KEY_VERSION, **{f.name: getattr(self, f.name) for f in _FIELDS}}
 
     @property
     def key(self) -> str:
         """`sha256:<hex>` of the canonical JSON of the parts."""
         return digest_of_parts(self.to_json())
+
+
+_FIELDS = fields(CacheKeyParts)
 
 
 def canonical_json(data: Any) -> str:

@@ -20,9 +20,6 @@ from mlc.store.base import Store
 from mlc.store.errors import StoreError
 from mlc.store.lineage import Lineage, StepExecution
 
-HISTORY_RUNS = 50
-"""How many recent runs of the pipeline are searched for the last successful execution."""
-
 RERUN_ALL = "all"
 
 Action = Literal["cached", "run", "skip"]
@@ -47,13 +44,7 @@ def last_success(
     lineage: Lineage, pipeline: str, lineage_id: str, *, before_run: str | None = None
 ) -> StepExecution | None:
     """The latest execution of an invocation that ran or was a cache hit."""
-    for run in lineage.list_runs(limit=HISTORY_RUNS, pipeline=pipeline):
-        if run.run_id == before_run:
-            continue
-        for execution in lineage.steps_of(run.run_id):
-            if execution.step_id == lineage_id and execution.status in ("ran", "cached"):
-                return execution
-    return None
+    return lineage.last_success(pipeline, lineage_id, exclude_run=before_run)
 
 
 def explain_miss(

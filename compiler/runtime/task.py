@@ -39,11 +39,18 @@ class Task:
     """Where a `call` function's returned dict is written (its single `metrics` output)."""
 
     def to_json(self) -> dict[str, Any]:
-        """A plain dict."""
-        data = asdict(self)
-        data["argv"] = list(self.argv)
-        data["env"] = dict(self.env)
-        return data
+        """A plain dict (built field by field: `asdict` deep-copies, once per step)."""
+        return {
+            "kind": self.kind,
+            "env": dict(self.env),
+            "cwd": self.cwd,
+            "log_path": self.log_path,
+            "argv": list(self.argv),
+            "function": self.function,
+            "base_dir": self.base_dir,
+            "arguments": dict(self.arguments),
+            "metrics_path": self.metrics_path,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Task:

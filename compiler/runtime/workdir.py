@@ -52,36 +52,54 @@ class AttemptDir:
         return self.root / "tmp"
 
 
+def attempt_paths(
+    root: Path,
+    input_digests: Mapping[str, Digest | Sequence[Digest]],
+    outputs: Sequence[OutputPort],
+) -> StepPaths:
+    """The paths a step sees in an attempt directory (nothing is created)."""
+    attempt = AttemptDir(root)
+    input_paths: dict[str, str | list[str]] = {}
+    for name, digests in input_digests.items():
+        if isinstance(digests, str):
+            input_paths[name] = str(attempt.inputs / name)
+        else:
+            input_paths[name] = [str(attempt.inputs / name / str(i)) for i in range(len(digests))]
+    output_paths = {port.name: str(attempt.outputs / port.name) for port in outputs}
+    return StepPaths(inputs=input_paths, outputs=output_paths)
+
+
 def prepare_attempt(
     root: Path,
     store: Store,
     input_digests: Mapping[str, Digest | Sequence[Digest]],
     outputs: Sequence[OutputPort],
 ) -> tuple[AttemptDir, StepPaths]:
-    """Creates the attempt directory, materialises the inputs and names the output paths."""
+    """Creates the attempt directory, materialises the inputs and names the output paths.
+
+    Only what the step uses is created: `inputs/` when it has inputs, `outputs/` when it has
+    outputs, and always `tmp/`.
+    """
     remove_tree(root)
     attempt = AttemptDir(root)
-    for directory in (attempt.inputs, attempt.outputs, attempt.tmp):
-        directory.mkdir(parents=True)
-    input_paths: dict[str, str | list[str]] = {}
+    paths = attempt_paths(root, input_digests, outputs)
+    root.mkdir()
+    attempt.tmp.mkdir()
+    if input_digests:
+        attempt.inputs.mkdir()
     for name, digests in input_digests.items():
         if isinstance(digests, str):
             store.materialize(digests, attempt.inputs / name, readonly=True)
-            input_paths[name] = str(attempt.inputs / name)
         else:
             (attempt.inputs / name).mkdir()
-            paths: list[str] = []
             for index, digest in enumerate(digests):
                 store.materialize(digest, attempt.inputs / name / str(index), readonly=True)
-                paths.append(str(attempt.inputs / name / str(index)))
-            input_paths[name] = paths
-    output_paths: dict[str, str] = {}
+    if outputs:
+        attempt.outputs.mkdir()
     for port in outputs:
-        path = attempt.outputs / port.name
         if port.type.kind == "dir":
-            path.mkdir()
-        output_paths[port.name] = str(path)
-    return attempt, StepPaths(inputs=input_paths, outputs=output_paths)
+            Path(paths.outputs[port.name]).mkdir()
+    return attempt, paths
 
 
 def check_output(port: OutputPort, path: Path) -> None:

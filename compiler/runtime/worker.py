@@ -1,9 +1,14 @@
-"""A long-lived worker process: runs tasks one at a time, sent as JSON lines over a pipe.
+"""A long-lived worker process: carries out attempts one at a time, sent as JSON lines.
 
     python -m mlc.runtime.worker TASKS_FD RESULTS_FD
 
-The scheduler starts a worker as the leader of a new session and reuses it for task after
-task, so a `call` step never pays for a fresh interpreter, and stopping a step (timeout,
+Each line on the task pipe is `{"store": <store address>, "task": <Task>, "attempt":
+<AttemptPlan>}`; the worker answers with two lines, `{"ended": <TaskResult> | null}` as soon
+as the task has finished (the scheduler's timeout clock stops there) and `{"collected":
+<Collected>}` once the outputs are in the store (see `mlc.runtime.attempt`).
+
+The scheduler starts a worker as the leader of a new session and reuses it for attempt after
+attempt, so a `call` step never pays for a fresh interpreter, and stopping a step (timeout,
 cancel) means killing the worker's whole process group. A command step runs as a child in
 the same group. If the scheduler dies (even by `kill -9`), the worker notices that it was
 re-parented and kills its group, so no step outlives the run that started it.
@@ -17,8 +22,12 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
-from mlc.runtime.task import Task, TaskResult, execute_task
+from mlc.runtime.attempt import AttemptPlan, Collected, carry_out
+from mlc.runtime.task import Task, TaskResult
+from mlc.store.base import Store
+from mlc.store.uri import open_store_at
 
 PARENT_CHECK_SECONDS = 0.2
 
@@ -32,21 +41,44 @@ def watch_parent(parent_pid: int) -> None:
 
 
 def serve(tasks_fd: int, results_fd: int) -> int:
-    """Runs tasks until the task pipe is closed; returns the exit code."""
+    """Carries out attempts until the task pipe is closed; returns the exit code."""
     threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
+    stores: dict[str, Store] = {}
     with (
         os.fdopen(tasks_fd, "r", encoding="utf-8") as tasks,
         os.fdopen(results_fd, "w", encoding="utf-8") as results,
     ):
+
+        def reply(message: dict[str, Any]) -> None:
+            results.write(json.dumps(message) + "\n")
+            results.flush()
+
+        def ended(result: TaskResult | None) -> None:
+            reply({"ended": None if result is None else result.to_json()})
+
+        def collected(report: Collected) -> None:
+            reply({"collected": report.to_json()})
+
         for line in tasks:
             try:
-                task = Task.from_json(json.loads(line))
-                result = execute_task(task, new_session=False)
+                message = json.loads(line)
+                task = Task.from_json(message["task"])
+                plan = AttemptPlan.from_json(message["attempt"])
+                store = _store(stores, message["store"])
             except Exception as exc:
-                result = TaskResult(1, f"the worker could not run the task: {exc}")
-            results.write(json.dumps(result.to_json()) + "\n")
-            results.flush()
+                ended(None)
+                collected(Collected(error=f"the worker could not read the attempt: {exc}"))
+            else:
+                carry_out(plan, task, store, ended=ended, collected=collected)
     return 0
+
+
+def _store(stores: dict[str, Store], address: dict[str, Any]) -> Store:
+    """The store at an address, opened once per worker."""
+    key = json.dumps(address, sort_keys=True)
+    if key not in stores:
+        stores[key] = open_store_at(address)
+    return stores[key]
 
 
 def main(argv: list[str]) -> int:

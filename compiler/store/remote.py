@@ -106,6 +106,7 @@ class FsspecStore(ManifestReading):
             raise StoreError(f"cannot open the store {uri}: {exc}") from None
         self.fs: Any = fs
         self.uri = uri
+        self.storage_options = dict(storage_options or {})
         self.root = str(root).rstrip("/")
         self.protocol = protocol
         self.conditional_puts = protocol in _CONDITIONAL_PROTOCOLS

@@ -49,3 +49,25 @@ def open_store(
         cache_dir=None if cache_dir is None else os.fspath(cache_dir),
         workers=workers,
     )
+
+
+def store_address(store: Store) -> dict[str, Any]:
+    """What another process on this machine needs to open the same store (`open_store_at`):
+    plain JSON, credentials for a remote store still coming from the environment."""
+    if not store.is_remote:
+        return {"uri": str(getattr(store, "root", store.uri))}
+    return {
+        "uri": store.uri,
+        "storage_options": dict(getattr(store, "storage_options", {})),
+        "cache_dir": getattr(store, "local_dir", None),
+    }
+
+
+def open_store_at(address: Mapping[str, Any]) -> Store:
+    """Opens the store a `store_address` describes (it must exist)."""
+    return open_store(
+        address["uri"],
+        storage_options=address.get("storage_options"),
+        create=False,
+        cache_dir=address.get("cache_dir"),
+    )

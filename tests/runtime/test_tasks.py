@@ -9,8 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from mlc.runtime.attempt import AttemptPlan
 from mlc.runtime.process import run_process
 from mlc.runtime.task import Task, TaskResult, execute_task
+from mlc.store.local import LocalStore
+from mlc.store.uri import store_address
 
 
 def call_task(tmp_path: Path, function: str, **arguments: object) -> Task:
@@ -58,10 +61,11 @@ def test_a_signature_mismatch_says_what_was_passed(tmp_path: Path) -> None:
     assert result.error.startswith("`mod_c:f(data)` cannot be called with what the step passes")
 
 
-def test_a_worker_runs_tasks_one_after_another(tmp_path: Path) -> None:
+def test_a_worker_carries_out_attempts_one_after_another(tmp_path: Path) -> None:
     (tmp_path / "mod_d.py").write_text(
         "import os\ndef f(out):\n    out.write_text(str(os.getpid()))\n"
     )
+    store = LocalStore(tmp_path / "store")
     tasks_read, tasks_write = os.pipe()
     results_read, results_write = os.pipe()
     worker = subprocess.Popen(
@@ -71,14 +75,33 @@ def test_a_worker_runs_tasks_one_after_another(tmp_path: Path) -> None:
     )
     os.close(tasks_read)
     os.close(results_write)
+    pid_file = tmp_path / "pid"
     with os.fdopen(tasks_write, "w") as tasks, os.fdopen(results_read) as results:
-        for name in ("one", "two"):
-            task = call_task(tmp_path, "mod_d:f", paths={"out": str(tmp_path / name)})
-            tasks.write(json.dumps(task.to_json()) + "\n")
+        for attempt in ("one", "two"):
+            root = tmp_path / attempt
+            task = call_task(tmp_path, "mod_d:f", paths={"out": str(pid_file)})
+            plan = AttemptPlan(
+                root=str(root),
+                inputs={},
+                outputs=(),
+                log_path=str(tmp_path / f"{attempt}.log"),
+                header=f"--- {attempt} ---\n",
+            )
+            message = {
+                "store": store_address(store),
+                "task": task.to_json(),
+                "attempt": plan.to_json(),
+            }
+            tasks.write(json.dumps(message) + "\n")
             tasks.flush()
-            assert json.loads(results.readline())["exit_code"] == 0
+            assert json.loads(results.readline()) == {
+                "ended": {"exit_code": 0, "error": None, "timed_out": False}
+            }
+            assert json.loads(results.readline()) == {"collected": {"outputs": {}, "error": None}}
+            assert pid_file.read_text() == str(worker.pid)
+            assert (tmp_path / f"{attempt}.log").read_text().startswith(f"--- {attempt} ---")
     assert worker.wait(timeout=10) == 0
-    assert (tmp_path / "one").read_text() == (tmp_path / "two").read_text() == str(worker.pid)
+    assert not (tmp_path / "one").exists() and not (tmp_path / "two").exists()
 
 
 def test_a_timeout_kills_the_group_even_if_it_ignores_sigterm(tmp_path: Path) -> None:

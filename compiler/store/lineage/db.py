@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS step_executions (
     log_ref TEXT NOT NULL,
     PRIMARY KEY (run_id, step_id)
 );
+CREATE INDEX IF NOT EXISTS steps_by_step ON step_executions (step_id);
 CREATE TABLE IF NOT EXISTS step_inputs (
     run_id TEXT NOT NULL, step_id TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL,
     PRIMARY KEY (run_id, step_id, name)
@@ -159,38 +160,17 @@ class LineageDB:
 
     def record_step(self, step: StepExecution) -> None:
         """Records (or replaces) one step execution with its input and output digests."""
-        _check_status(step.status, STEP_STATUSES, "step")
-        for digest in [*step.inputs.values(), *(o.digest for o in step.outputs.values())]:
-            parse_digest(digest)
-        key = (step.run_id, step.step_id)
+        self.record_steps([step])
+
+    def record_steps(self, steps: Sequence[StepExecution]) -> None:
+        """Records (or replaces) step executions, all in one transaction."""
+        for step in steps:
+            _check_status(step.status, STEP_STATUSES, "step")
+            for digest in [*step.inputs.values(), *(o.digest for o in step.outputs.values())]:
+                parse_digest(digest)
         with self.transaction() as db:
-            db.execute("DELETE FROM step_inputs WHERE run_id = ? AND step_id = ?", key)
-            db.execute("DELETE FROM step_outputs WHERE run_id = ? AND step_id = ?", key)
-            db.execute(
-                f"INSERT OR REPLACE INTO step_executions ({_STEP_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    step.run_id,
-                    step.step_id,
-                    step.status,
-                    step.cache_key,
-                    step.attempts,
-                    step.exit_code,
-                    step.started_at,
-                    step.ended_at,
-                    step.host,
-                    step.image,
-                    step.log_ref,
-                ),
-            )
-            db.executemany(
-                "INSERT INTO step_inputs VALUES (?, ?, ?, ?)",
-                [(*key, name, digest) for name, digest in step.inputs.items()],
-            )
-            db.executemany(
-                "INSERT INTO step_outputs VALUES (?, ?, ?, ?, ?)",
-                [(*key, name, o.digest, o.kind) for name, o in step.outputs.items()],
-            )
+            for step in steps:
+                _insert_step(db, step)
 
     def record_dataset(self, dataset: Dataset) -> None:
         """Records a declared dataset (name, URI) with its pinned digest."""
@@ -245,6 +225,20 @@ class LineageDB:
             [run_id],
         )
         return [self._step_of(row) for row in rows]
+
+    def last_success(
+        self, pipeline: str, step_id: str, *, exclude_run: str | None = None
+    ) -> StepExecution | None:
+        """The latest execution of a step of a pipeline that ran or was a cache hit, in any
+        run but `exclude_run`."""
+        columns = ", ".join(f"s.{c.strip()}" for c in _STEP_COLUMNS.split(","))
+        rows = self._query(
+            f"SELECT {columns} FROM step_executions s JOIN runs r ON r.run_id = s.run_id"
+            " WHERE s.step_id = ? AND r.pipeline = ? AND s.status IN ('ran', 'cached')"
+            " AND s.run_id != ? ORDER BY r.started_at DESC LIMIT 1",
+            [step_id, pipeline, exclude_run or ""],
+        )
+        return self._step_of(rows[0]) if rows else None
 
     def get_step(self, run_id: str, step_id: str) -> StepExecution:
         """One step execution; `LineageError` if it was not recorded."""
@@ -390,4 +384,35 @@ def _run_of(row: tuple[Any, ...]) -> Run:
         started_at=row[10],
         ended_at=row[11],
         status=cast(RunStatus, row[12]),
+    )
+
+
+def _insert_step(db: sqlite3.Connection, step: StepExecution) -> None:
+    key = (step.run_id, step.step_id)
+    db.execute("DELETE FROM step_inputs WHERE run_id = ? AND step_id = ?", key)
+    db.execute("DELETE FROM step_outputs WHERE run_id = ? AND step_id = ?", key)
+    db.execute(
+        f"INSERT OR REPLACE INTO step_executions ({_STEP_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            step.run_id,
+            step.step_id,
+            step.status,
+            step.cache_key,
+            step.attempts,
+            step.exit_code,
+            step.started_at,
+            step.ended_at,
+            step.host,
+            step.image,
+            step.log_ref,
+        ),
+    )
+    db.executemany(
+        "INSERT INTO step_inputs VALUES (?, ?, ?, ?)",
+        [(*key, name, digest) for name, digest in step.inputs.items()],
+    )
+    db.executemany(
+        "INSERT INTO step_outputs VALUES (?, ?, ?, ?, ?)",
+        [(*key, name, o.digest, o.kind) for name, o in step.outputs.items()],
     )

@@ -9,6 +9,7 @@ every machine sharing the store can answer the same queries.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from mlc.store import layout
 from mlc.store.base import Store
@@ -50,6 +51,13 @@ class Lineage:
         if self.write_records:
             records.export_step(self.store, step)
 
+    def record_steps(self, steps: Sequence[StepExecution]) -> None:
+        """Records several finished step executions at once (one database transaction)."""
+        self.db.record_steps(steps)
+        if self.write_records:
+            for step in steps:
+                records.export_step(self.store, step)
+
     def record_dataset(self, dataset: Dataset) -> None:
         """Records a declared dataset and the digest it is pinned to."""
         self.db.record_dataset(dataset)
@@ -73,6 +81,12 @@ class Lineage:
     def steps_of(self, run_id: str) -> list[StepExecution]:
         """The step executions of a run."""
         return self.db.steps_of(run_id)
+
+    def last_success(
+        self, pipeline: str, step_id: str, *, exclude_run: str | None = None
+    ) -> StepExecution | None:
+        """The latest execution of a step that ran or was a cache hit (see `LineageDB`)."""
+        return self.db.last_success(pipeline, step_id, exclude_run=exclude_run)
 
     def get_step(self, run_id: str, step_id: str) -> StepExecution:
         """One step execution of a run."""

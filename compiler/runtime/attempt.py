@@ -1,0 +1,192 @@
+"""One attempt carried out where it executes: directory, inputs, task, outputs, cache entry.
+
+The scheduler decides and records; the process that executes a step (a local worker, and in
+time a Ray task or a Kubernetes pod) does the file-system work around it. That keeps the
+per-step work of many steps in as many processes, in parallel, instead of on the scheduler's
+threads, and it is the only arrangement a remote executor can have: it must fetch its own
+inputs and put its own outputs into the shared store.
+
+`carry_out` runs an `AttemptPlan` with its `Task` against a store and reports twice: once
+when the task ended (so the caller can stop its timeout clock), once when the outputs are in
+the store and the cache entry is written, or why not. Both reports are plain JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlc.ir.model import OutputPort
+from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
+from mlc.runtime.errors import StepFailure
+from mlc.runtime.task import Task, TaskResult, execute_task
+from mlc.runtime.workdir import collect_outputs, prepare_attempt, remove_tree
+from mlc.store.base import Store
+from mlc.store.digest import Digest
+from mlc.store.errors import StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntryPlan:
+    """The cache entry an attempt writes when it succeeds."""
+
+    key: str
+    parts: Mapping[str, Any]
+    run_id: str
+    invocation: str
+    expire_seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict."""
+        return {
+            "key": self.key,
+            "parts": dict(self.parts),
+            "run_id": self.run_id,
+            "invocation": self.invocation,
+            "expire_seconds": self.expire_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptPlan:
+    """Where an attempt runs and what it reads and writes (the task itself is separate)."""
+
+    root: str
+    """The attempt directory (see `mlc.runtime.workdir`)."""
+    inputs: Mapping[str, Digest | list[Digest]]
+    outputs: tuple[OutputPort, ...]
+    log_path: str
+    header: str
+    """The line written to the log before the task starts."""
+    cache: CacheEntryPlan | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict."""
+        return {
+            "root": self.root,
+            "inputs": dict(self.inputs),
+            "outputs": [port.model_dump(mode="json") for port in self.outputs],
+            "log_path": self.log_path,
+            "header": self.header,
+            "cache": None if self.cache is None else self.cache.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AttemptPlan:
+        """The plan a `to_json` dict describes."""
+        cache = data.get("cache")
+        return cls(
+            root=data["root"],
+            inputs=data["inputs"],
+            outputs=tuple(OutputPort.model_validate(port) for port in data["outputs"]),
+            log_path=data["log_path"],
+            header=data["header"],
+            cache=None if cache is None else CacheEntryPlan(**cache),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """The second report of an attempt: its outputs in the store, or why there are none."""
+
+    outputs: dict[str, CachedOutput] | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict."""
+        outputs = None
+        if self.outputs is not None:
+            outputs = {n: {"digest": o.digest, "kind": o.kind} for n, o in self.outputs.items()}
+        return {"outputs": outputs, "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Collected:
+        """The report a `to_json` dict describes."""
+        outputs = data.get("outputs")
+        return cls(
+            outputs=None
+            if outputs is None
+            else {n: CachedOutput(Digest(o["digest"]), o["kind"]) for n, o in outputs.items()},
+            error=data.get("error"),
+        )
+
+
+def carry_out(
+    plan: AttemptPlan,
+    task: Task,
+    store: Store,
+    *,
+    ended: Callable[[TaskResult | None], None],
+    collected: Callable[[Collected], None],
+) -> None:
+    """Prepares the attempt directory, executes the task, collects the outputs into the store,
+    writes the cache entry, reports, and removes the directory. Never raises for a failing
+    step.
+
+    `ended` is called exactly once: with the task's result as soon as it has finished, or with
+    None when it never started (the preparation failed). `collected` is called once after it,
+    as soon as the outputs are in the store: the caller need not wait for the cache entry nor
+    the clean-up, which follow. (A process killed in between leaves no entry: the step then
+    runs again next time; never an entry without its outputs.)
+    """
+    reported = False
+
+    def end(result: TaskResult | None) -> None:
+        nonlocal reported
+        if not reported:
+            reported = True
+            ended(result)
+
+    try:
+        outcome = _attempt(plan, task, store, end)
+    finally:
+        end(None)
+    collected(outcome)
+    if outcome.outputs is not None and plan.cache is not None:
+        try:
+            _remember(store, plan.cache, outputs=outcome.outputs)
+        except StoreError as exc:
+            print(
+                f"mlc: the cache entry of {plan.cache.invocation} was not written: {exc}",
+                file=sys.stderr,
+            )
+    with contextlib.suppress(OSError):
+        remove_tree(Path(plan.root))
+
+
+def _attempt(
+    plan: AttemptPlan, task: Task, store: Store, ended: Callable[[TaskResult | None], None]
+) -> Collected:
+    try:
+        with open(plan.log_path, "a", encoding="utf-8") as log:
+            log.write(plan.header)
+        _, paths = prepare_attempt(Path(plan.root), store, plan.inputs, plan.outputs)
+        result = execute_task(task, new_session=False)
+        ended(result)
+        if not result.ok:
+            return Collected()
+        return Collected(outputs=collect_outputs(store, plan.outputs, paths))
+    except (StepFailure, StoreError) as exc:
+        return Collected(error=str(exc))
+    except Exception as exc:  # an internal error must still end the attempt cleanly
+        with contextlib.suppress(OSError), open(plan.log_path, "a", encoding="utf-8") as log:
+            traceback.print_exc(file=log)
+        return Collected(error=f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _remember(store: Store, plan: CacheEntryPlan, *, outputs: dict[str, CachedOutput]) -> None:
+    entry = CacheEntry(
+        key=plan.key,
+        parts=dict(plan.parts),
+        outputs=outputs,
+        created_at=time.time(),
+        run_id=plan.run_id,
+        invocation=plan.invocation,
+    )
+    remember(store, entry, expire_seconds=plan.expire_seconds)
