@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from mlc.backends.local.log_batches import LogBatches
 from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPool
 from mlc.backends.local.resources import Grant, ResourceLedger
 from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
@@ -51,7 +52,7 @@ from mlc.runtime.task import TaskResult
 from mlc.runtime.wiring import OutputDigests, wire_inputs
 from mlc.runtime.workdir import attempt_paths, remove_tree
 from mlc.store.base import Store
-from mlc.store.digest import Digest, digest_bytes
+from mlc.store.digest import Digest
 from mlc.store.errors import StoreError
 from mlc.store.lineage import (
     Dataset,
@@ -103,6 +104,8 @@ class _Outcome:
     log_tail: list[str] | None = None
     killed: bool = False
     """The worker was killed (timeout, cancel) or died before it reported."""
+    root: Path | None = None
+    """The attempt directory (the worker's)."""
 
 
 @dataclass(slots=True)
@@ -172,7 +175,7 @@ class LocalRun:
         self.stop = _Stop()
         self.events: queue.Queue[_Outcome] = queue.Queue()
         self.attempt_threads = _AttemptThreads()
-        self.logs = _LogBatches(store)
+        self.logs = LogBatches(store)
         self.started = time.time()
         self.workspace = RunWorkspace(self._local_dir(), run_id)
         base_env = {k: v for k, v in self.environ.items() if k != CUDA_VARIABLE}
@@ -453,13 +456,17 @@ class LocalRun:
         reports and keeps the timeout (`_see_through`)."""
         outcome = _Outcome(unit, attempt)
         step = unit.step
-        root = self.workspace.attempt_dir(unit.name, attempt)
         worker = None
         try:
+            cuda = grant.cuda_visible_devices if grant.gpus or self.gpus_present else None
+            worker = self.pool.acquire(cuda)
+            # Each worker reuses one attempt directory, emptied after every attempt: making
+            # and deleting directories per step makes the filesystem slow to allocate inodes.
+            root = outcome.root = self.workspace.scratch_dir(worker.pid)
             paths = attempt_paths(root, unit.inputs, step.outputs)
             extra = {"TMPDIR": str(root / "tmp")}
-            if grant.gpus or self.gpus_present:
-                extra[CUDA_VARIABLE] = grant.cuda_visible_devices
+            if cuda is not None:
+                extra[CUDA_VARIABLE] = cuda
             run = RunInfo(self.run_id, self._status_so_far() if step.is_finally else "running")
             env = step_environment(
                 self.environ, unit.invocation, self.preflight.secrets[step.id], run, extra
@@ -484,7 +491,6 @@ class LocalRun:
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n",
                 cache=self._cache_entry_plan(unit),
             )
-            worker = self.pool.acquire(extra.get(CUDA_VARIABLE))
             worker.send(
                 {"store": self.store_address, "task": task.to_json(), "attempt": plan.to_json()}
             )
@@ -493,12 +499,11 @@ class LocalRun:
         except Exception as exc:  # an internal error must still end the attempt cleanly
             outcome.error = f"internal error: {type(exc).__name__}: {exc}"
             self._log_internal_error(unit)
-        if outcome.error is not None:
+        if outcome.error is not None or worker is None:
             if worker is not None:
                 self.pool.release(worker)
-            self.attempt_threads.submit(self._conclude, outcome, None)
+            self.attempt_threads.submit(self._conclude, outcome)
         else:
-            assert worker is not None
             self.attempt_threads.submit(self._see_through, worker, outcome)
 
     def _log_internal_error(self, unit: Unit) -> None:
@@ -517,9 +522,9 @@ class LocalRun:
             self._log_internal_error(outcome.unit)
         finally:
             self.pool.release(worker)
-            self._conclude(outcome, worker)
+            self._conclude(outcome)
 
-    def _conclude(self, outcome: _Outcome, worker: Worker | None) -> None:
+    def _conclude(self, outcome: _Outcome) -> None:
         """(On an attempt thread.) Notes a failure in the log, stores the log and reports the
         outcome to the scheduler."""
         unit, attempt = outcome.unit, outcome.attempt
@@ -535,10 +540,10 @@ class LocalRun:
         with contextlib.suppress(OSError, StoreError):
             outcome.log_ref, outcome.log_tail = self._put_log(log_path)
         self.events.put(outcome)
-        if worker is None or outcome.killed:
-            # The worker did not get to clean up (it was killed, or never had the attempt).
+        if outcome.killed and outcome.root is not None:
+            # The worker did not get to clean up; its directory dies with it.
             with contextlib.suppress(OSError):
-                remove_tree(self.workspace.attempt_dir(unit.name, attempt))
+                remove_tree(outcome.root)
 
     def _await(self, worker: Worker, unit: Unit, outcome: _Outcome) -> None:
         """Waits for the worker's two reports, killing it at the step's timeout."""
@@ -820,65 +825,6 @@ class _AttemptThreads:
                 with self._lock:
                     self._busy -= 1
                     self._idle += 1
-
-
-class _LogBatches:
-    """Puts the logs of finished attempts into the store in batches, a few times a second.
-
-    Each step already makes its cache entry durable (two flushes of the filesystem); its log,
-    put on its own, would cost two more. Batched, the logs of all the steps that ended in the
-    last `FLUSH_SECONDS` share one commit (`Store.put_bytes_many`). The digest is known at
-    once, so lineage records it at once; what a crash can lose is the logs of the steps that
-    ended in the last fraction of a second (`mlc logs` then says the object is missing).
-    Large logs are put on their own, straight away. `close` stores what is left.
-    """
-
-    FLUSH_SECONDS = 0.25
-    LARGE_BYTES = 1 << 20
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._lock = threading.Lock()
-        self._pending: list[bytes] = []
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._problems: list[str] = []
-
-    def put(self, data: bytes) -> str:
-        """The log's digest; the log itself is stored with the next batch."""
-        if len(data) >= self.LARGE_BYTES or self._closed.is_set():
-            return str(self._store.put_bytes(data))
-        digest = digest_bytes(data)
-        with self._lock:
-            self._pending.append(data)
-            if self._thread is None and not self._closed.is_set():
-                self._thread = threading.Thread(target=self._run, name="mlc-logs", daemon=True)
-                self._thread.start()
-        return str(digest)
-
-    def _run(self) -> None:
-        while not self._closed.wait(self.FLUSH_SECONDS):
-            self._flush()
-
-    def _flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            self._store.put_bytes_many(batch)
-        except (OSError, StoreError) as exc:
-            with self._lock:
-                self._problems.append(str(exc))
-
-    def close(self) -> list[str]:
-        """Stores every pending log and stops; returns what went wrong, if anything."""
-        self._closed.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._flush()
-        with self._lock:
-            return list(self._problems)
 
 
 def _request_key(step: Step) -> tuple[object, ...]:

@@ -3,7 +3,7 @@
 ```
 <store>/work/<run id>/.lock                     held (flock) while the run is alive
 <store>/work/<run id>/logs/<invocation>.log     a step's log while it runs (then in the store)
-<store>/work/<run id>/attempts/<invocation>.<n>/ attempt n's inputs, outputs and tmp
+<store>/work/<run id>/workers/<pid>/             the attempt a worker runs: inputs, outputs, tmp
 <store>/work/<run id>/workers.log               what workers print outside of any step
 ```
 
@@ -37,7 +37,7 @@ class RunWorkspace:
     def __init__(self, local_dir: str, run_id: str) -> None:
         self.root = Path(local_dir, WORK_DIR, run_id)
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
-        (self.root / "attempts").mkdir(exist_ok=True)
+        (self.root / "workers").mkdir(exist_ok=True)
         self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
@@ -45,9 +45,9 @@ class RunWorkspace:
         """Where an invocation's log is written while it runs."""
         return self.root / "logs" / f"{safe_name(invocation)}.log"
 
-    def attempt_dir(self, invocation: str, attempt: int) -> Path:
-        """The directory of one attempt."""
-        return self.root / "attempts" / f"{safe_name(invocation)}.{attempt}"
+    def scratch_dir(self, worker_pid: int) -> Path:
+        """The attempt directory of one worker (emptied after each of its attempts)."""
+        return self.root / "workers" / str(worker_pid)
 
     @property
     def workers_log(self) -> Path:

@@ -14,7 +14,6 @@ the store and the cache entry is written, or why not. Both reports are plain JSO
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -26,7 +25,7 @@ from mlc.ir.model import OutputPort
 from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
 from mlc.runtime.errors import StepFailure
 from mlc.runtime.task import Task, TaskResult, execute_task
-from mlc.runtime.workdir import collect_outputs, prepare_attempt, remove_tree
+from mlc.runtime.workdir import collect_outputs, empty_attempt, prepare_attempt
 from mlc.store.base import Store
 from mlc.store.digest import Digest
 from mlc.store.errors import StoreError
@@ -126,14 +125,14 @@ def carry_out(
     collected: Callable[[Collected], None],
 ) -> None:
     """Prepares the attempt directory, executes the task, collects the outputs into the store,
-    writes the cache entry, reports, and removes the directory. Never raises for a failing
+    writes the cache entry, reports, and empties the directory. Never raises for a failing
     step.
 
     `ended` is called exactly once: with the task's result as soon as it has finished, or with
     None when it never started (the preparation failed). `collected` is called once after it,
-    as soon as the outputs are in the store: the caller need not wait for the cache entry nor
-    the clean-up, which follow. (A process killed in between leaves no entry: the step then
-    runs again next time; never an entry without its outputs.)
+    when the outputs are in the store and the cache entry is written (so a step reported done
+    is cached, even if the caller is killed right after); the caller need not wait for the
+    clean-up, which follows.
     """
     reported = False
 
@@ -148,16 +147,8 @@ def carry_out(
     finally:
         end(None)
     collected(outcome)
-    if outcome.outputs is not None and plan.cache is not None:
-        try:
-            _remember(store, plan.cache, outputs=outcome.outputs)
-        except StoreError as exc:
-            print(
-                f"mlc: the cache entry of {plan.cache.invocation} was not written: {exc}",
-                file=sys.stderr,
-            )
     with contextlib.suppress(OSError):
-        remove_tree(Path(plan.root))
+        empty_attempt(Path(plan.root))
 
 
 def _attempt(
@@ -171,7 +162,10 @@ def _attempt(
         ended(result)
         if not result.ok:
             return Collected()
-        return Collected(outputs=collect_outputs(store, plan.outputs, paths))
+        outputs = collect_outputs(store, plan.outputs, paths)
+        if plan.cache is not None:
+            _remember(store, plan.cache, outputs=outputs)
+        return Collected(outputs=outputs)
     except (StepFailure, StoreError) as exc:
         return Collected(error=str(exc))
     except Exception as exc:  # an internal error must still end the attempt cleanly

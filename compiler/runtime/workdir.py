@@ -9,7 +9,7 @@
 
 Outputs become visible only through `collect_outputs`, which checks every declared output and
 puts them all in the store before anything refers to them; a failed attempt's directory is
-simply removed.
+simply emptied (`empty_attempt`), and the next attempt may use it again.
 """
 
 from __future__ import annotations
@@ -75,16 +75,15 @@ def prepare_attempt(
     input_digests: Mapping[str, Digest | Sequence[Digest]],
     outputs: Sequence[OutputPort],
 ) -> tuple[AttemptDir, StepPaths]:
-    """Creates the attempt directory, materialises the inputs and names the output paths.
+    """Makes the attempt directory ready, materialises the inputs and names the output paths.
 
-    Only what the step uses is created: `inputs/` when it has inputs, `outputs/` when it has
-    outputs, and always `tmp/`.
+    The directory may be one a previous attempt used (a worker reuses its own): whatever is
+    in it is removed first. Only what the step uses is created: `inputs/` when it has inputs,
+    `outputs/` when it has outputs, and always `tmp/`.
     """
-    remove_tree(root)
+    empty_attempt(root)
     attempt = AttemptDir(root)
     paths = attempt_paths(root, input_digests, outputs)
-    root.mkdir()
-    attempt.tmp.mkdir()
     if input_digests:
         attempt.inputs.mkdir()
     for name, digests in input_digests.items():
@@ -126,6 +125,28 @@ def collect_outputs(
         version = store.snapshot(paths.outputs[port.name])
         collected[port.name] = CachedOutput(version.digest, version.kind)
     return collected
+
+
+def empty_attempt(root: Path) -> None:
+    """Leaves `root` holding only an empty `tmp/`, creating both if needed. Directories are
+    kept rather than made anew each attempt: a filesystem that has just deleted many inodes is
+    slow to allocate new ones."""
+    attempt = AttemptDir(root)
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        root.mkdir(parents=True)
+        entries = []
+    for entry in entries:
+        if entry.name != "tmp":
+            remove_tree(Path(entry.path))
+    try:
+        leftovers = list(os.scandir(attempt.tmp))
+    except FileNotFoundError:
+        attempt.tmp.mkdir()
+        leftovers = []
+    for entry in leftovers:
+        remove_tree(Path(entry.path))
 
 
 def remove_tree(path: Path) -> None:

@@ -181,10 +181,16 @@ class LocalStore(ManifestReading):
         os.close(fd)
         return tmp
 
-    def _create_exclusive(self, path: str, data: bytes, *, exist_ok: bool) -> bool:
-        """Creates `path` with `data` only if absent (link of a synced temp file). True if made."""
+    def _create_exclusive(
+        self, path: str, data: bytes, *, exist_ok: bool, sync_name: bool = True
+    ) -> bool:
+        """Creates `path` with `data` only if absent (link of a synced temp file). True if made.
+
+        With `sync_name=False` the data is written to disk before the name exists, but the
+        name is not flushed: it becomes durable with the filesystem's next metadata write-back
+        (seconds), so a power loss may lose the file, never leave it partial."""
         self._ensure_parent(path)
-        tmp = self._write_tmp(data, sync=True)
+        tmp = self._write_tmp(data, sync=sync_name)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -195,7 +201,8 @@ class LocalStore(ManifestReading):
             raise StoreWriteError(path, exc.strerror or str(exc)) from None
         finally:
             _unlink_quietly(tmp)
-        fsync_path(os.path.dirname(path))
+        if sync_name:
+            fsync_path(os.path.dirname(path))
         return True
 
     def rename_into_place(self, tmp: str, final: str) -> None:
@@ -548,10 +555,16 @@ class LocalStore(ManifestReading):
     # ---------------------------------------------------------------- records
 
     def put_record(self, kind: str, key: str, document: Mapping[str, Any]) -> None:
-        """Creates `records/<kind>/<key>.json` exactly once (`RecordExistsError` otherwise)."""
+        """Creates `records/<kind>/<key>.json` exactly once (`RecordExistsError` otherwise).
+
+        A record is visible to every process at once; its content is on disk before its name
+        exists, and the name becomes durable with the filesystem's next metadata write-back,
+        not with a flush of its own (records are written once per step: two flushes each were
+        most of a short step's cost). A power loss can therefore lose the last seconds'
+        records (a lost cache entry means the step runs again), never leave a partial one."""
         path = self.path_of(layout.record_key(kind, key))
         try:
-            self._create_exclusive(path, encode_record(document), exist_ok=False)
+            self._create_exclusive(path, encode_record(document), exist_ok=False, sync_name=False)
         except FileExistsError:
             raise RecordExistsError(f"record {kind}/{key} already exists") from None
 

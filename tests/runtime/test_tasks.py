@@ -101,7 +101,10 @@ def test_a_worker_carries_out_attempts_one_after_another(tmp_path: Path) -> None
             assert pid_file.read_text() == str(worker.pid)
             assert (tmp_path / f"{attempt}.log").read_text().startswith(f"--- {attempt} ---")
     assert worker.wait(timeout=10) == 0
-    assert not (tmp_path / "one").exists() and not (tmp_path / "two").exists()
+    # Each attempt directory is left holding an empty tmp/, ready for reuse.
+    for attempt in ("one", "two"):
+        assert [p.name for p in (tmp_path / attempt).iterdir()] == ["tmp"]
+        assert not any((tmp_path / attempt / "tmp").iterdir())
 
 
 def test_a_timeout_kills_the_group_even_if_it_ignores_sigterm(tmp_path: Path) -> None:
