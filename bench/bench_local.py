@@ -171,25 +171,33 @@ def bench_sched(
 ) -> list[dict[str, object]]:
     sched = work / "sched"
     rows = []
-    for kind in ("run", "call"):
-        best_mlc, best_pool, loads = float("inf"), float("inf"), []
-        for attempt in range(repeat):
-            store = (store_dir or work / "stores") / f"sched-{kind}-{attempt}"
-            shutil.rmtree(store, ignore_errors=True)
-            # Identical no-op steps share one cache key: --rerun all makes every one run.
-            # The spec is compiled every time (no IR cache): this is a first run.
-            elapsed, report, _ = mlc_apply(
-                sched / f"{kind}.mlspec", store, "--rerun", "all", ir_cache=False
-            )
-            counts = statuses(report)
-            if report.get("status") != "succeeded" or counts.get("ran") != steps:
-                sys.exit(f"scheduling run {kind} did not run every step: {counts}")
-            shutil.rmtree(store, ignore_errors=True)
-            pool = noop_pool(kind, steps, sched)
-            best_mlc, best_pool = min(best_mlc, elapsed), min(best_pool, pool)
-            loads.append(load())
-            print(f"  {kind}: mlc {elapsed:.2f}s, pool {pool:.2f}s (load {loads[-1]})", flush=True)
-        rows.append({"kind": kind, "mlc": best_mlc, "pool": best_pool, "load": loads[-1]})
+    # Every run gets a new store, and no store is removed until all runs are done: on ext4
+    # without a journal, creating an inode scans past every inode deleted in the last minutes,
+    # so removing one run's thousands of files right before the next would slow that one.
+    stores = (store_dir or work / "stores") / f"sched-{os.getpid()}"
+    try:
+        for kind in ("run", "call"):
+            best_mlc, best_pool, loads = float("inf"), float("inf"), []
+            for attempt in range(repeat):
+                store = stores / f"{kind}-{attempt}"
+                # Identical no-op steps share one cache key: --rerun all makes every one run.
+                # The spec is compiled every time (no IR cache): this is a first run.
+                elapsed, report, _ = mlc_apply(
+                    sched / f"{kind}.mlspec", store, "--rerun", "all", ir_cache=False
+                )
+                counts = statuses(report)
+                if report.get("status") != "succeeded" or counts.get("ran") != steps:
+                    sys.exit(f"scheduling run {kind} did not run every step: {counts}")
+                pool = noop_pool(kind, steps, sched)
+                best_mlc, best_pool = min(best_mlc, elapsed), min(best_pool, pool)
+                loads.append(load())
+                print(
+                    f"  {kind}: mlc {elapsed:.2f}s, pool {pool:.2f}s (load {loads[-1]})",
+                    flush=True,
+                )
+            rows.append({"kind": kind, "mlc": best_mlc, "pool": best_pool, "load": loads[-1]})
+    finally:
+        shutil.rmtree(stores, ignore_errors=True)
     return rows
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import os
 import queue
 import signal
 import threading
@@ -50,7 +51,7 @@ from mlc.runtime.rendering import render_task, step_environment
 from mlc.runtime.report import RunObserver, RunReport, StepReport, UnitUpdate
 from mlc.runtime.task import TaskResult
 from mlc.runtime.wiring import OutputDigests, wire_inputs
-from mlc.runtime.workdir import attempt_paths, remove_tree
+from mlc.runtime.workdir import OutputSlot, attempt_paths, remove_tree
 from mlc.store.base import Store
 from mlc.store.digest import Digest
 from mlc.store.errors import StoreError
@@ -194,6 +195,7 @@ class LocalRun:
 
     def execute(self) -> RunReport:
         """Runs the pipeline to the end (or until cancelled) and reports."""
+        self._start_workers()
         self._begin()
         try:
             self._loop()
@@ -228,6 +230,18 @@ class LocalRun:
         self.observer.run_started(self.run_id, self.pipeline, [u.name for u in self.units])
         for warning in self.preflight.datasets.warnings:
             self.observer.warning(warning)
+
+    def _start_workers(self) -> None:
+        """Starts as many workers as steps of the smallest CPU request can run at once (at
+        most one per core), so that they import while the run is being set up. On a machine
+        with GPUs they start on demand: each is started for a `CUDA_VISIBLE_DEVICES`."""
+        if self.gpus_present:
+            return
+        smallest = min((u.step.resources.cpu_millis for u in self.units), default=0)
+        if smallest <= 0:
+            return
+        fits = self.ledger.machine.cpu_millis // smallest
+        self.pool.start(min(len(self.units), fits, os.cpu_count() or 1), None)
 
     def _loop(self) -> None:
         while len(self.settled) < len(self.states):
@@ -463,7 +477,8 @@ class LocalRun:
             # Each worker reuses one attempt directory, emptied after every attempt: making
             # and deleting directories per step makes the filesystem slow to allocate inodes.
             root = outcome.root = self.workspace.scratch_dir(worker.pid)
-            paths = attempt_paths(root, unit.inputs, step.outputs)
+            outputs = tuple(OutputSlot.of(port) for port in step.outputs)
+            paths = attempt_paths(root, unit.inputs, outputs)
             extra = {"TMPDIR": str(root / "tmp")}
             if cuda is not None:
                 extra[CUDA_VARIABLE] = cuda
@@ -485,7 +500,7 @@ class LocalRun:
             plan = AttemptPlan(
                 root=str(root),
                 inputs=unit.inputs,
-                outputs=step.outputs,
+                outputs=outputs,
                 log_path=log_path,
                 header=f"--- mlc: {unit.name} attempt {attempt} started "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n",

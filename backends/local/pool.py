@@ -138,6 +138,16 @@ class WorkerPool:
             self._busy.add(worker)
         return worker
 
+    def start(self, count: int, cuda: str | None) -> None:
+        """Starts idle workers ahead of need (up to `count` idle ones for this visibility)."""
+        with self._lock:
+            missing = count - len(self._idle.get(cuda, []))
+        for _ in range(missing):
+            worker = Worker(self._env, cuda, self._stderr_path)
+            with self._lock:
+                self.started += 1
+                self._idle.setdefault(cuda, []).append(worker)
+
     def release(self, worker: Worker) -> None:
         """Returns a worker after its task; a dead one is discarded."""
         with self._lock:

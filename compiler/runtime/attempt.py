@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlc.ir.model import OutputPort
 from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
 from mlc.runtime.errors import StepFailure
 from mlc.runtime.task import Task, TaskResult, execute_task
-from mlc.runtime.workdir import collect_outputs, empty_attempt, prepare_attempt
+from mlc.runtime.workdir import OutputSlot, collect_outputs, empty_attempt, prepare_attempt
 from mlc.store.base import Store
 from mlc.store.digest import Digest
 from mlc.store.errors import StoreError
@@ -59,7 +58,7 @@ class AttemptPlan:
     root: str
     """The attempt directory (see `mlc.runtime.workdir`)."""
     inputs: Mapping[str, Digest | list[Digest]]
-    outputs: tuple[OutputPort, ...]
+    outputs: tuple[OutputSlot, ...]
     log_path: str
     header: str
     """The line written to the log before the task starts."""
@@ -70,7 +69,7 @@ class AttemptPlan:
         return {
             "root": self.root,
             "inputs": dict(self.inputs),
-            "outputs": [port.model_dump(mode="json") for port in self.outputs],
+            "outputs": [slot.to_json() for slot in self.outputs],
             "log_path": self.log_path,
             "header": self.header,
             "cache": None if self.cache is None else self.cache.to_json(),
@@ -83,7 +82,7 @@ class AttemptPlan:
         return cls(
             root=data["root"],
             inputs=data["inputs"],
-            outputs=tuple(OutputPort.model_validate(port) for port in data["outputs"]),
+            outputs=tuple(OutputSlot(**slot) for slot in data["outputs"]),
             log_path=data["log_path"],
             header=data["header"],
             cache=None if cache is None else CacheEntryPlan(**cache),

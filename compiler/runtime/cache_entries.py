@@ -125,15 +125,19 @@ def lookup(
 
 
 def remember(store: Store, entry: CacheEntry, *, expire_seconds: float | None = None) -> bool:
-    """Writes an entry as the next generation of its key, unless a usable entry exists (then a
-    concurrent run cached the same key first). True if this entry was written."""
-    for generation in range(MAX_GENERATIONS):
+    """Writes an entry as the next generation of its key, unless a usable entry exists (a
+    rerun, or a concurrent run that cached the same key first). True if this entry was
+    written. Looking first costs one failed read for a new key and saves writing (and then
+    removing) a record that cannot be created for an existing one."""
+    generation = len(_entries(store, entry.key))
+    while generation < MAX_GENERATIONS:
+        if generation and lookup(store, entry.key, expire_seconds=expire_seconds).entry:
+            return False
         try:
             store.put_record(RECORD_KIND, _record_key(entry.key, generation), entry.to_json())
             return True
         except RecordExistsError:
-            if lookup(store, entry.key, expire_seconds=expire_seconds).entry is not None:
-                return False
+            generation += 1
     raise StoreError(f"cache key {entry.key} has {MAX_GENERATIONS} unusable generations")
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlc.runtime.invocation import Invocation
+if TYPE_CHECKING:
+    from mlc.runtime.invocation import Invocation
 
 InputPaths = Mapping[str, "str | list[str]"]
 """Input name -> path of the materialised input (a list of paths for a `fan_in` input)."""

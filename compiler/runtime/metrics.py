@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlc.ir.model import ArtifactType
 from mlc.runtime.errors import StepFailure
+
+if TYPE_CHECKING:
+    from mlc.ir.model import ArtifactType
 
 _TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str"}
 
@@ -48,8 +50,15 @@ def load_metrics(path: str, output: str) -> dict[str, Any]:
 
 def check_metrics(output: str, artifact_type: ArtifactType, data: Mapping[str, Any]) -> None:
     """Checks the declared keys of a metrics output: each present, each of its type."""
+    check_metric_keys(output, artifact_type.metric_keys, data)
+
+
+def check_metric_keys(
+    output: str, metric_keys: Mapping[str, str] | None, data: Mapping[str, Any]
+) -> None:
+    """`check_metrics` given the declared keys and their types."""
     problems: list[str] = []
-    for key, declared in (artifact_type.metric_keys or {}).items():
+    for key, declared in (metric_keys or {}).items():
         if key not in data:
             problems.append(f"key `{key}` ({declared}) is missing")
         elif not conforms(data[key], declared):

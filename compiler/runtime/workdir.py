@@ -20,14 +20,37 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mlc.ir.model import OutputPort
 from mlc.runtime.cache_entries import CachedOutput
 from mlc.runtime.context import StepPaths
 from mlc.runtime.errors import StepFailure
-from mlc.runtime.metrics import check_metrics, load_metrics
+from mlc.runtime.metrics import check_metric_keys, load_metrics
 from mlc.store.base import Store
 from mlc.store.digest import Digest
+
+if TYPE_CHECKING:
+    from mlc.ir.model import OutputPort
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSlot:
+    """What the process running a step needs to know of one declared output: plain data, so
+    that a worker need not load the IR's models."""
+
+    name: str
+    kind: str
+    """`file`, `dir` or `metrics`."""
+    metric_keys: Mapping[str, str] | None = None
+
+    @classmethod
+    def of(cls, port: OutputPort) -> OutputSlot:
+        """The slot of an IR output port."""
+        return cls(port.name, port.type.kind, port.type.metric_keys)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict."""
+        return {"name": self.name, "kind": self.kind, "metric_keys": self.metric_keys}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +78,7 @@ class AttemptDir:
 def attempt_paths(
     root: Path,
     input_digests: Mapping[str, Digest | Sequence[Digest]],
-    outputs: Sequence[OutputPort],
+    outputs: Sequence[OutputSlot],
 ) -> StepPaths:
     """The paths a step sees in an attempt directory (nothing is created)."""
     attempt = AttemptDir(root)
@@ -73,7 +96,7 @@ def prepare_attempt(
     root: Path,
     store: Store,
     input_digests: Mapping[str, Digest | Sequence[Digest]],
-    outputs: Sequence[OutputPort],
+    outputs: Sequence[OutputSlot],
 ) -> tuple[AttemptDir, StepPaths]:
     """Makes the attempt directory ready, materialises the inputs and names the output paths.
 
@@ -96,26 +119,26 @@ def prepare_attempt(
     if outputs:
         attempt.outputs.mkdir()
     for port in outputs:
-        if port.type.kind == "dir":
+        if port.kind == "dir":
             Path(paths.outputs[port.name]).mkdir()
     return attempt, paths
 
 
-def check_output(port: OutputPort, path: Path) -> None:
+def check_output(port: OutputSlot, path: Path) -> None:
     """Checks that a step wrote an output of the declared kind (metrics: and their types)."""
     if not path.exists():
         raise StepFailure(f"the step did not write its output `{port.name}` (expected at {path})")
-    kind = port.type.kind
+    kind = port.kind
     if kind in ("file", "metrics") and not path.is_file():
         raise StepFailure(f"output `{port.name}` is a `{kind}` and must be a file, not a directory")
     if kind == "dir" and not path.is_dir():
         raise StepFailure(f"output `{port.name}` is a `dir` and must be a directory")
     if kind == "metrics":
-        check_metrics(port.name, port.type, load_metrics(str(path), port.name))
+        check_metric_keys(port.name, port.metric_keys, load_metrics(str(path), port.name))
 
 
 def collect_outputs(
-    store: Store, outputs: Sequence[OutputPort], paths: StepPaths
+    store: Store, outputs: Sequence[OutputSlot], paths: StepPaths
 ) -> dict[str, CachedOutput]:
     """Checks every declared output, then puts each into the store; returns their versions."""
     for port in outputs:

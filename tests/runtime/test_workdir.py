@@ -1,0 +1,61 @@
+"""Attempt directories: prepared with read-only inputs, emptied after use, reused as they are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from mlc.runtime.errors import StepFailure
+from mlc.runtime.workdir import OutputSlot, collect_outputs, empty_attempt, prepare_attempt
+from mlc.store.local import LocalStore
+
+OUTPUTS = (OutputSlot("model", "file"), OutputSlot("shards", "dir"))
+
+
+def test_a_reused_directory_holds_only_the_new_attempt(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    data = store.put_bytes(b"rows\n")
+    root = tmp_path / "attempt"
+    _, first = prepare_attempt(root, store, {"data": data}, OUTPUTS)
+    Path(first.outputs["model"]).write_text("half-written")
+    (root / "tmp" / "scratch").write_text("left behind")
+
+    attempt, second = prepare_attempt(root, store, {}, (OutputSlot("report", "metrics"),))
+
+    assert sorted(p.name for p in root.iterdir()) == ["outputs", "tmp"]
+    assert not any(attempt.tmp.iterdir())
+    assert not any(attempt.outputs.iterdir())
+    assert second.inputs == {}
+
+
+def test_inputs_are_read_only_and_outputs_are_checked_before_anything_is_stored(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    data = store.put_bytes(b"rows\n")
+    _, paths = prepare_attempt(tmp_path / "attempt", store, {"data": data}, OUTPUTS)
+    assert not os.access(paths.inputs["data"], os.W_OK) or os.geteuid() == 0
+    assert Path(paths.inputs["data"]).read_bytes() == b"rows\n"
+    Path(paths.outputs["model"]).write_text("weights")
+    os.rmdir(paths.outputs["shards"])
+    Path(paths.outputs["shards"]).write_text("not a directory")
+    objects_before = sum(1 for _ in store.iter_objects())
+    with pytest.raises(StepFailure, match="`shards` is a `dir`"):
+        collect_outputs(store, OUTPUTS, paths)
+    assert sum(1 for _ in store.iter_objects()) == objects_before
+
+
+def test_emptying_keeps_only_an_empty_tmp(tmp_path: Path) -> None:
+    root = tmp_path / "attempt"
+    empty_attempt(root)
+    (root / "inputs").mkdir()
+    (root / "inputs" / "x").write_text("x")
+    (root / "inputs" / "x").chmod(0o444)
+    (root / "tmp" / "deep").mkdir()
+    (root / "tmp" / "deep" / "file").write_text("y")
+
+    empty_attempt(root)
+
+    assert [p.name for p in root.iterdir()] == ["tmp"]
+    assert not any((root / "tmp").iterdir())
