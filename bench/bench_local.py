@@ -12,7 +12,9 @@ Data and specs come from `bench/gen_local.py` (under `bench/.work/local/`, or
    `concurrent.futures.ProcessPoolExecutor` of 2 workers running the same DAG
    (`subprocess.run(["true"])` for `run`; the function itself for `call`), pool start-up
    included. The `mlc` figure is the wall time of the whole `mlc apply` process (interpreter,
-   compile without the IR cache, store, run). "Added per step" is (mlc - pool) / steps.
+   compile without the IR cache, store, run); "the run alone" is the run's own duration from
+   its report (from the first decision to the last lineage write). "Added per step" is
+   (mlc - pool) / steps. Stores are kept until every run is done (see `bench_sched`).
 2. No-op re-apply: 1,000 steps over 10,000 files of 100 KB (1 GB, 1,000 directory datasets,
    `version = latest` resolved by `mlc.lock`), everything cached (the compiled IR too):
    `mlc apply` with a counter of
@@ -177,7 +179,7 @@ def bench_sched(
     stores = (store_dir or work / "stores") / f"sched-{os.getpid()}"
     try:
         for kind in ("run", "call"):
-            best_mlc, best_pool, loads = float("inf"), float("inf"), []
+            best_mlc, best_run, best_pool, loads = float("inf"), float("inf"), float("inf"), []
             for attempt in range(repeat):
                 store = stores / f"{kind}-{attempt}"
                 # Identical no-op steps share one cache key: --rerun all makes every one run.
@@ -190,12 +192,21 @@ def bench_sched(
                     sys.exit(f"scheduling run {kind} did not run every step: {counts}")
                 pool = noop_pool(kind, steps, sched)
                 best_mlc, best_pool = min(best_mlc, elapsed), min(best_pool, pool)
+                best_run = min(best_run, float(report["duration_s"]))  # type: ignore[arg-type]
                 loads.append(load())
                 print(
                     f"  {kind}: mlc {elapsed:.2f}s, pool {pool:.2f}s (load {loads[-1]})",
                     flush=True,
                 )
-            rows.append({"kind": kind, "mlc": best_mlc, "pool": best_pool, "load": loads[-1]})
+            rows.append(
+                {
+                    "kind": kind,
+                    "mlc": best_mlc,
+                    "run": best_run,
+                    "pool": best_pool,
+                    "load": loads[-1],
+                }
+            )
     finally:
         shutil.rmtree(stores, ignore_errors=True)
     return rows
@@ -279,6 +290,11 @@ def table(
             f"| {name}: wall | {mlc:.2f} s | {pool:.2f} s (ProcessPoolExecutor, 2 workers) "
             f"| {mlc / pool:.1f}x | ≤ 5 s; ≤ 2x | {verdict(mlc <= 5)}; {verdict(mlc <= 2 * pool)} |"
         )
+        run = float(row["run"])  # type: ignore[arg-type]
+        lines.append(
+            f"| {name}: the run alone (no start-up, no compile) | {run:.2f} s | {pool:.2f} s "
+            f"| {run / pool:.1f}x | (≤ 2x) | {verdict(run <= 2 * pool)} |"
+        )
         lines.append(
             f"| {name}: added per step | {added_ms:.1f} ms | | | ≤ 10 ms | {verdict(added_ms <= 10)} |"
         )
@@ -299,13 +315,27 @@ def table(
     return "\n".join(lines)
 
 
+READING = """\
+Reading the figures: the scheduler hands each attempt to a long-lived worker process, which
+prepares the attempt directory, runs the step, stores the outputs and writes the cache entry;
+the scheduler writes lineage in one transaction per 0.1 s and logs in one batch per 0.25 s.
+What is left per step is real work the bare pool does not do: a log file, a cache entry (one
+new file each) and the JSON hand-over both ways. A `call` no-op in the pool is a pickled
+function call (60 µs); that figure cannot be approached by anything that keeps a log and a
+cache entry per step, so the 2x target is missed by design for `call` steps and, by 2.6x, for
+`run` steps. On ext4 without a journal (this machine), creating a file scans past every inode
+deleted in the last minutes: runs made right after removing a large store took 3.5-4.5 s
+instead of 1.5-2.5 s, which is why the benchmark keeps its stores until every run is done.
+"""
+
+
 def write_docs(text: str, argv: list[str]) -> None:
     command = "python bench/bench_local.py " + " ".join(argv)
     section = (
         f"{SECTION}\n\n"
         f"Measured {dt.date.today().isoformat()} on {machine()}; {versions()}; "
         f"with `{command.strip()}` (best of the repetitions; see the docstring of "
-        "`bench/bench_local.py` for what each figure is).\n\n" + text + "\n"
+        "`bench/bench_local.py` for what each figure is).\n\n" + text + "\n\n" + READING
     )
     content = DOCS.read_text()
     if SECTION in content:
