@@ -447,8 +447,10 @@ class LocalStore(ManifestReading):
         """Recreates a file or directory at `dest` (which must not exist).
 
         Files are hard-linked from the store when `readonly` and on the same device (so they
-        share the store's read-only inode), else copied. A directory is built under a temporary
-        sibling name and renamed to `dest` when complete, so `dest` never appears half-written.
+        share the store's read-only inode), else copied. Not for root, whom read-only modes do
+        not stop: a step running as root could write through the link into the store, so root
+        gets copies. A directory is built under a temporary sibling name and renamed to `dest`
+        when complete, so `dest` never appears half-written.
         """
         target = os.path.abspath(os.fspath(dest))
         if os.path.lexists(target):
@@ -459,7 +461,9 @@ class LocalStore(ManifestReading):
         except OSError as exc:
             raise StoreWriteError(parent, exc.strerror or str(exc)) from None
         version = self.describe(digest)
-        link_ok = readonly and os.stat(parent).st_dev == os.stat(self.root).st_dev
+        link_ok = (
+            readonly and os.geteuid() != 0 and os.stat(parent).st_dev == os.stat(self.root).st_dev
+        )
         building = os.path.join(parent, f".{os.path.basename(target)}.mlc-{secrets.token_hex(4)}")
         try:
             if version.kind == "file":

@@ -105,8 +105,9 @@ def test_gc_never_deletes_an_object_touched_during_the_collection(local: LocalSt
 
 
 def test_materialize_hard_links_read_only_files_on_the_same_device(
-    local: LocalStore, tmp_path: Path
+    local: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     version = local.snapshot(write_tree(tmp_path / "src", {"a.txt": "linked"}))
     local.materialize(version.digest, tmp_path / "out")
     entry = local.read_manifest(version.digest).entries[0]
@@ -114,6 +115,18 @@ def test_materialize_hard_links_read_only_files_on_the_same_device(
         os.stat(tmp_path / "out" / "a.txt").st_ino
         == os.stat(local.object_path(entry.digest)).st_ino
     )
+
+
+def test_root_gets_read_only_copies_because_modes_do_not_stop_it(
+    local: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    version = local.snapshot(write_tree(tmp_path / "src", {"a.txt": "copied"}))
+    local.materialize(version.digest, tmp_path / "out")
+    entry = local.read_manifest(version.digest).entries[0]
+    out = tmp_path / "out" / "a.txt"
+    assert os.stat(out).st_ino != os.stat(local.object_path(entry.digest)).st_ino
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o444
 
 
 def test_materialize_copies_when_writable(local: LocalStore, tmp_path: Path) -> None:
