@@ -33,7 +33,7 @@ from typing import Any, cast
 
 from mlc.backends.local.log_batches import LogBatches
 from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPool
-from mlc.backends.local.resources import Grant, ResourceLedger
+from mlc.backends.local.resources import Grant, ResourceLedger, gib
 from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
 from mlc.backends.local.workspace import RunWorkspace
 from mlc.ir.graph import build_graph, condition_refs, steps_in_order
@@ -606,6 +606,7 @@ class LocalRun:
             unit.grant = None
         if outcome.result is not None:
             unit.exit_code = outcome.result.exit_code
+            self._check_memory(unit, outcome.result.peak_memory_bytes)
         if unit.cancel_requested or self.stop.cancelled:
             self._finish(unit, "cancelled", error="cancelled")
             return
@@ -628,6 +629,18 @@ class LocalRun:
         self._finish(unit, "failed", error=unit.error)
         if not self.settings.keep_going and not self.stop.reason:
             self.stop.reason = f"the run stopped after `{unit.name}` failed"
+
+    def _check_memory(self, unit: Unit, peak: int | None) -> None:
+        """Keeps the attempt's peak memory and warns when it was above the step's request:
+        memory is accounted, not enforced, so an understated request lets too many steps run
+        at once."""
+        unit.peak_memory_bytes = peak
+        asked = unit.step.resources.memory_bytes
+        if peak is not None and asked and peak > asked:
+            self.observer.warning(
+                f"`{unit.name}` used up to {gib(peak)} of memory but asks for {gib(asked)}; "
+                "raise its `memory` so that the scheduler does not run too many steps at once"
+            )
 
     def _finish_all(
         self, state: StepState, status: str, reason: str | None, error: str | None = None
@@ -778,6 +791,7 @@ class LocalRun:
                 error=u.error if u.status in ("failed", "cancelled") else None,
                 log_ref=u.log_ref,
                 log_tail=u.log_tail if u.status == "failed" else [],
+                peak_memory_bytes=u.peak_memory_bytes,
             )
             for u in self.units
         ]

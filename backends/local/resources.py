@@ -27,7 +27,8 @@ class Grant:
         return ",".join(str(index) for index in self.gpus)
 
 
-def _gib(size: int) -> str:
+def gib(size: int) -> str:
+    """`3.5 GiB`."""
     return f"{size / 2**30:.1f} GiB"
 
 
@@ -56,8 +57,8 @@ class ResourceLedger:
         memory = resources.memory_bytes or 0
         if memory > machine.memory_bytes:
             return (
-                f"it asks for {_gib(memory)} of memory and {machine.source} has "
-                f"{_gib(machine.memory_bytes)}"
+                f"it asks for {gib(memory)} of memory and {machine.source} has "
+                f"{gib(machine.memory_bytes)}"
             )
         gpu = resources.gpu
         if gpu is None or gpu.count == 0:

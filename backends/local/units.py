@@ -31,6 +31,8 @@ class Unit:
     started_at: float | None = None
     ended_at: float | None = None
     exit_code: int | None = None
+    peak_memory_bytes: int | None = None
+    """The largest resident set of the last attempt, when measured."""
     error: str | None = None
     log_ref: str | None = None
     log_tail: list[str] = field(default_factory=list)

@@ -26,6 +26,8 @@ class ProcessOutcome:
 
     exit_code: int
     timed_out: bool = False
+    peak_memory_bytes: int | None = None
+    """The largest resident set of the process (or of a child it waited for), when known."""
 
 
 def group_alive(pgid: int) -> bool:
@@ -98,6 +100,8 @@ def run_process(
             close_fds=True,
         )
     try:
+        if timeout_seconds is None:
+            return _wait_measured(process)
         return ProcessOutcome(process.wait(timeout=timeout_seconds))
     except subprocess.TimeoutExpired:
         if new_session:
@@ -112,3 +116,10 @@ def run_process(
             process.kill()
         process.wait()
         raise
+
+
+def _wait_measured(process: subprocess.Popen[bytes]) -> ProcessOutcome:
+    """Waits for a process and reads its peak memory from the kernel's accounting."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return ProcessOutcome(process.returncode, peak_memory_bytes=usage.ru_maxrss * 1024)

@@ -73,10 +73,12 @@ class StepReport:
     error: str | None = None
     log_ref: str | None = None
     log_tail: list[str] = field(default_factory=list)
+    peak_memory_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict: name, status, cache_key, outputs (name -> digest), attempts, duration_s,
-        and when present reasons (why it ran or was skipped), error and log."""
+        and when present reasons (why it ran or was skipped), error, log and
+        peak_memory_bytes (the largest resident set of the step's last attempt)."""
         data: dict[str, Any] = {
             "name": self.name,
             "status": self.status,
@@ -91,6 +93,8 @@ class StepReport:
             data["error"] = self.error
         if self.log_ref:
             data["log"] = self.log_ref
+        if self.peak_memory_bytes is not None:
+            data["peak_memory_bytes"] = self.peak_memory_bytes
         return data
 
 

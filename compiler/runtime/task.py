@@ -8,6 +8,7 @@ in the current process; stdout and stderr of the step go to the log, never to th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -67,6 +68,8 @@ class TaskResult:
     exit_code: int
     error: str | None = None
     timed_out: bool = False
+    peak_memory_bytes: int | None = None
+    """The step's largest resident set, when it could be measured."""
 
     @property
     def ok(self) -> bool:
@@ -76,6 +79,10 @@ class TaskResult:
     def to_json(self) -> dict[str, Any]:
         """A plain dict."""
         return asdict(self)
+
+    def measured(self, peak_memory_bytes: int | None) -> TaskResult:
+        """The same result with the step's peak memory."""
+        return TaskResult(self.exit_code, self.error, self.timed_out, peak_memory_bytes)
 
 
 def execute_task(
@@ -91,7 +98,8 @@ def execute_task(
     it); a worker that is itself the group leader the scheduler kills passes False.
     """
     if task.kind == "call":
-        return _execute_call(task)
+        reset_peak_memory()
+        return _execute_call(task).measured(peak_memory())
     outcome = run_process(
         task.argv,
         env=task.env,
@@ -104,10 +112,31 @@ def execute_task(
     if outcome.timed_out:
         return TaskResult(outcome.exit_code, "timed out", timed_out=True)
     if outcome.exit_code < 0:
-        return TaskResult(outcome.exit_code, f"killed by {signal_name(-outcome.exit_code)}")
-    if outcome.exit_code != 0:
-        return TaskResult(outcome.exit_code, f"exited with code {outcome.exit_code}")
-    return TaskResult(0)
+        result = TaskResult(outcome.exit_code, f"killed by {signal_name(-outcome.exit_code)}")
+    elif outcome.exit_code != 0:
+        result = TaskResult(outcome.exit_code, f"exited with code {outcome.exit_code}")
+    else:
+        result = TaskResult(0)
+    return result.measured(outcome.peak_memory_bytes)
+
+
+def reset_peak_memory() -> None:
+    """Resets this process's peak resident set (Linux: `/proc/self/clear_refs`), so that the
+    next `peak_memory` is the peak of what runs in between."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def peak_memory() -> int | None:
+    """This process's peak resident set in bytes since the last reset (Linux), else None."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def signal_name(number: int) -> str:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mlc.ir.model import GpuRequest
+from mlc.ir.model import Command, GpuRequest
 from mlc.runtime.errors import PreflightError
 
 from tests.local.conftest import Runner, by_name
@@ -94,6 +94,55 @@ def test_memory_is_accounted_like_cpu(runner: Runner, work: Path) -> None:
     report = runner.apply(doc)
     left, right = interval(runner, report, "left"), interval(runner, report, "right")
     assert left[1] <= right[0] or right[1] <= left[0]
+
+
+class Warnings:
+    """An observer that keeps the run's warnings."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def run_started(self, run_id: str, pipeline: str, names: list[str]) -> None:
+        pass
+
+    def unit_changed(self, update: object) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        self.texts.append(text)
+
+
+ALLOCATE = "import time; block = bytearray(96 << 20); block[::4096] = b'x' * (24 << 10)"
+
+
+def test_peak_memory_is_measured_and_an_understated_request_is_named(
+    runner: Runner, work: Path
+) -> None:
+    (work / "hungry.py").write_text(f"def eat():\n    {ALLOCATE}\n")
+    doc = document(
+        work,
+        [
+            step(
+                "command",
+                Command(kind="exec", argv=("python3", "-c", ALLOCATE)),
+                memory_bytes=32 << 20,
+            ),
+            step("function", Command(kind="call", function="hungry:eat"), memory_bytes=32 << 20),
+            step("modest", sh("true"), memory_bytes=1 << 30),
+        ],
+    )
+    warnings = Warnings()
+    report = runner.backend().apply(doc, observer=warnings)  # type: ignore[arg-type]
+    steps = by_name(report)
+    for name in ("command", "function"):
+        assert steps[name].peak_memory_bytes >= 96 << 20  # type: ignore[attr-defined]
+        assert any(text.startswith(f"`{name}` used up to ") for text in warnings.texts)
+    assert steps["modest"].peak_memory_bytes < 1 << 30  # type: ignore[attr-defined]
+    assert not any("`modest`" in text for text in warnings.texts)
+    assert "peak_memory_bytes" in steps["command"].to_json()  # type: ignore[attr-defined]
 
 
 def test_a_step_that_can_never_fit_fails_before_anything_runs(runner: Runner, work: Path) -> None:
