@@ -163,6 +163,10 @@ class Store(Protocol):
         """Deletes an object unless it was written or touched at or after the given time."""
         ...
 
+    def compact(self, *, unless_modified_since: float) -> None:
+        """Finishes the deletions `delete_object` could only schedule (objects in packs)."""
+        ...
+
     def clean_tmp(self, older_than: float) -> int:
         """Removes abandoned temporary files last modified before `older_than`; returns count."""
         ...

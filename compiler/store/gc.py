@@ -103,6 +103,8 @@ def gc(store: Store, roots: Iterable[Digest], grace: float, *, dry_run: bool = F
             removed_digests.append(obj.digest)
         else:
             kept += 1
+    if not dry_run:
+        store.compact(unless_modified_since=cutoff)
     tmp_removed = 0 if dry_run else store.clean_tmp(start - max(grace, MIN_TMP_AGE))
     return GCReport(
         kept=kept,

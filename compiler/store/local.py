@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -44,6 +45,14 @@ from mlc.store.manifest import (
     ManifestEntry,
     decode_manifest,
 )
+from mlc.store.packs import (
+    PACKED_MAX,
+    PACKS,
+    LocalPackFiles,
+    PackedObject,
+    PackIndex,
+    PackWriter,
+)
 from mlc.store.records import decode_record, encode_record
 from mlc.store.snapshot import FileVersion, snapshot_with
 from mlc.store.statcache import StatCache, same_file_version
@@ -58,20 +67,23 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
 
 
 class _PendingWrites:
-    """Temporary files waiting to be renamed into place after one filesystem sync."""
+    """The writes of one batch: small objects for packs (`mlc.store.packs`), and temporary
+    files waiting to be renamed into place after one filesystem sync."""
 
     def __init__(self, store: LocalStore) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []
+        self.packs = PackWriter(store.pack_dir, store.tmp_dir)
 
     def add(self, tmp: str, final: str) -> None:
         with self._lock:
             self._pending.append((tmp, final))
 
     def commit(self) -> None:
-        """Commits the written-out temporary files, renames them into place, and makes the
-        renames durable (see `mlc.store.fsync`)."""
+        """Publishes the packs, commits the written-out temporary files, renames them into
+        place, and makes the renames durable (see `mlc.store.fsync`)."""
+        self.packs.commit()
         if not self._pending:
             return
         commit_batch(self._store.tmp_dir)
@@ -112,6 +124,10 @@ class LocalStore(ManifestReading):
         self._counter_lock = threading.Lock()
         self._made_dirs: set[str] = set()
         self._statcache: StatCache | None = None
+        self._pack_files = LocalPackFiles(os.path.join(self.root, PACKS))
+        self.packs = PackIndex(self._pack_files)
+        self._doomed: dict[str, set[bytes]] = {}
+        """Packed objects `delete_object` condemned, by pack, until `compact` rewrites them."""
         if not os.path.isfile(os.path.join(self.root, STORE_MARKER)):
             if not create:
                 raise StoreNotFoundError(
@@ -133,6 +149,11 @@ class LocalStore(ManifestReading):
             raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
         marker = json.dumps({"format": "mlc.store", "version": 1}).encode() + b"\n"
         self._create_exclusive(os.path.join(self.root, STORE_MARKER), marker, exist_ok=True)
+
+    @property
+    def pack_dir(self) -> str:
+        """Where the store's packs are (see `mlc.store.packs`)."""
+        return self._pack_files.directory
 
     def path_of(self, key: str) -> str:
         """The local path of a layout key."""
@@ -215,12 +236,20 @@ class LocalStore(ManifestReading):
             raise StoreWriteError(final, exc.strerror or str(exc)) from None
 
     def _refresh(self, digest: Digest) -> bool:
-        """True if the object exists; refreshes its mtime when old so GC keeps it."""
+        """True if the object exists; refreshes its mtime (a packed object: its pack's index
+        mtime) when old so GC keeps it."""
         path = self.object_path(digest)
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            return False
+            packed = self.packs.find(digest)
+            if packed is None:
+                return False
+            path = self._pack_files.path(f"{packed.pack}.idx")
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return False
         if st.st_mtime < time.time() - TOUCH_INTERVAL:
             try:
                 os.utime(path)
@@ -269,7 +298,10 @@ class LocalStore(ManifestReading):
                 digests.append(digest)
                 if digest not in planned and not self._refresh(digest):
                     planned.add(digest)
-                    pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
+                    if len(data) <= PACKED_MAX:
+                        pending.packs.add(digest, data)
+                    else:
+                        pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
             pending.commit()
         except BaseException:
             pending.abort()
@@ -322,7 +354,10 @@ class LocalStore(ManifestReading):
                 return None
             digest = digest_bytes(data)
             if not self._refresh(digest):
-                pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
+                if len(data) <= PACKED_MAX:
+                    pending.packs.add(digest, data)
+                else:
+                    pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
             return FileVersion(digest, before, read_at)
         digest, tmp = self._copy_and_hash(fd, path)
         if not same_file_version(before, os.fstat(fd)):
@@ -406,8 +441,9 @@ class LocalStore(ManifestReading):
         return ObjectNotFoundError(f"object {digest} is not in the store at {self.root}")
 
     def has(self, digest: Digest) -> bool:
-        """True if the object is present."""
-        return os.path.exists(self.object_path(parse_digest(digest)))
+        """True if the object is present (loose or in a pack)."""
+        digest = parse_digest(digest)
+        return os.path.exists(self.object_path(digest)) or self.packs.find(digest) is not None
 
     def kind(self, digest: Digest) -> ObjectKind:
         """`dir` for a directory manifest, `file` otherwise; `ObjectNotFoundError` if absent."""
@@ -418,21 +454,25 @@ class LocalStore(ManifestReading):
 
     def size(self, digest: Digest) -> int:
         """The stored size of an object."""
+        digest = parse_digest(digest)
         try:
-            return os.stat(self.object_path(parse_digest(digest))).st_size
+            return os.stat(self.object_path(digest)).st_size
         except FileNotFoundError:
-            raise ObjectNotFoundError(
-                f"object {digest} is not in the store at {self.root}"
-            ) from None
+            packed = self.packs.find(digest)
+            if packed is None:
+                raise self._missing(digest) from None
+            return packed.length
 
     def open_bytes(self, digest: Digest) -> BinaryIO:
         """A binary file object reading the object."""
+        digest = parse_digest(digest)
         try:
-            return open(self.object_path(parse_digest(digest)), "rb")
+            return open(self.object_path(digest), "rb")
         except FileNotFoundError:
-            raise ObjectNotFoundError(
-                f"object {digest} is not in the store at {self.root}"
-            ) from None
+            packed = self.packs.find(digest)
+            if packed is None:
+                raise self._missing(digest) from None
+            return io.BytesIO(self.packs.read(packed))
 
     def read_bytes(self, digest: Digest) -> bytes:
         """The whole content of an object."""
@@ -506,7 +546,18 @@ class LocalStore(ManifestReading):
     ) -> None:
         source = self.object_path(digest)
         if not os.path.exists(source):
-            raise ObjectNotFoundError(f"object {digest} is not in the store at {self.root}")
+            packed = self.packs.find(digest)
+            if packed is None:
+                raise self._missing(digest)
+            data = self.packs.read(packed)
+            fd = os.open(target, _CREATE_FLAGS, mode & ~0o222 if readonly else mode)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            return
         if link and mode != MODE_EXECUTABLE:
             try:
                 os.link(source, target)
@@ -528,7 +579,7 @@ class LocalStore(ManifestReading):
         try:
             fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
         except FileNotFoundError:
-            return "missing"
+            return self._check_packed(digest)
         try:
             actual = hash_fd(fd)
         finally:
@@ -542,6 +593,16 @@ class LocalStore(ManifestReading):
             except (ManifestError, UnsafePathError) as exc:
                 return f"invalid manifest: {exc}"
         return None
+
+    def _check_packed(self, digest: Digest) -> str | None:
+        packed = self.packs.find(digest)
+        if packed is None:
+            return "missing"
+        try:
+            actual = digest_bytes(self.packs.read(packed))
+        except CorruptObjectError as exc:
+            return str(exc)
+        return None if actual == digest else f"content in {packed.pack} hashes to {actual}"
 
     def verify_all(self) -> VerifyReport:
         """Re-hashes every object in parallel; reports each bad one with the reason."""
@@ -593,12 +654,14 @@ class LocalStore(ManifestReading):
     # ---------------------------------------------------------------- GC support
 
     def iter_objects(self) -> Iterator[StoredObject]:
-        """Every object in the store with its size and mtime."""
+        """Every object in the store with its size and mtime (loose ones, then packed ones;
+        each digest once)."""
         base = self.path_of(f"{layout.OBJECTS}/sha256")
         try:
             fanouts = sorted(os.scandir(base), key=lambda e: e.name)
         except FileNotFoundError:
-            return
+            fanouts = []
+        loose: set[Digest] = set()
         for fanout in fanouts:
             if not fanout.is_dir(follow_symlinks=False) or len(fanout.name) != 2:
                 continue
@@ -610,7 +673,11 @@ class LocalStore(ManifestReading):
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
+                loose.add(digest)
                 yield StoredObject(digest, st.st_size, st.st_mtime)
+        for digest, packed, mtime in self.packs.iter_objects():
+            if digest not in loose:  # the loose copy is the one read first
+                yield StoredObject(digest, packed.length, mtime)
 
     def now(self) -> float:
         """The local clock."""
@@ -628,7 +695,7 @@ class LocalStore(ManifestReading):
         try:
             os.rename(path, trash)
         except FileNotFoundError:
-            return False
+            return self._condemn_packed(digest, unless_modified_since)
         try:
             if os.stat(trash).st_mtime >= unless_modified_since:
                 with contextlib.suppress(FileExistsError):
@@ -639,13 +706,68 @@ class LocalStore(ManifestReading):
         _unlink_quietly(self.path_of(layout.dir_marker_key(digest)))
         return True
 
+    def _condemn_packed(self, digest: Digest, unless_modified_since: float) -> bool:
+        """Marks a packed object for removal by `compact` (the packs that hold it are
+        rewritten without it), unless one of them was touched since the cut-off."""
+        holders = self.packs.locations(digest)
+        try:
+            if not holders or any(
+                os.stat(self._pack_files.path(f"{h.pack}.idx")).st_mtime >= unless_modified_since
+                for h in holders
+            ):
+                return False
+        except FileNotFoundError:
+            return False
+        for holder in holders:
+            self._doomed.setdefault(holder.pack, set()).add(bytes.fromhex(digest[7:]))
+        return True
+
+    def compact(self, *, unless_modified_since: float) -> None:
+        """Rewrites the packs holding objects `delete_object` condemned: a pack left with no
+        live object is removed (index first), another is replaced by a new pack of its live
+        objects, published before the old one is removed. A pack touched at or after
+        `unless_modified_since` (a writer reused one of its objects) is left as it is."""
+        doomed, self._doomed = self._doomed, {}
+        packs = self.packs.packs()
+        for name, dead in sorted(doomed.items()):
+            entries = packs.get(name)
+            index = self._pack_files.path(f"{name}.idx")
+            try:
+                if entries is None or os.stat(index).st_mtime >= unless_modified_since:
+                    continue
+            except FileNotFoundError:
+                continue
+            live = [entry for entry in entries if entry[0] not in dead]
+            if live:
+                writer = PackWriter(self.pack_dir, self.tmp_dir)
+                for raw, offset, length in live:
+                    packed = PackedObject(name, offset, length)
+                    writer.add(digest_from_hex(raw.hex()), self.packs.read(packed))
+                writer.commit()
+            _unlink_quietly(index)
+            _unlink_quietly(self._pack_files.path(f"{name}.pack"))
+        if doomed:
+            fsync_path(self.pack_dir)
+            self.packs.refresh()
+
     def clean_tmp(self, older_than: float) -> int:
-        """Removes temporary files abandoned by crashed writers."""
+        """Removes temporary files abandoned by crashed writers, and packs whose writer
+        crashed before publishing their index."""
         removed = 0
         try:
             entries = list(os.scandir(self.tmp_dir))
         except FileNotFoundError:
-            return 0
+            entries = []
+        try:
+            packs = list(os.scandir(self.pack_dir))
+        except FileNotFoundError:
+            packs = []
+        indexes = {entry.name for entry in packs if entry.name.endswith(".idx")}
+        entries += [
+            entry
+            for entry in packs
+            if entry.name.endswith(".pack") and entry.name[: -len(".pack")] + ".idx" not in indexes
+        ]
         for entry in entries:
             try:
                 if entry.stat(follow_symlinks=False).st_mtime < older_than:

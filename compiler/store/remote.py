@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import io
 import os
 import secrets
 import shutil
@@ -26,6 +27,7 @@ from mlc.store import layout
 from mlc.store.base import ManifestReading, ObjectKind, StoredObject, VerifyReport, Version
 from mlc.store.digest import Digest, digest_bytes, digest_from_hex, parse_digest
 from mlc.store.errors import (
+    CorruptObjectError,
     DestinationExistsError,
     FileChangedError,
     ManifestError,
@@ -38,6 +40,7 @@ from mlc.store.errors import (
 )
 from mlc.store.hashing import BUFFER_SIZE, default_workers, parallel_map
 from mlc.store.manifest import Manifest, ManifestEntry, decode_manifest
+from mlc.store.packs import PACKS, PackedObject, PackIndex
 from mlc.store.records import decode_record, encode_record
 from mlc.store.snapshot import FileVersion, snapshot_with
 from mlc.store.statcache import StatCache, same_file_version
@@ -115,6 +118,8 @@ class FsspecStore(ManifestReading):
         self.hashed_files = 0
         self._counter_lock = threading.Lock()
         self._statcache: StatCache | None = None
+        self.packs = PackIndex(_RemotePackFiles(fs, self.path_of(PACKS)))
+        """Packs a local store wrote, when its files were copied here (read, never written)."""
 
     def __repr__(self) -> str:
         return f"FsspecStore({self.uri!r})"
@@ -303,8 +308,12 @@ class FsspecStore(ManifestReading):
     # ---------------------------------------------------------------- reading
 
     def has(self, digest: Digest) -> bool:
-        """True if the object is present."""
-        return self._exists(self.path_of(layout.object_key(parse_digest(digest))))
+        """True if the object is present (as a file of its own or in a pack)."""
+        digest = parse_digest(digest)
+        return (
+            self._exists(self.path_of(layout.object_key(digest)))
+            or self.packs.find(digest) is not None
+        )
 
     def kind(self, digest: Digest) -> ObjectKind:
         """`dir` or `file`; `ObjectNotFoundError` if absent."""
@@ -313,26 +322,35 @@ class FsspecStore(ManifestReading):
         is_dir = self._exists(self.path_of(layout.dir_marker_key(digest)))
         return "dir" if is_dir else "file"
 
+    def _packed(self, digest: Digest) -> PackedObject:
+        found = self.packs.find(digest)
+        if found is None:
+            raise ObjectNotFoundError(f"object {digest} is not in the store {self.uri}")
+        return found
+
     def size(self, digest: Digest) -> int:
         """The stored size of an object."""
+        digest = parse_digest(digest)
         try:
-            return int(self.fs.size(self.path_of(layout.object_key(parse_digest(digest)))))
+            return int(self.fs.size(self.path_of(layout.object_key(digest))))
         except FileNotFoundError:
-            raise ObjectNotFoundError(f"object {digest} is not in the store {self.uri}") from None
+            return self._packed(digest).length
 
     def open_bytes(self, digest: Digest) -> BinaryIO:
         """A binary file object reading the object."""
+        digest = parse_digest(digest)
         try:
             return cast(BinaryIO, self.fs.open(self.path_of(layout.object_key(digest)), "rb"))
         except FileNotFoundError:
-            raise ObjectNotFoundError(f"object {digest} is not in the store {self.uri}") from None
+            return io.BytesIO(self.packs.read(self._packed(digest)))
 
     def read_bytes(self, digest: Digest) -> bytes:
         """The whole content of an object."""
+        digest = parse_digest(digest)
         try:
-            return bytes(self.fs.cat_file(self.path_of(layout.object_key(parse_digest(digest)))))
+            return bytes(self.fs.cat_file(self.path_of(layout.object_key(digest))))
         except FileNotFoundError:
-            raise ObjectNotFoundError(f"object {digest} is not in the store {self.uri}") from None
+            return self.packs.read(self._packed(digest))
 
     def materialize(
         self, digest: Digest, dest: str | os.PathLike[str], *, readonly: bool = True
@@ -390,7 +408,9 @@ class FsspecStore(ManifestReading):
         try:
             self.fs.get_file(self.path_of(layout.object_key(digest)), local)
         except FileNotFoundError:
-            raise ObjectNotFoundError(f"object {digest} is not in the store {self.uri}") from None
+            data = self.packs.read(self._packed(digest))
+            with open(local, "wb") as handle:
+                handle.write(data)
         os.chmod(local, mode & ~0o222 if readonly else mode)
 
     # ---------------------------------------------------------------- verification
@@ -402,7 +422,13 @@ class FsspecStore(ManifestReading):
                 while chunk := handle.read(8 * BUFFER_SIZE):
                     hasher.update(chunk)
         except FileNotFoundError:
-            return "missing"
+            found = self.packs.find(digest)
+            if found is None:
+                return "missing"
+            try:
+                hasher.update(self.packs.read(found))
+            except CorruptObjectError as exc:
+                return str(exc)
         actual = digest_from_hex(hasher.hexdigest())
         if actual != digest:
             return f"content hashes to {actual}"
@@ -465,11 +491,16 @@ class FsspecStore(ManifestReading):
         try:
             found = self.fs.find(base, detail=True)
         except FileNotFoundError:
-            return
+            found = {}
+        loose: set[Digest] = set()
         for name, info in sorted(found.items()):
             digest = layout.digest_of_key(str(name))
             if digest is not None:
+                loose.add(digest)
                 yield StoredObject(digest, int(info.get("size") or 0), _mtime_of(info))
+        for digest, packed, mtime in self.packs.iter_objects():
+            if digest not in loose:
+                yield StoredObject(digest, packed.length, mtime)
 
     def now(self) -> float:
         """The store's clock: the modification time of a probe object written now."""
@@ -497,6 +528,9 @@ class FsspecStore(ManifestReading):
             self.fs.rm_file(marker)
         return True
 
+    def compact(self, *, unless_modified_since: float) -> None:
+        """Nothing to do: a remote store keeps every object in a file of its own."""
+
     def clean_tmp(self, older_than: float) -> int:
         """Removes abandoned temporary keys."""
         try:
@@ -523,3 +557,40 @@ class FsspecStore(ManifestReading):
 def _is_precondition_failure(exc: BaseException) -> bool:
     text = f"{exc} {exc.__cause__ or ''}"
     return "PreconditionFailed" in text or "412" in text
+
+
+class _RemotePackFiles:
+    """`packs/` on a remote filesystem (see `mlc.store.packs.PackFiles`)."""
+
+    def __init__(self, fs: Any, directory: str) -> None:
+        self._fs = fs
+        self._directory = directory
+
+    def version(self) -> object:
+        """The current second: the directory is listed again at most once a second."""
+        return int(time.monotonic())
+
+    def names(self) -> list[str]:
+        """The file names under `packs/`."""
+        try:
+            return [
+                str(path).rsplit("/", 1)[-1] for path in self._fs.ls(self._directory, detail=False)
+            ]
+        except FileNotFoundError:
+            return []
+
+    def read(self, name: str) -> bytes:
+        """A whole file."""
+        return bytes(self._fs.cat_file(f"{self._directory}/{name}"))
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        """Part of a file (one ranged request)."""
+        path = f"{self._directory}/{name}"
+        return bytes(self._fs.cat_file(path, start=offset, end=offset + length))
+
+    def mtime(self, name: str) -> float | None:
+        """A file's last-modified time."""
+        try:
+            return _mtime_of(self._fs.info(f"{self._directory}/{name}"))
+        except FileNotFoundError:
+            return None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlc.store import StoreError, StoreNotFoundError, StoreWriteError, UnsupportedFileError, gc
 from mlc.store.local import TOUCH_INTERVAL, LocalStore
+from mlc.store.packs import PACKED_MAX
 
 from .conftest import write_tree
 
@@ -108,7 +109,8 @@ def test_materialize_hard_links_read_only_files_on_the_same_device(
     local: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    version = local.snapshot(write_tree(tmp_path / "src", {"a.txt": "linked"}))
+    big = "linked\n" * (PACKED_MAX // 7 + 1)  # larger than a packed object: a file of its own
+    version = local.snapshot(write_tree(tmp_path / "src", {"a.txt": big}))
     local.materialize(version.digest, tmp_path / "out")
     entry = local.read_manifest(version.digest).entries[0]
     assert (
@@ -121,7 +123,8 @@ def test_root_gets_read_only_copies_because_modes_do_not_stop_it(
     local: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    version = local.snapshot(write_tree(tmp_path / "src", {"a.txt": "copied"}))
+    big = "copied\n" * (PACKED_MAX // 7 + 1)
+    version = local.snapshot(write_tree(tmp_path / "src", {"a.txt": big}))
     local.materialize(version.digest, tmp_path / "out")
     entry = local.read_manifest(version.digest).entries[0]
     out = tmp_path / "out" / "a.txt"
@@ -130,7 +133,8 @@ def test_root_gets_read_only_copies_because_modes_do_not_stop_it(
 
 
 def test_materialize_copies_when_writable(local: LocalStore, tmp_path: Path) -> None:
-    version = local.snapshot(write_tree(tmp_path / "src", {"a.txt": "copied"}))
+    big = "copied\n" * (PACKED_MAX // 7 + 1)
+    version = local.snapshot(write_tree(tmp_path / "src", {"a.txt": big}))
     local.materialize(version.digest, tmp_path / "out", readonly=False)
     entry = local.read_manifest(version.digest).entries[0]
     out = tmp_path / "out" / "a.txt"

@@ -43,10 +43,30 @@ def test_a_local_and_an_s3_store_have_the_same_layout(
     src = write_tree(tmp_path / "src", TREE)
     local = open_store(tmp_path / "local")
     remote = open_s3(s3_uri, s3_server, tmp_path / "cache")
-    assert local.snapshot(src).digest == remote.snapshot(src).digest
+    version = local.snapshot(src)
+    assert version.digest == remote.snapshot(src).digest
     local.put_record("runs", "r1", {"x": 1})
     remote.put_record("runs", "r1", {"x": 1})
-    assert store_keys(local) == store_keys(remote)
+    # The same objects, markers and records; the local store keeps small objects in packs.
+    assert sorted(o.digest for o in local.iter_objects()) == sorted(
+        o.digest for o in remote.iter_objects()
+    )
+    shared = ("index/", "records/")
+    assert [k for k in store_keys(local) if k.startswith(shared)] == [
+        k for k in store_keys(remote) if k.startswith(shared)
+    ]
+    # A local store copied file by file to S3 is a store there: packs are read as they are.
+    copied_uri = f"{s3_uri}-copied"
+    copy = open_s3(copied_uri, s3_server, tmp_path / "copy-cache")
+    for path in sorted((tmp_path / "local").rglob("*")):
+        relative = path.relative_to(tmp_path / "local").as_posix()
+        if path.is_file() and relative.startswith(("objects/", "index/", "records/", "packs/")):
+            copy.fs.pipe_file(copy.path_of(relative), path.read_bytes())  # type: ignore[attr-defined]
+    copy.materialize(version.digest, tmp_path / "from-the-copy")
+    for relpath, content in TREE.items():
+        expected = content.encode() if isinstance(content, str) else content
+        assert (tmp_path / "from-the-copy" / relpath).read_bytes() == expected
+    assert copy.verify_all().ok
 
 
 @pytest.mark.s3

@@ -1,0 +1,115 @@
+"""Packs: a local store keeps the small objects of a batch in one file, and every read path,
+verification and garbage collection treat them like objects of their own."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+from mlc.store.digest import digest_bytes
+from mlc.store.gc import gc
+from mlc.store.local import LocalStore
+from mlc.store.packs import PACKED_MAX, PACKS
+
+from .conftest import write_tree
+
+SMALL = {"a.csv": "1,2\n", "sub/b.csv": "3,4\n", "sub/c.csv": "5,6\n"}
+
+
+def loose_objects(store: LocalStore) -> list[str]:
+    return [name for _, _, names in os.walk(Path(store.root) / "objects") for name in names]
+
+
+def pack_files(store: LocalStore) -> list[str]:
+    return sorted(os.listdir(Path(store.root) / PACKS))
+
+
+def test_the_small_files_of_a_snapshot_become_one_pack(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    big = os.urandom(PACKED_MAX + 1)
+    write_tree(tmp_path / "src", {**SMALL, "big.bin": big})
+    version = store.snapshot(tmp_path / "src")
+    # The manifest and the big file are files of their own; the three small ones share a pack.
+    assert len(loose_objects(store)) == 2
+    assert [name.rsplit(".", 1)[1] for name in pack_files(store)] == ["idx", "pack"]
+    for entry in store.read_manifest(version.digest):
+        assert store.has(entry.digest)
+        assert store.size(entry.digest) == entry.size
+        with store.open_bytes(entry.digest) as handle:
+            assert len(handle.read()) == entry.size
+    assert store.verify_all().ok
+
+
+def test_a_packed_file_is_materialised_as_a_read_only_copy(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    version = store.snapshot(write_tree(tmp_path / "src", SMALL))
+    store.materialize(version.digest, tmp_path / "out")
+    for relpath, content in SMALL.items():
+        path = tmp_path / "out" / relpath
+        assert path.read_text() == content
+        assert stat.S_IMODE(path.stat().st_mode) == 0o444
+
+
+def test_another_store_object_sees_packs_written_after_it_looked(tmp_path: Path) -> None:
+    reader = LocalStore(tmp_path / "store")
+    assert not reader.has(digest_bytes(b"1,2\n"))
+    writer = LocalStore(tmp_path / "store")
+    version = writer.snapshot(write_tree(tmp_path / "src", SMALL))
+    assert all(reader.has(entry.digest) for entry in reader.read_manifest(version.digest))
+
+
+def test_verify_finds_a_flipped_byte_inside_a_pack(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    version = store.snapshot(write_tree(tmp_path / "src", SMALL))
+    victim = next(e.digest for e in store.read_manifest(version.digest) if e.path == "a.csv")
+    where = store.packs.find(victim)
+    assert where is not None
+    pack = Path(store.root, PACKS, f"{where.pack}.pack")
+    os.chmod(pack, 0o644)
+    data = bytearray(pack.read_bytes())
+    data[where.offset] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    report = store.verify_all()
+    assert list(report.bad) == [victim]
+    assert "hashes to" in report.bad[victim]
+
+
+def test_gc_removes_a_dead_pack_and_rewrites_a_partly_dead_one(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    kept = store.snapshot(write_tree(tmp_path / "kept", {"x.csv": "x\n", "y.csv": "y\n"}))
+    dropped = store.snapshot(write_tree(tmp_path / "dropped", {"z.csv": "z\n"}))
+    mixed = write_tree(tmp_path / "mixed", {"w.csv": "w\n", "x.csv": "x\n", "v.csv": "v\n"})
+    store.snapshot(mixed)
+    old = time.time() - 3600
+    for name in pack_files(store):
+        os.utime(Path(store.root, PACKS, name), (old, old))
+    for path in Path(store.root, "objects").rglob("*"):
+        if path.is_file():
+            os.utime(path, (old, old))
+
+    report = gc(store, [kept.digest], grace=60)
+
+    # `dropped`'s pack had nothing live: gone. The `mixed` pack held `x.csv`, which `kept`
+    # also uses (it is in both packs), and two dead files: rewritten or dropped.
+    live = {e.digest for e in store.read_manifest(kept.digest)} | {kept.digest}
+    assert {o.digest for o in store.iter_objects()} == live
+    assert not store.has(dropped.digest)
+    assert report.removed == len({"z", "w", "v"}) + 2  # three dead files, two dead manifests
+    store.materialize(kept.digest, tmp_path / "again")
+    assert (tmp_path / "again" / "x.csv").read_text() == "x\n"
+    assert store.verify_all().ok
+
+
+def test_a_pack_whose_index_never_came_is_invisible_and_cleaned_up(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    os.makedirs(Path(store.root, PACKS), exist_ok=True)
+    orphan = Path(store.root, PACKS, "pack-crashed.pack")
+    orphan.write_bytes(b"half of a pack")
+    assert list(store.iter_objects()) == []
+    assert store.clean_tmp(older_than=time.time() - 3600) == 0  # too young to be abandoned
+    old = time.time() - 7200
+    os.utime(orphan, (old, old))
+    assert store.clean_tmp(older_than=time.time() - 3600) == 1
+    assert not orphan.exists()
