@@ -93,7 +93,8 @@ class _PendingWrites:
         self._pending.clear()
 
     def abort(self) -> None:
-        """Removes every temporary file not yet renamed."""
+        """Removes every temporary file not yet renamed, and every unpublished pack."""
+        self.packs.abort()
         for tmp, _ in self._pending:
             _unlink_quietly(tmp)
         self._pending.clear()
@@ -238,18 +239,25 @@ class LocalStore(ManifestReading):
     def _refresh(self, digest: Digest) -> bool:
         """True if the object exists; refreshes its mtime (a packed object: its pack's index
         mtime) when old so GC keeps it."""
-        path = self.object_path(digest)
+        if self._touch(self.object_path(digest)):
+            return True
+        packed = self.packs.find(digest)
+        return packed is not None and self._touch(self._pack_files.path(f"{packed.pack}.idx"))
+
+    def _reuse_small(self, digest: Digest) -> bool:
+        """`_refresh` for a small object about to be packed, in one dictionary lookup: only
+        the packs known when the batch began are asked, not loose files nor packs written
+        since. A miss only means a second copy of the object, which is harmless."""
+        packed = self.packs.find_known(digest)
+        return packed is not None and self._touch(self._pack_files.path(f"{packed.pack}.idx"))
+
+    @staticmethod
+    def _touch(path: str) -> bool:
+        """True if `path` exists; its mtime is refreshed when older than `TOUCH_INTERVAL`."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            packed = self.packs.find(digest)
-            if packed is None:
-                return False
-            path = self._pack_files.path(f"{packed.pack}.idx")
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                return False
+            return False
         if st.st_mtime < time.time() - TOUCH_INTERVAL:
             try:
                 os.utime(path)
@@ -353,11 +361,11 @@ class LocalStore(ManifestReading):
             if len(data) != before.st_size or not same_file_version(before, os.fstat(fd)):
                 return None
             digest = digest_bytes(data)
-            if not self._refresh(digest):
-                if len(data) <= PACKED_MAX:
+            if len(data) <= PACKED_MAX:
+                if not self._reuse_small(digest):
                     pending.packs.add(digest, data)
-                else:
-                    pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
+            elif not self._refresh(digest):
+                pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
             return FileVersion(digest, before, read_at)
         digest, tmp = self._copy_and_hash(fd, path)
         if not same_file_version(before, os.fstat(fd)):
@@ -410,6 +418,7 @@ class LocalStore(ManifestReading):
 
     def snapshot(self, path: str | os.PathLike[str]) -> Version:
         """Puts a file or directory into the store, reading only files the stat cache lacks."""
+        self.packs.refresh()
         pending = _PendingWrites(self)
 
         def reuse(digest: Digest) -> bool:

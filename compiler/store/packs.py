@@ -28,7 +28,7 @@ import secrets
 import struct
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from mlc.store.digest import Digest, digest_from_hex
@@ -163,6 +163,10 @@ class PackIndex:
             found = self._objects.get(key)
         return found
 
+    def find_known(self, digest: Digest) -> PackedObject | None:
+        """`find` among the packs already read, without looking at `packs/` again."""
+        return self._objects.get(bytes.fromhex(digest[7:]))
+
     def refresh(self) -> bool:
         """Reads the indexes added (and forgets those removed) since the last look; True when
         anything changed. Costs one `version()` when nothing did."""
@@ -172,29 +176,31 @@ class PackIndex:
                 return False
             self._seen = version
             names = {n[: -len(".idx")] for n in self.files.names() if n.endswith(".idx")}
-            changed = False
-            for gone in set(self._packs) - names:
-                del self._packs[gone]
-                changed = True
-            for name in names - set(self._packs):
+            gone = set(self._packs) - names
+            for name in gone:
+                del self._packs[name]
+            added: list[str] = []
+            for name in sorted(names - set(self._packs)):
                 try:
                     entries = decode_index(self.files.read(f"{name}.idx"), name)
                 except (FileNotFoundError, CorruptObjectError):
                     continue  # removed meanwhile, or damaged: `verify_all` reports it
                 self._packs[name] = entries
-                changed = True
-            if changed:
-                objects: dict[bytes, PackedObject] = {}
-                copies: dict[bytes, list[PackedObject]] = {}
-                for pack, entries in sorted(self._packs.items()):
-                    for raw, offset, length in entries:
-                        found = PackedObject(pack, offset, length)
-                        if raw in objects:
-                            copies.setdefault(raw, []).append(found)
-                        else:
-                            objects[raw] = found
-                self._objects, self._copies = objects, copies
-            return changed
+                added.append(name)
+            if gone:  # rare (garbage collection): start over
+                self._objects, self._copies = {}, {}
+                added = sorted(self._packs)
+            objects, copies = dict(self._objects), dict(self._copies)
+            for pack in added:
+                for raw, offset, length in self._packs[pack]:
+                    found = PackedObject(pack, offset, length)
+                    if raw in objects:
+                        copies[raw] = [*copies.get(raw, []), found]
+                    else:
+                        objects[raw] = found
+            # Replaced, not changed in place: readers without the lock see one or the other.
+            self._objects, self._copies = objects, copies
+            return bool(gone or added)
 
     def locations(self, digest: Digest) -> list[PackedObject]:
         """Every pack that holds an object (two writers may have packed the same one)."""
@@ -237,19 +243,35 @@ class PackIndex:
                 yield digest_from_hex(raw.hex()), found, max(known)
 
 
+@dataclass(slots=True)
+class _OpenPack:
+    """A pack being written under `tmp/`: its bytes go out in chunks as objects arrive."""
+
+    name: str
+    tmp: str
+    fd: int
+    size: int = 0
+    entries: list[tuple[bytes, int, int]] = field(default_factory=list)
+    buffer: bytearray = field(default_factory=bytearray)
+    buffer_start: int = 0
+
+
 class PackWriter:
     """Small objects collected by one batch of writes (threads may add at once), published
-    as packs by `commit`."""
+    as packs by `commit`. Pack bytes are written to their temporary file in chunks while the
+    batch goes on (`pwrite` at reserved offsets, outside the lock), so that hashing and
+    writing overlap; `commit` writes the rest, makes the packs durable and publishes them."""
+
+    CHUNK = 4 << 20
 
     def __init__(self, directory: str, tmp_dir: str, limit: int = PACK_LIMIT) -> None:
         self._directory = directory
         self._tmp_dir = tmp_dir
         self._limit = limit
         self._lock = threading.Lock()
-        self._data = bytearray()
-        self._entries: list[tuple[bytes, int, int]] = []
         self._planned: set[bytes] = set()
-        self._full: list[tuple[bytearray, list[tuple[bytes, int, int]]]] = []
+        self._current: _OpenPack | None = None
+        self._packs: list[_OpenPack] = []
 
     def add(self, digest: Digest, data: bytes) -> None:
         """Adds an object (once per writer, however often it is added)."""
@@ -258,56 +280,105 @@ class PackWriter:
             if raw in self._planned:
                 return
             self._planned.add(raw)
-            self._entries.append((raw, len(self._data), len(data)))
-            self._data += data
-            if len(self._data) >= self._limit:
-                self._full.append((self._data, self._entries))
-                self._data, self._entries = bytearray(), []
+            pack = self._current or self._open()
+            pack.entries.append((raw, pack.size, len(data)))
+            pack.size += len(data)
+            pack.buffer += data
+            chunk: tuple[int, int, bytearray] | None = None
+            if len(pack.buffer) >= self.CHUNK:
+                chunk = (pack.fd, pack.buffer_start, pack.buffer)
+                pack.buffer, pack.buffer_start = bytearray(), pack.size
+            if pack.size >= self._limit:
+                self._current = None
+        if chunk is not None:
+            _write_at(*chunk)
+
+    def _open(self) -> _OpenPack:
+        name = f"pack-{secrets.token_hex(12)}"
+        tmp = os.path.join(self._tmp_dir, f"{name}.pack")
+        try:
+            fd = os.open(tmp, _CREATE, 0o444)
+        except OSError as exc:
+            raise StoreWriteError(self._tmp_dir, exc.strerror or str(exc)) from None
+        pack = _OpenPack(name, tmp, fd)
+        self._packs.append(pack)
+        self._current = pack
+        return pack
 
     def commit(self) -> list[str]:
-        """Writes every pack, makes them durable and publishes them (pack, then index);
-        returns the new packs' names."""
+        """Writes what is left, makes every pack durable and publishes it (pack, then
+        index); returns the new packs' names. Call it once every `add` has returned."""
         with self._lock:
-            batches = [*self._full, (self._data, self._entries)]
-            self._full, self._data, self._entries = [], bytearray(), []
+            packs, self._packs, self._current = self._packs, [], None
             self._planned.clear()
-        written: list[tuple[str, str, str]] = []
+        published: list[str] = []
         try:
-            for data, entries in batches:
-                if entries:
-                    written.append(self._write(data, entries))
-            if not written:
+            indexes: list[tuple[_OpenPack, str]] = []
+            for pack in packs:
+                _write_at(pack.fd, pack.buffer_start, pack.buffer)
+                os.fsync(pack.fd)
+                indexes.append(
+                    (
+                        pack,
+                        _write_file(f"{pack.tmp[: -len('.pack')]}.idx", encode_index(pack.entries)),
+                    )
+                )
+            if not packs:
                 return []
             os.makedirs(self._directory, exist_ok=True)
-            for name, pack_tmp, idx_tmp in written:
-                os.rename(pack_tmp, os.path.join(self._directory, f"{name}.pack"))
-                os.rename(idx_tmp, os.path.join(self._directory, f"{name}.idx"))
+            for pack, idx_tmp in indexes:
+                os.rename(pack.tmp, os.path.join(self._directory, f"{pack.name}.pack"))
+                os.rename(idx_tmp, os.path.join(self._directory, f"{pack.name}.idx"))
+                published.append(pack.name)
             fsync_path(self._directory)
         except OSError as exc:
-            for _, pack_tmp, idx_tmp in written:
-                for tmp in (pack_tmp, idx_tmp):
-                    _unlink_quietly(tmp)
+            self._discard(packs)
             raise StoreWriteError(self._directory, exc.strerror or str(exc)) from None
-        return [name for name, _, _ in written]
+        finally:
+            for pack in packs:
+                with contextlib.suppress(OSError):
+                    os.close(pack.fd)
+        return published
 
-    def _write(
-        self, data: bytearray, entries: list[tuple[bytes, int, int]]
-    ) -> tuple[str, str, str]:
-        name = f"pack-{secrets.token_hex(12)}"
-        pack_tmp = os.path.join(self._tmp_dir, f"{name}.pack")
-        idx_tmp = os.path.join(self._tmp_dir, f"{name}.idx")
-        for path, content in ((pack_tmp, data), (idx_tmp, encode_index(entries))):
-            fd = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o444
-            )
-            try:
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        return name, pack_tmp, idx_tmp
+    def abort(self) -> None:
+        """Removes every unpublished pack."""
+        with self._lock:
+            packs, self._packs, self._current = self._packs, [], None
+        for pack in packs:
+            with contextlib.suppress(OSError):
+                os.close(pack.fd)
+        self._discard(packs)
+
+    @staticmethod
+    def _discard(packs: list[_OpenPack]) -> None:
+        for pack in packs:
+            _unlink_quietly(pack.tmp)
+            _unlink_quietly(f"{pack.tmp[: -len('.pack')]}.idx")
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_at(fd: int, offset: int, data: bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.pwrite(fd, view, offset)
+        except OSError as exc:
+            raise StoreWriteError("a pack", exc.strerror or str(exc)) from None
+        view, offset = view[written:], offset + written
+
+
+def _write_file(path: str, data: bytes) -> str:
+    fd = os.open(path, _CREATE, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
 
 
 def _unlink_quietly(path: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from mlc.store.digest import digest_bytes
 from mlc.store.gc import gc
 from mlc.store.local import LocalStore
-from mlc.store.packs import PACKED_MAX, PACKS
+from mlc.store.packs import PACKED_MAX, PACKS, LocalPackFiles, PackIndex, PackWriter
 
 from .conftest import write_tree
 
@@ -113,3 +113,31 @@ def test_a_pack_whose_index_never_came_is_invisible_and_cleaned_up(tmp_path: Pat
     os.utime(orphan, (old, old))
     assert store.clean_tmp(older_than=time.time() - 3600) == 1
     assert not orphan.exists()
+
+
+def test_a_writer_streams_its_bytes_and_starts_a_new_pack_at_the_limit(tmp_path: Path) -> None:
+    packs_dir, tmp_dir = tmp_path / PACKS, tmp_path / "tmp"
+    tmp_dir.mkdir()
+    writer = PackWriter(str(packs_dir), str(tmp_dir), limit=3 * PackWriter.CHUNK)
+    blobs = [os.urandom(60_000) for _ in range(300)]  # 18 MB: several chunks, two packs
+    for blob in blobs:
+        writer.add(digest_bytes(blob), blob)
+    writer.add(digest_bytes(blobs[0]), blobs[0])  # a second add of the same object: ignored
+    names = writer.commit()
+    assert len(names) == 2
+    assert os.listdir(tmp_dir) == []
+    index = PackIndex(LocalPackFiles(str(packs_dir)))
+    for blob in blobs:
+        found = index.find(digest_bytes(blob))
+        assert found is not None and index.read(found) == blob
+    assert sum(len(entries) for entries in index.packs().values()) == len(blobs)
+
+
+def test_an_aborted_writer_leaves_nothing_behind(tmp_path: Path) -> None:
+    tmp_dir = tmp_path / "tmp"
+    tmp_dir.mkdir()
+    writer = PackWriter(str(tmp_path / PACKS), str(tmp_dir))
+    writer.add(digest_bytes(b"x"), b"x")
+    writer.abort()
+    assert os.listdir(tmp_dir) == []
+    assert not (tmp_path / PACKS).exists()
