@@ -1,7 +1,8 @@
 """Where things live inside a store root; the same keys locally and on remote stores.
 
 ```
-objects/sha256/ab/cdef…       content of every object (files and manifests), read-only
+objects/sha256/ab/cdef…       an object in a file of its own (files and manifests), read-only
+packs/<id>.pack, <id>.idx     (local) small objects of one batch, and their index (`mlc.store.packs`)
 index/dirs/sha256/ab/cdef…    empty marker: this object is a directory manifest
 records/<kind>/<key>.json     small JSON documents, created exactly once
 tmp/                          temporary names of writes in progress
