@@ -420,9 +420,19 @@ class LocalStore(ManifestReading):
         """Puts a file or directory into the store, reading only files the stat cache lacks."""
         self.packs.refresh()
         pending = _PendingWrites(self)
+        touched: set[str] = set()
 
         def reuse(digest: Digest) -> bool:
-            return self._refresh(digest)
+            # A packed object: one dictionary lookup, and its pack's index touched once per
+            # snapshot (not stat-ed once per file).
+            packed = self.packs.find_known(digest)
+            if packed is None:
+                return self._refresh(digest)
+            if packed.pack not in touched:
+                if not self._touch(self._pack_files.path(f"{packed.pack}.idx")):
+                    return self._refresh(digest)
+                touched.add(packed.pack)
+            return True
 
         def ingest(file_path: str) -> FileVersion:
             return self._ingest(file_path, pending)
