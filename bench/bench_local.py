@@ -322,8 +322,8 @@ the scheduler writes lineage in one transaction per 0.1 s and logs in one batch 
 What is left per step is real work the bare pool does not do: a log file, a cache entry (one
 new file each) and the JSON hand-over both ways. A `call` no-op in the pool is a pickled
 function call (60 µs); that figure cannot be approached by anything that keeps a log and a
-cache entry per step, so the 2x target is missed by design for `call` steps and, by 2.6x, for
-`run` steps. On ext4 without a journal (this machine), creating a file scans past every inode
+cache entry per step, so the 2x target is missed by design for `call` steps, and narrowly
+for `run` steps (see the table). On ext4 without a journal (this machine), creating a file scans past every inode
 deleted in the last minutes: runs made right after removing a large store took 3.5-4.5 s
 instead of 1.5-2.5 s, which is why the benchmark keeps its stores until every run is done.
 """
