@@ -488,10 +488,7 @@ class LocalStore(ManifestReading):
         try:
             return open(self.object_path(digest), "rb")
         except FileNotFoundError:
-            packed = self.packs.find(digest)
-            if packed is None:
-                raise self._missing(digest) from None
-            return io.BytesIO(self.packs.read(packed))
+            return io.BytesIO(self._read_packed(digest))
 
     def read_bytes(self, digest: Digest) -> bytes:
         """The whole content of an object."""
@@ -565,10 +562,7 @@ class LocalStore(ManifestReading):
     ) -> None:
         source = self.object_path(digest)
         if not os.path.exists(source):
-            packed = self.packs.find(digest)
-            if packed is None:
-                raise self._missing(digest)
-            data = self.packs.read(packed)
+            data = self._read_packed(digest)
             fd = os.open(target, _CREATE_FLAGS, mode & ~0o222 if readonly else mode)
             try:
                 view = memoryview(data)
@@ -618,10 +612,26 @@ class LocalStore(ManifestReading):
         if packed is None:
             return "missing"
         try:
-            actual = digest_bytes(self.packs.read(packed))
+            actual = digest_bytes(self._read_packed(digest))
         except CorruptObjectError as exc:
             return str(exc)
+        except ObjectNotFoundError:
+            return "missing"
         return None if actual == digest else f"content in {packed.pack} hashes to {actual}"
+
+    def _read_packed(self, digest: Digest) -> bytes:
+        """A packed object's bytes; if its pack was rewritten since this store object last
+        looked (a `gc` in another process), the packs are looked at again once."""
+        packed = self.packs.find(digest)
+        if packed is None:
+            raise self._missing(digest)
+        if os.path.exists(self._pack_files.path(f"{packed.pack}.idx")):
+            return self.packs.read(packed)
+        self.packs.refresh()
+        packed = self.packs.find(digest)
+        if packed is None:
+            raise self._missing(digest)
+        return self.packs.read(packed)
 
     def verify_all(self) -> VerifyReport:
         """Re-hashes every object in parallel; reports each bad one with the reason."""
@@ -742,19 +752,19 @@ class LocalStore(ManifestReading):
         return True
 
     def compact(self, *, unless_modified_since: float) -> None:
-        """Rewrites the packs holding objects `delete_object` condemned: a pack left with no
-        live object is removed (index first), another is replaced by a new pack of its live
-        objects, published before the old one is removed. A pack touched at or after
-        `unless_modified_since` (a writer reused one of its objects) is left as it is."""
+        """Rewrites the packs holding objects `delete_object` condemned.
+
+        For each such pack: its live objects (if any) are published in a new pack first, so
+        they never disappear; then its index is renamed away, and if that index shows a touch
+        at or after `unless_modified_since` (a writer reused one of its objects), it is put
+        back (the duplicates are harmless); otherwise the old pack and index are removed. A
+        writer that comes to touch the index once it is gone writes its own copy instead.
+        """
         doomed, self._doomed = self._doomed, {}
         packs = self.packs.packs()
         for name, dead in sorted(doomed.items()):
             entries = packs.get(name)
-            index = self._pack_files.path(f"{name}.idx")
-            try:
-                if entries is None or os.stat(index).st_mtime >= unless_modified_since:
-                    continue
-            except FileNotFoundError:
+            if entries is None:
                 continue
             live = [entry for entry in entries if entry[0] not in dead]
             if live:
@@ -763,8 +773,17 @@ class LocalStore(ManifestReading):
                     packed = PackedObject(name, offset, length)
                     writer.add(digest_from_hex(raw.hex()), self.packs.read(packed))
                 writer.commit()
-            _unlink_quietly(index)
+            index = self._pack_files.path(f"{name}.idx")
+            withdrawn = f"{self._tmp_path()}.idx.gc"
+            try:
+                os.rename(index, withdrawn)
+            except FileNotFoundError:
+                continue
+            if os.stat(withdrawn).st_mtime >= unless_modified_since:
+                os.rename(withdrawn, index)
+                continue
             _unlink_quietly(self._pack_files.path(f"{name}.pack"))
+            _unlink_quietly(withdrawn)
         if doomed:
             fsync_path(self.pack_dir)
             self.packs.refresh()
