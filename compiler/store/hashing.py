@@ -25,9 +25,10 @@ R = TypeVar("R")
 
 
 def default_workers() -> int:
-    """Threads for parallel hashing and storing: one per core plus two to overlap I/O waits
-    (measured: more threads only add GIL contention on small files)."""
-    return min(32, (os.cpu_count() or 1) + 2)
+    """Threads for parallel hashing and storing: one per core plus one to overlap I/O waits.
+    Measured on 2 cores, 100,000 files of 4 KiB: 2 or 3 threads ~24,500 files/s, 4 threads
+    ~21,300 (on small files more threads only add GIL contention)."""
+    return min(32, (os.cpu_count() or 1) + 1)
 
 
 def _tag(hexdigest: str) -> Digest:
