@@ -236,11 +236,14 @@ class LocalStore(ManifestReading):
             _unlink_quietly(tmp)
             raise StoreWriteError(final, exc.strerror or str(exc)) from None
 
-    def _refresh(self, digest: Digest) -> bool:
+    def _refresh(self, digest: Digest, *, size: int | None = None) -> bool:
         """True if the object exists; refreshes its mtime (a packed object: its pack's index
-        mtime) when old so GC keeps it."""
+        mtime) when old so GC keeps it. With the object's `size` known, packs are not asked
+        about an object too large to be packed."""
         if self._touch(self.object_path(digest)):
             return True
+        if size is not None and size > PACKED_MAX:
+            return False
         packed = self.packs.find(digest)
         return packed is not None and self._touch(self._pack_files.path(f"{packed.pack}.idx"))
 
@@ -287,7 +290,7 @@ class LocalStore(ManifestReading):
     def put_bytes(self, data: bytes) -> Digest:
         """Puts a byte string as a file object and returns its digest."""
         digest = digest_bytes(data)
-        if not self._refresh(digest):
+        if not self._refresh(digest, size=len(data)):
             tmp = self._write_tmp(data, sync=True)
             final = self.object_path(digest)
             self.rename_into_place(tmp, final)
@@ -304,7 +307,7 @@ class LocalStore(ManifestReading):
             for data in items:
                 digest = digest_bytes(data)
                 digests.append(digest)
-                if digest not in planned and not self._refresh(digest):
+                if digest not in planned and not self._refresh(digest, size=len(data)):
                     planned.add(digest)
                     if len(data) <= PACKED_MAX:
                         pending.packs.add(digest, data)
@@ -364,14 +367,14 @@ class LocalStore(ManifestReading):
             if len(data) <= PACKED_MAX:
                 if not self._reuse_small(digest):
                     pending.packs.add(digest, data)
-            elif not self._refresh(digest):
+            elif not self._refresh(digest, size=len(data)):
                 pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
             return FileVersion(digest, before, read_at)
         digest, tmp = self._copy_and_hash(fd, path)
         if not same_file_version(before, os.fstat(fd)):
             _unlink_quietly(tmp)
             return None
-        if self._refresh(digest):
+        if self._refresh(digest, size=before.st_size):
             _unlink_quietly(tmp)
         else:
             pending.add(tmp, self.object_path(digest))

@@ -107,6 +107,9 @@ class Manifest:
 
 
 def _json_string(text: str) -> str:
+    # JSON escapes only `"`, `\\` and control characters; printable text goes as it is.
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
     return json.dumps(text, ensure_ascii=False)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import stat as statmod
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from mlc.store.base import Version
 from mlc.store.digest import Digest
@@ -21,9 +22,9 @@ from mlc.store.statcache import FileStat, StatCache
 from mlc.store.tree import TreeFile, walk_tree
 
 
-@dataclass(frozen=True, slots=True)
-class FileVersion:
-    """The digest of one file and the stat of the exact version that was read."""
+class FileVersion(NamedTuple):
+    """The digest of one file and the stat of the exact version that was read (a tuple: one
+    is made per file of every snapshot)."""
 
     digest: Digest
     stat: os.stat_result
@@ -80,16 +81,25 @@ def snapshot_with(
     ):
         versions[index] = version
     done = [v for v in versions if v is not None]
-    publish()
-    statcache.record_many(
-        (FileStat.of(v.stat), v.digest, v.read_at_ns) for v in done if v.read_at_ns is not None
-    )
+    # Publishing (syncing the packs) overlaps the stat cache write and the manifest build: a
+    # stat cache entry is only a hint (`reuse` checks the object exists), and the manifest
+    # is stored only once the objects it names are published.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        published = background.submit(publish)
+        statcache.record_many(
+            (FileStat.of(v.stat), v.digest, v.read_at_ns) for v in done if v.read_at_ns is not None
+        )
+        manifest = (
+            Manifest.build(
+                ManifestEntry(f.relpath, v.digest, v.stat.st_size, normalise_mode(v.stat.st_mode))
+                for f, v in zip(files, done, strict=True)
+            )
+            if is_dir
+            else None
+        )
+        published.result()
     hashed = len(misses)
-    if not is_dir:
+    if manifest is None:
         only = done[0]
         return Version(only.digest, "file", only.stat.st_size, 1, hashed)
-    manifest = Manifest.build(
-        ManifestEntry(f.relpath, v.digest, v.stat.st_size, normalise_mode(v.stat.st_mode))
-        for f, v in zip(files, done, strict=True)
-    )
     return Version(put_manifest(manifest), "dir", manifest.total_size, len(manifest), hashed)

@@ -15,12 +15,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mlc.store.digest import Digest
 
 RACY_WINDOW_NS = 100_000_000
 """A file modified less than this long before it was read is not cached (100 ms)."""
+
+_LOOKUP_BATCH = 500
+"""Inodes looked up per query (well under SQLite's limit of bound parameters)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stat_cache (
@@ -34,9 +37,9 @@ CREATE TABLE IF NOT EXISTS stat_cache (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class FileStat:
-    """The part of `os.stat` that identifies one version of a file."""
+class FileStat(NamedTuple):
+    """The part of `os.stat` that identifies one version of a file (a tuple: one is made
+    per file of every snapshot)."""
 
     device: int
     inode: int
@@ -88,21 +91,31 @@ class StatCache:
 
     def lookup_many(self, stats: Sequence[FileStat]) -> list[Digest | None]:
         """Cached digests for many file versions, None where unknown or changed."""
-        found: list[Digest | None] = []
+        rows: dict[tuple[int, int], tuple[int, int, str]] = {}
+        by_device: dict[int, list[int]] = {}
+        for s in stats:
+            by_device.setdefault(s.device, []).append(s.inode)
         with self._lock:
             cursor = self._db.cursor()
             cursor.execute("BEGIN")
             try:
-                for s in stats:
-                    row = cursor.execute(
-                        "SELECT size, mtime_ns, digest FROM stat_cache"
-                        " WHERE device = ? AND inode = ?",
-                        (s.device, s.inode),
-                    ).fetchone()
-                    hit = row is not None and row[0] == s.size and row[1] == s.mtime_ns
-                    found.append(Digest(row[2]) if hit else None)
+                for device, inodes in by_device.items():
+                    for start in range(0, len(inodes), _LOOKUP_BATCH):
+                        batch = inodes[start : start + _LOOKUP_BATCH]
+                        marks = ",".join("?" * len(batch))
+                        for inode, size, mtime_ns, digest in cursor.execute(
+                            "SELECT inode, size, mtime_ns, digest FROM stat_cache"
+                            f" WHERE device = ? AND inode IN ({marks})",
+                            (device, *batch),
+                        ):
+                            rows[device, inode] = (size, mtime_ns, digest)
             finally:
                 cursor.execute("COMMIT")
+        found: list[Digest | None] = []
+        for s in stats:
+            row = rows.get((s.device, s.inode))
+            hit = row is not None and row[0] == s.size and row[1] == s.mtime_ns
+            found.append(Digest(row[2]) if row is not None and hit else None)
         return found
 
     def record_many(self, entries: Iterable[tuple[FileStat, Digest, int]]) -> int:

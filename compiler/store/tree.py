@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import stat as statmod
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mlc.store.errors import StoreError, UnsupportedFileError
 
 
-@dataclass(frozen=True, slots=True)
-class TreeFile:
-    """A regular file found under the snapshot root."""
+class TreeFile(NamedTuple):
+    """A regular file found under the snapshot root (a tuple: one is made per file)."""
 
     relpath: str
     """POSIX path relative to the root (the file's own name when the root is a file)."""
@@ -55,5 +54,5 @@ def walk_tree(root: str) -> list[TreeFile]:
                 raise UnsupportedFileError(
                     f"{entry.path} is not a regular file or directory and cannot be stored"
                 )
-    files.sort(key=lambda f: f.relpath)
+    files.sort()  # by relative path, the first field (unique, so no tie goes further)
     return files

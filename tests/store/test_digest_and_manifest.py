@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mlc.store import InvalidDigestError, ManifestError, UnsafePathError, digest_bytes
 from mlc.store.digest import find_digests, is_digest, parse_digest
@@ -58,6 +60,27 @@ def test_manifest_bytes_are_canonical_and_sorted_by_path() -> None:
         ).encode()
     )
     assert decode_manifest(manifest.encode()) == manifest
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "plain/ascii.csv",
+        'quote"d',
+        "tab\there",
+        "caf\u00e9/\u6570\u636e",
+        "nb\u00a0sp",
+        "ls\u2028x",
+    ],
+)
+def test_manifest_paths_are_encoded_as_json_would(path: str) -> None:
+    document = {
+        "entries": [{"digest": GOOD, "mode": 420, "path": path, "size": 3}],
+        "format": "mlc.manifest",
+        "version": 1,
+    }
+    expected = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert Manifest.build([entry(path)]).encode() == expected.encode("utf-8")
 
 
 def test_non_canonical_manifest_bytes_are_rejected() -> None:
