@@ -103,6 +103,10 @@ class _Outcome:
     error: str | None = None
     log_ref: str | None = None
     log_tail: list[str] | None = None
+    log_problem: str | None = None
+    """Why the log could not be stored, if it could not."""
+    notes: list[str] = field(default_factory=list)
+    """What mlc adds to the attempt's log (an internal error's traceback)."""
     killed: bool = False
     """The worker was killed (timeout, cancel) or died before it reported."""
     root: Path | None = None
@@ -486,7 +490,9 @@ class LocalRun:
             env = step_environment(
                 self.environ, unit.invocation, self.preflight.secrets[step.id], run, extra
             )
-            log_path = str(self.workspace.log_path(unit.name))
+            # The worker's own log file, emptied for each attempt: a file per step would be
+            # created and deleted again for every step.
+            log_path = str(self.workspace.worker_log(worker.pid))
             task = render_task(
                 unit.invocation,
                 params=self.params,
@@ -505,6 +511,7 @@ class LocalRun:
                 header=f"--- mlc: {unit.name} attempt {attempt} started "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n",
                 cache=self._cache_entry_plan(unit),
+                timed=bool(step.timeout_seconds),
             )
             worker.send(
                 {"store": self.store_address, "task": task.to_json(), "attempt": plan.to_json()}
@@ -513,47 +520,51 @@ class LocalRun:
             outcome.error = str(exc)
         except Exception as exc:  # an internal error must still end the attempt cleanly
             outcome.error = f"internal error: {type(exc).__name__}: {exc}"
-            self._log_internal_error(unit)
+            outcome.notes.append(traceback.format_exc())
         if outcome.error is not None or worker is None:
             if worker is not None:
                 self.pool.release(worker)
-            self.attempt_threads.submit(self._conclude, outcome)
+            self.attempt_threads.submit(self._conclude, outcome, b"")
         else:
             self.attempt_threads.submit(self._see_through, worker, outcome)
 
-    def _log_internal_error(self, unit: Unit) -> None:
-        with (
-            contextlib.suppress(OSError),
-            open(self.workspace.log_path(unit.name), "a", encoding="utf-8") as log,
-        ):
-            traceback.print_exc(file=log)
-
     def _see_through(self, worker: Worker, outcome: _Outcome) -> None:
-        """(On an attempt thread.) Waits for the worker's reports, then concludes."""
+        """(On an attempt thread.) Waits for the worker's reports, takes the attempt's log
+        from the worker's log file before the worker may start another, then concludes."""
+        log = b""
         try:
             self._await(worker, outcome.unit, outcome)
         except Exception as exc:  # an internal error must still end the attempt cleanly
             outcome.error = f"internal error: {type(exc).__name__}: {exc}"
-            self._log_internal_error(outcome.unit)
+            outcome.notes.append(traceback.format_exc())
         finally:
+            try:
+                log = self.workspace.worker_log(worker.pid).read_bytes()
+            except OSError as exc:
+                outcome.notes.append(f"--- mlc: the attempt's log could not be read: {exc} ---\n")
             self.pool.release(worker)
-            self._conclude(outcome)
+            self._conclude(outcome, log)
 
-    def _conclude(self, outcome: _Outcome) -> None:
-        """(On an attempt thread.) Notes a failure in the log, stores the log and reports the
-        outcome to the scheduler."""
+    def _conclude(self, outcome: _Outcome, log: bytes) -> None:
+        """(On an attempt thread.) Adds what mlc has to say to the attempt's log, stores the
+        log of every attempt so far and reports the outcome to the scheduler."""
         unit, attempt = outcome.unit, outcome.attempt
-        log_path = self.workspace.log_path(unit.name)
-        if outcome.outputs is None:
-            with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
-                log.write(
-                    f"--- mlc: attempt {attempt} failed: "
-                    f"{describe_result(outcome.result, outcome.error)} ---\n"
-                )
+        notes = list(outcome.notes)
+        failed = outcome.outputs is None
+        if failed:
+            notes.append(
+                f"--- mlc: attempt {attempt} failed: "
+                f"{describe_result(outcome.result, outcome.error)} ---\n"
+            )
+        data = b"".join([unit.earlier_log, log, *(note.encode("utf-8") for note in notes)])
+        # Kept only while another attempt may follow: the next one's log is added to it.
+        unit.earlier_log = data if failed and attempt <= unit.step.retry.retries else b""
         # Stored here, off the scheduler's thread: the log is complete once the attempt
-        # has ended (a retry appends to it and stores it again).
-        with contextlib.suppress(OSError, StoreError):
-            outcome.log_ref, outcome.log_tail = self._put_log(log_path)
+        # has ended (a retry stores the logs of both attempts again).
+        try:
+            outcome.log_ref, outcome.log_tail = self._put_log(data)
+        except (OSError, StoreError) as exc:
+            outcome.log_problem = str(exc)
         self.events.put(outcome)
         if outcome.killed and outcome.root is not None:
             # The worker did not get to clean up; its directory dies with it.
@@ -601,6 +612,10 @@ class LocalRun:
     def _handle(self, outcome: _Outcome) -> None:
         unit = outcome.unit
         unit.log_ref, unit.log_tail = outcome.log_ref, outcome.log_tail or []
+        if outcome.log_problem is not None:
+            self.observer.warning(
+                f"the log of `{unit.name}` could not be stored: {outcome.log_problem}"
+            )
         if unit.grant is not None:
             self.ledger.release(unit.grant)
             unit.grant = None
@@ -658,8 +673,6 @@ class LocalRun:
             unit.error = error
         if unit.started_at is not None:
             unit.ended_at = time.time()
-        if unit.log_ref is None:  # the attempt's thread stores the log after each attempt
-            self._store_log(unit)
         self._record(unit)
         detail = error or reason or ""
         self._notify(unit, detail)
@@ -668,18 +681,8 @@ class LocalRun:
             self.produced[unit.step.id] = _step_outputs(state)
         self._note_if_settled(state)
 
-    def _store_log(self, unit: Unit) -> None:
-        path = self.workspace.log_path(unit.name)
-        if not path.exists():
-            return
-        try:
-            unit.log_ref, unit.log_tail = self._put_log(path)
-        except (OSError, StoreError) as exc:
-            self.observer.warning(f"the log of `{unit.name}` could not be stored: {exc}")
-
-    def _put_log(self, path: Path) -> tuple[str, list[str]]:
+    def _put_log(self, data: bytes) -> tuple[str, list[str]]:
         """Puts a log into the store (in the next batch): its digest and its last lines."""
-        data = path.read_bytes()
         text = data.decode("utf-8", errors="replace")
         return self.logs.put(data), text.splitlines()[-LOG_TAIL_LINES:]
 
@@ -792,6 +795,7 @@ class LocalRun:
                 log_ref=u.log_ref,
                 log_tail=u.log_tail if u.status == "failed" else [],
                 peak_memory_bytes=u.peak_memory_bytes,
+                exit_code=u.exit_code,
             )
             for u in self.units
         ]

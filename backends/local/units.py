@@ -36,6 +36,8 @@ class Unit:
     error: str | None = None
     log_ref: str | None = None
     log_tail: list[str] = field(default_factory=list)
+    earlier_log: bytes = b""
+    """The log of the attempts so far, while another may follow (written by attempt threads)."""
     grant: Grant | None = None
     cancel_requested: bool = False
 

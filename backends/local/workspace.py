@@ -2,8 +2,9 @@
 
 ```
 <store>/work/<run id>/.lock                     held (flock) while the run is alive
-<store>/work/<run id>/logs/<invocation>.log     a step's log while it runs (then in the store)
 <store>/work/<run id>/workers/<pid>/             the attempt a worker runs: inputs, outputs, tmp
+<store>/work/<run id>/workers/<pid>.log          the log of that attempt while it runs (then in
+                                                 the store), emptied for the worker's next one
 <store>/work/<run id>/workers.log               what workers print outside of any step
 ```
 
@@ -26,28 +27,23 @@ WORK_DIR = "work"
 LOCK_FILE = ".lock"
 
 
-def safe_name(name: str) -> str:
-    """A file name for an invocation name (`train[2]` stays readable)."""
-    return "".join(c if c.isalnum() or c in "-_.[]" else "_" for c in name)
-
-
 class RunWorkspace:
     """The directory of one run, locked for as long as the run lives."""
 
     def __init__(self, local_dir: str, run_id: str) -> None:
         self.root = Path(local_dir, WORK_DIR, run_id)
-        (self.root / "logs").mkdir(parents=True, exist_ok=True)
-        (self.root / "workers").mkdir(exist_ok=True)
+        (self.root / "workers").mkdir(parents=True, exist_ok=True)
+        self._workers = str(self.root / "workers")
         self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
-    def log_path(self, invocation: str) -> Path:
-        """Where an invocation's log is written while it runs."""
-        return self.root / "logs" / f"{safe_name(invocation)}.log"
+    def worker_log(self, worker_pid: int) -> Path:
+        """Where the attempt a worker runs writes its log (emptied for each attempt)."""
+        return Path(f"{self._workers}/{worker_pid}.log")
 
     def scratch_dir(self, worker_pid: int) -> Path:
         """The attempt directory of one worker (emptied after each of its attempts)."""
-        return self.root / "workers" / str(worker_pid)
+        return Path(f"{self._workers}/{worker_pid}")
 
     @property
     def workers_log(self) -> Path:

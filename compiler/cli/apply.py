@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -499,9 +499,25 @@ def _fail(args: argparse.Namespace, message: str) -> int:
     return print_error(message)
 
 
+def json_report(document: Mapping[str, Any]) -> str:
+    """A report as JSON for people and programs: one top-level field per line, and each item
+    of a list of objects (a run's steps) on a line of its own. One line per step keeps a
+    report of thousands of steps readable, and it is written by the C encoder, where
+    `indent=2` takes the pure-Python one (a fifth of a second for 1,000 steps)."""
+    fields = []
+    for key, value in document.items():
+        name = json.dumps(key)
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            items = ",\n".join(f"    {json.dumps(item)}" for item in value)
+            fields.append(f"  {name}: [\n{items}\n  ]")
+        else:
+            fields.append(f"  {name}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(fields) + "\n}" if fields else "{}"
+
+
 def _finish(args: argparse.Namespace, report: RunReport) -> int:
     if args.format == "json":
-        print(json.dumps(report.to_json(), indent=2, sort_keys=False))
+        print(json_report(report.to_json()))
     else:
         print_failures(report, sys.stderr)
         print(summary_line(report))

@@ -13,7 +13,6 @@ digest or value. Exit code 0, or 1 for bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from mlc.cli.apply import (
     UserError,
     add_run_options,
     check_rerun,
+    json_report,
     load_backend,
     load_document,
     open_run_store,
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.format == "json":
-        print(json.dumps(plan.to_json(), indent=2))
+        print(json_report(plan.to_json()))
     else:
         sys.stdout.write("\n".join(render_plan(plan)) + "\n")
     return 0

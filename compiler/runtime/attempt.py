@@ -14,6 +14,7 @@ the store and the cache entry is written, or why not. Both reports are plain JSO
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from typing import Any
 
 from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
 from mlc.runtime.errors import StepFailure
-from mlc.runtime.task import Task, TaskResult, execute_task
+from mlc.runtime.task import Task, TaskResult, execute_task, open_log
 from mlc.runtime.workdir import OutputSlot, collect_outputs, empty_attempt, prepare_attempt
 from mlc.store.base import Store
 from mlc.store.digest import Digest
@@ -60,9 +61,14 @@ class AttemptPlan:
     inputs: Mapping[str, Digest | list[Digest]]
     outputs: tuple[OutputSlot, ...]
     log_path: str
+    """Where the attempt's log goes; emptied when the attempt starts (the caller keeps the
+    logs of earlier attempts)."""
     header: str
     """The line written to the log before the task starts."""
     cache: CacheEntryPlan | None = None
+    timed: bool = True
+    """Whether the caller keeps a timeout on the task, and so needs to hear the moment it
+    ended; if not, a worker may send both reports at once, after collecting."""
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict."""
@@ -73,6 +79,7 @@ class AttemptPlan:
             "log_path": self.log_path,
             "header": self.header,
             "cache": None if self.cache is None else self.cache.to_json(),
+            "timed": self.timed,
         }
 
     @classmethod
@@ -86,6 +93,7 @@ class AttemptPlan:
             log_path=data["log_path"],
             header=data["header"],
             cache=None if cache is None else CacheEntryPlan(**cache),
+            timed=data.get("timed", True),
         )
 
 
@@ -154,10 +162,14 @@ def _attempt(
     plan: AttemptPlan, task: Task, store: Store, ended: Callable[[TaskResult | None], None]
 ) -> Collected:
     try:
-        with open(plan.log_path, "a", encoding="utf-8") as log:
-            log.write(plan.header)
-        _, paths = prepare_attempt(Path(plan.root), store, plan.inputs, plan.outputs)
-        result = execute_task(task, new_session=False)
+        log = open_log(plan.log_path)
+        try:
+            os.ftruncate(log, 0)
+            os.write(log, plan.header.encode("utf-8"))
+            _, paths = prepare_attempt(Path(plan.root), store, plan.inputs, plan.outputs)
+            result = execute_task(task, new_session=False, log_fd=log)
+        finally:
+            os.close(log)
         ended(result)
         if not result.ok:
             return Collected()

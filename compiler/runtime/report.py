@@ -74,10 +74,12 @@ class StepReport:
     log_ref: str | None = None
     log_tail: list[str] = field(default_factory=list)
     peak_memory_bytes: int | None = None
+    exit_code: int | None = None
+    """The exit code of the last attempt (negative: the signal that killed it), if one ran."""
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict: name, status, cache_key, outputs (name -> digest), attempts, duration_s,
-        and when present reasons (why it ran or was skipped), error, log and
+        and when present reasons (why it ran or was skipped), error, log, exit_code and
         peak_memory_bytes (the largest resident set of the step's last attempt)."""
         data: dict[str, Any] = {
             "name": self.name,
@@ -93,6 +95,8 @@ class StepReport:
             data["error"] = self.error
         if self.log_ref:
             data["log"] = self.log_ref
+        if self.exit_code is not None:
+            data["exit_code"] = self.exit_code
         if self.peak_memory_bytes is not None:
             data["peak_memory_bytes"] = self.peak_memory_bytes
         return data

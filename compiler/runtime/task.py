@@ -22,6 +22,8 @@ from mlc.runtime.calls import call_step_function
 from mlc.runtime.errors import StepFailure
 from mlc.runtime.process import DEFAULT_KILL_GRACE_SECONDS, run_process
 
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
 
 @dataclass(frozen=True, slots=True)
 class Task:
@@ -91,24 +93,33 @@ def execute_task(
     new_session: bool = True,
     timeout_seconds: float | None = None,
     grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS,
+    log_fd: int | None = None,
 ) -> TaskResult:
     """Runs a task in this process (a call) or in a child process (exec and shell).
 
     `new_session` puts a command in a process group of its own (and lets the timeout kill
-    it); a worker that is itself the group leader the scheduler kills passes False.
+    it); a worker that is itself the group leader the scheduler kills passes False. `log_fd`
+    is the task's log already open for appending (else `task.log_path` is opened).
     """
-    if task.kind == "call":
-        reset_peak_memory()
-        return _execute_call(task).measured(peak_memory())
-    outcome = run_process(
-        task.argv,
-        env=task.env,
-        cwd=task.cwd,
-        log_path=task.log_path,
-        timeout_seconds=timeout_seconds,
-        grace_seconds=grace_seconds,
-        new_session=new_session,
-    )
+    with _log_open(task.log_path, log_fd) as log:
+        if task.kind == "call":
+            reset_peak_memory()
+            return _execute_call(task, log).measured(peak_memory())
+        try:
+            outcome = run_process(
+                task.argv,
+                env=task.env,
+                cwd=task.cwd,
+                log_fd=log,
+                timeout_seconds=timeout_seconds,
+                grace_seconds=grace_seconds,
+                new_session=new_session,
+            )
+        except OSError as exc:
+            problem = cannot_start(task, exc)
+            os.write(log, f"error: {problem}\n".encode())
+            # The exit codes a shell gives: 127 not found, 126 found but not runnable.
+            return TaskResult(127 if isinstance(exc, FileNotFoundError) else 126, problem)
     if outcome.timed_out:
         return TaskResult(outcome.exit_code, "timed out", timed_out=True)
     if outcome.exit_code < 0:
@@ -120,23 +131,61 @@ def execute_task(
     return result.measured(outcome.peak_memory_bytes)
 
 
+@contextmanager
+def _log_open(path: str, fd: int | None) -> Iterator[int]:
+    """The log's descriptor: `fd` as it is, or `path` opened for appending and closed after."""
+    if fd is not None:
+        yield fd
+        return
+    opened = open_log(path)
+    try:
+        yield opened
+    finally:
+        os.close(opened)
+
+
+def open_log(path: str) -> int:
+    """A step's log opened for appending (created if need be), as a descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_CLOEXEC, 0o644)
+
+
+def cannot_start(task: Task, exc: OSError) -> str:
+    """Why a command could not be started, in the user's terms."""
+    program = task.argv[0] if task.argv else ""
+    if not os.path.isdir(task.cwd):
+        return f"cannot run `{program}`: its working directory {task.cwd} does not exist"
+    if isinstance(exc, FileNotFoundError):
+        if "/" in program:
+            return f"cannot run `{program}`: no such file"
+        return f"cannot run `{program}`: command not found (looked in PATH)"
+    if isinstance(exc, PermissionError):
+        return f"cannot run `{program}`: permission denied (is it executable?)"
+    return f"cannot run `{program}`: {exc.strerror or exc}"
+
+
 def reset_peak_memory() -> None:
     """Resets this process's peak resident set (Linux: `/proc/self/clear_refs`), so that the
     next `peak_memory` is the peak of what runs in between."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
+    with contextlib.suppress(OSError):
+        fd = os.open("/proc/self/clear_refs", os.O_WRONLY | _O_CLOEXEC)
+        try:
+            os.write(fd, b"5")
+        finally:
+            os.close(fd)
 
 
 def peak_memory() -> int | None:
     """This process's peak resident set in bytes since the last reset (Linux), else None."""
     try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+        fd = os.open("/proc/self/status", os.O_RDONLY | _O_CLOEXEC)
+        try:
+            status = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+        start = status.index(b"VmHWM:")
+        return int(status[start + 6 : status.index(b"kB", start)]) * 1024
+    except (OSError, ValueError):
+        return None
 
 
 def signal_name(number: int) -> str:
@@ -147,10 +196,10 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _execute_call(task: Task) -> TaskResult:
+def _execute_call(task: Task, log: int) -> TaskResult:
     if task.function is None:
         return TaskResult(1, "a `call` task names no function")
-    with _redirected_output(task.log_path), _step_environment(task.env, task.cwd):
+    with _redirected_output(log), _step_environment(task.env, task.cwd):
         try:
             call_step_function(task.function, task.base_dir, task.arguments, task.metrics_path)
         except StepFailure as exc:
@@ -177,14 +226,13 @@ def _print_user_traceback(exc: BaseException) -> None:
 
 
 @contextmanager
-def _redirected_output(log_path: str) -> Iterator[None]:
+def _redirected_output(log: int) -> Iterator[None]:
     """Points file descriptors 1 and 2 (so child processes) and `sys.stdout`/`sys.stderr` (so
     `print`, whatever stream the host process installed) at the log while inside."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved_fds = os.dup(1), os.dup(2)
     saved_streams = sys.stdout, sys.stderr
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     stream = open(log, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     try:
         os.dup2(log, 1)
@@ -197,21 +245,35 @@ def _redirected_output(log_path: str) -> Iterator[None]:
         os.dup2(saved_fds[0], 1)
         os.dup2(saved_fds[1], 2)
         stream.close()
-        for fd in (*saved_fds, log):
+        for fd in saved_fds:
             os.close(fd)
 
 
 @contextmanager
 def _step_environment(env: Mapping[str, str], cwd: str) -> Iterator[None]:
-    """Replaces the process environment and working directory while inside."""
-    saved_env = dict(os.environ)
+    """Replaces the process environment and working directory while inside. Only the
+    variables that differ are set and put back: a worker's own environment is most of a
+    step's, and each variable set is a `putenv`."""
+    current = os.environ
+    removed = [name for name in current if name not in env]
+    changed = {name: value for name, value in env.items() if current.get(name) != value}
+    saved = {name: current.get(name) for name in (*removed, *changed)}
     saved_cwd = os.getcwd()
-    os.environ.clear()
-    os.environ.update(env)
+    for name in removed:
+        del current[name]
+    current.update(changed)
     os.chdir(cwd)
     try:
         yield
     finally:
         os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
+        # What each variable was before: saved, or else the step's own value (equal then).
+        for name in list(current):
+            before = saved[name] if name in saved else env.get(name)
+            if before is None:
+                del current[name]
+            elif current[name] != before:
+                current[name] = before
+        for name, value in saved.items():
+            if value is not None and name not in current:
+                current[name] = value

@@ -71,6 +71,8 @@ def render_template(template: str, context: Mapping[str, Any], *, shell: bool = 
     >>> render_template("echo {{ p }}", {"p": "a; rm -rf /"}, shell=True)
     "echo 'a; rm -rf /'"
     """
+    if "{" not in template:
+        return template  # no `{{`, `{%` or `{#`: nothing to render (most argv elements)
     try:
         return _compiled(template, shell).render(dict(context))
     except TemplateError as exc:

@@ -4,8 +4,9 @@
 
 Each line on the task pipe is `{"store": <store address>, "task": <Task>, "attempt":
 <AttemptPlan>}`; the worker answers with two lines, `{"ended": <TaskResult> | null}` as soon
-as the task has finished (the scheduler's timeout clock stops there) and `{"collected":
-<Collected>}` once the outputs are in the store (see `mlc.runtime.attempt`).
+as the task has finished (the scheduler's timeout clock stops there; an attempt without a
+timeout has it sent together with the next) and `{"collected": <Collected>}` once the outputs
+are in the store (see `mlc.runtime.attempt`).
 
 The scheduler starts a worker as the leader of a new session and reuses it for attempt after
 attempt, so a `call` step never pays for a fresh interpreter, and stopping a step (timeout,
@@ -43,18 +44,26 @@ def watch_parent(parent_pid: int) -> None:
 def serve(tasks_fd: int, results_fd: int) -> int:
     """Carries out attempts until the task pipe is closed; returns the exit code."""
     threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
+    # Steps must not inherit the pipes (a command is started with `posix_spawn`, which
+    # closes only non-inheritable descriptors).
+    os.set_inheritable(tasks_fd, False)
+    os.set_inheritable(results_fd, False)
     stores: dict[str, Store] = {}
     with (
         os.fdopen(tasks_fd, "r", encoding="utf-8") as tasks,
         os.fdopen(results_fd, "w", encoding="utf-8") as results,
     ):
+        timed = True
 
-        def reply(message: dict[str, Any]) -> None:
+        def reply(message: dict[str, Any], *, flush: bool = True) -> None:
             results.write(json.dumps(message) + "\n")
-            results.flush()
+            if flush:
+                results.flush()
 
         def ended(result: TaskResult | None) -> None:
-            reply({"ended": None if result is None else result.to_json()})
+            # Without a timeout to stop, the end goes out with the second report (one write,
+            # one wake-up of the scheduler instead of two).
+            reply({"ended": None if result is None else result.to_json()}, flush=timed)
 
         def collected(report: Collected) -> None:
             reply({"collected": report.to_json()})
@@ -65,6 +74,7 @@ def serve(tasks_fd: int, results_fd: int) -> int:
                 task = Task.from_json(message["task"])
                 plan = AttemptPlan.from_json(message["attempt"])
                 store = _store(stores, message["store"])
+                timed = plan.timed
             except Exception as exc:
                 ended(None)
                 collected(Collected(error=f"the worker could not read the attempt: {exc}"))

@@ -60,6 +60,14 @@ def test_a_step_that_fails_every_attempt_fails_with_its_exit_code(
     assert report.status == "failed"
     assert (flaky.status, flaky.attempts, flaky.error) == ("failed", 2, "exited with code 7")
     assert "--- mlc: attempt 2 failed: exited with code 7 ---" in flaky.log_tail
+    # The stored log holds every attempt, in order.
+    markers = [line.split(" started ")[0] for line in flaky.log_tail if line.startswith("--- mlc")]
+    assert markers == [
+        "--- mlc: flaky attempt 1",
+        "--- mlc: attempt 1 failed: exited with code 7 ---",
+        "--- mlc: flaky attempt 2",
+        "--- mlc: attempt 2 failed: exited with code 7 ---",
+    ]
 
 
 def test_a_timeout_kills_the_whole_process_group(runner: Runner, work: Path) -> None:
@@ -206,3 +214,25 @@ def test_a_missing_call_module_is_reported_before_running(runner: Runner, work: 
     doc = document(work, [step("s", Command(kind="call", function="nowhere:f"))])
     with pytest.raises(PreflightError, match="no module `nowhere` is found"):
         runner.apply(doc)
+
+
+def test_a_command_that_is_not_found_fails_like_a_shell_says_so(runner: Runner, work: Path) -> None:
+    missing = Command(kind="exec", argv=("no-such-command-for-mlc", "--flag"))
+    report = runner.apply(document(work, [step("ghost", missing)]))
+    ghost = by_name(report)["ghost"]
+    assert (ghost.status, ghost.exit_code) == ("failed", 127)
+    assert ghost.error == (
+        "cannot run `no-such-command-for-mlc`: command not found (looked in PATH)"
+    )
+    assert not any("Traceback" in line for line in ghost.log_tail)
+
+
+def test_a_file_that_is_not_executable_fails_with_126(runner: Runner, work: Path) -> None:
+    script = work / "train.sh"
+    script.write_text("echo never\n")
+    report = runner.apply(
+        document(work, [step("plain", Command(kind="exec", argv=(str(script),)))])
+    )
+    plain = by_name(report)["plain"]
+    assert (plain.status, plain.exit_code) == ("failed", 126)
+    assert plain.error == f"cannot run `{script}`: permission denied (is it executable?)"

@@ -7,11 +7,13 @@ thresholds.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from mlc.ir.model import Command, GpuRequest
 from mlc.runtime.errors import PreflightError
+from mlc.store import parse_digest
 
 from tests.local.conftest import Runner, by_name
 from tests.runtime.builders import document, inp, metric, op, out, sh, step, target
@@ -456,3 +458,38 @@ def test_call_steps_run_in_reused_worker_processes(runner: Runner, work: Path) -
     pids = {runner.store.read_bytes(s.outputs["out"]) for s in report.steps}
     assert len(pids) == 1
     assert json.loads(next(iter(pids))) != __import__("os").getpid()
+
+
+def test_a_command_gets_only_its_log_and_an_empty_stdin(runner: Runner, work: Path) -> None:
+    # Nothing of the worker leaks into a step: no pipe of its protocol, no open file.
+    fds = Command(kind="exec", argv=("ls", "/proc/self/fd"))
+    stdin = Command(kind="exec", argv=("readlink", "/proc/self/fd/0"))
+    report = runner.apply(document(work, [step("fds", fds), step("stdin", stdin)]))
+
+    def log_lines(name: str) -> list[str]:
+        reported = by_name(report)[name]
+        assert reported.status == "ran", reported.error
+        assert reported.log_ref is not None
+        text = runner.store.read_bytes(parse_digest(reported.log_ref)).decode()
+        return [line for line in text.splitlines() if not line.startswith("--- mlc")]
+
+    # 3 is the directory `ls` itself opens to list them.
+    assert sorted(int(fd) for fd in log_lines("fds")) == [0, 1, 2, 3]
+    assert log_lines("stdin") == ["/dev/null"]
+
+
+def test_a_step_path_decides_which_program_runs(runner: Runner, work: Path) -> None:
+    tools = work / "tools"
+    tools.mkdir()
+    program = tools / "mlc-test-tool"
+    program.write_text('#!/bin/sh\necho from the step PATH > "$1"\n')
+    program.chmod(0o755)
+    path = f"{tools}:{os.environ['PATH']}"
+    command = Command(kind="exec", argv=("mlc-test-tool", "{{ outputs.said }}"))
+    report = runner.apply(
+        document(work, [step("tool", command, outputs=[out("said")], env={"PATH": path})])
+    )
+    tool = by_name(report)["tool"]
+    assert tool.status == "ran", tool.error
+    said = runner.store.read_bytes(tool.outputs["said"]).decode()
+    assert said == "from the step PATH\n"

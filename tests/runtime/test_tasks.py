@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from mlc.runtime.attempt import AttemptPlan
 from mlc.runtime.process import run_process
-from mlc.runtime.task import Task, execute_task
+from mlc.runtime.task import Task, execute_task, open_log
 from mlc.store.local import LocalStore
 from mlc.store.uri import store_address
 
@@ -52,6 +53,32 @@ def test_a_returned_dict_becomes_the_metrics_output(tmp_path: Path) -> None:
     (tmp_path / "mod_b.py").write_text("def f():\n    return {'accuracy': 0.5}\n")
     assert execute_task(call_task(tmp_path, "mod_b:f")).ok
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"accuracy": 0.5}
+
+
+def test_a_call_sees_exactly_its_environment_and_the_worker_gets_its_own_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_ONLY", "w")
+    monkeypatch.setenv("SHARED", "same")
+    monkeypatch.setenv("OVERRIDDEN", "worker")
+    before = dict(os.environ)
+    (tmp_path / "mod_env.py").write_text(
+        "import json, os\n"
+        "def f():\n"
+        "    seen = dict(os.environ)\n"
+        "    os.environ['SHARED'] = 'changed by the step'\n"
+        "    os.environ['NEW_FROM_STEP'] = '1'\n"
+        "    os.environ.pop('OVERRIDDEN')\n"
+        "    return {'seen': len(seen), 'ok': seen == json.load(open('expected.json'))}\n"
+    )
+    env = {k: v for k, v in before.items() if k != "WORKER_ONLY"}
+    env |= {"OVERRIDDEN": "step", "STEP_ONLY": "s"}
+    (tmp_path / "expected.json").write_text(json.dumps(env))
+    task = call_task(tmp_path, "mod_env:f")
+    result = execute_task(Task(**{**task.to_json(), "env": env, "argv": ()}))
+    assert result.ok, result.error
+    assert json.loads((tmp_path / "metrics.json").read_text())["ok"] is True
+    assert dict(os.environ) == before
 
 
 def test_a_signature_mismatch_says_what_was_passed(tmp_path: Path) -> None:
@@ -111,14 +138,16 @@ def test_a_worker_carries_out_attempts_one_after_another(tmp_path: Path) -> None
 def test_a_timeout_kills_the_group_even_if_it_ignores_sigterm(tmp_path: Path) -> None:
     script = f"sh -c 'trap \"\" TERM; echo $$ > {tmp_path}/child; sleep 30' & wait"
     started = time.monotonic()
+    log = open_log(str(tmp_path / "log"))
     outcome = run_process(
         ["sh", "-c", script],
         env=dict(os.environ),
         cwd=str(tmp_path),
-        log_path=str(tmp_path / "log"),
+        log_fd=log,
         timeout_seconds=0.5,
         grace_seconds=0.3,
     )
+    os.close(log)
     assert outcome.timed_out
     assert time.monotonic() - started < 10
     child = int((tmp_path / "child").read_text())
