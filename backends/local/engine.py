@@ -483,7 +483,7 @@ class LocalRun:
             root = outcome.root = self.workspace.scratch_dir(worker.pid)
             outputs = tuple(OutputSlot.of(port) for port in step.outputs)
             paths = attempt_paths(root, unit.inputs, outputs)
-            extra = {"TMPDIR": str(root / "tmp")}
+            extra = {"TMPDIR": f"{root}/tmp"}
             if cuda is not None:
                 extra[CUDA_VARIABLE] = cuda
             run = RunInfo(self.run_id, self._status_so_far() if step.is_finally else "running")
@@ -492,7 +492,7 @@ class LocalRun:
             )
             # The worker's own log file, emptied for each attempt: a file per step would be
             # created and deleted again for every step.
-            log_path = str(self.workspace.worker_log(worker.pid))
+            log_path = self.workspace.worker_log(worker.pid)
             task = render_task(
                 unit.invocation,
                 params=self.params,
@@ -539,7 +539,8 @@ class LocalRun:
             outcome.notes.append(traceback.format_exc())
         finally:
             try:
-                log = self.workspace.worker_log(worker.pid).read_bytes()
+                with open(self.workspace.worker_log(worker.pid), "rb") as handle:
+                    log = handle.read()
             except OSError as exc:
                 outcome.notes.append(f"--- mlc: the attempt's log could not be read: {exc} ---\n")
             self.pool.release(worker)

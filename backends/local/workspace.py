@@ -34,16 +34,20 @@ class RunWorkspace:
         self.root = Path(local_dir, WORK_DIR, run_id)
         (self.root / "workers").mkdir(parents=True, exist_ok=True)
         self._workers = str(self.root / "workers")
+        self._scratch: dict[int, Path] = {}
         self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
-    def worker_log(self, worker_pid: int) -> Path:
+    def worker_log(self, worker_pid: int) -> str:
         """Where the attempt a worker runs writes its log (emptied for each attempt)."""
-        return Path(f"{self._workers}/{worker_pid}.log")
+        return f"{self._workers}/{worker_pid}.log"
 
     def scratch_dir(self, worker_pid: int) -> Path:
         """The attempt directory of one worker (emptied after each of its attempts)."""
-        return Path(f"{self._workers}/{worker_pid}")
+        found = self._scratch.get(worker_pid)
+        if found is None:
+            found = self._scratch[worker_pid] = Path(self._workers, str(worker_pid))
+        return found
 
     @property
     def workers_log(self) -> Path:

@@ -130,6 +130,7 @@ def carry_out(
     *,
     ended: Callable[[TaskResult | None], None],
     collected: Callable[[Collected], None],
+    emptied: set[str] | None = None,
 ) -> None:
     """Prepares the attempt directory, executes the task, collects the outputs into the store,
     writes the cache entry, reports, and empties the directory. Never raises for a failing
@@ -140,6 +141,9 @@ def carry_out(
     when the outputs are in the store and the cache entry is written (so a step reported done
     is cached, even if the caller is killed right after); the caller need not wait for the
     clean-up, which follows.
+
+    `emptied` is the attempt directories this process left empty after earlier attempts (a
+    worker keeps one set for its life): such a directory is not emptied again first.
     """
     reported = False
 
@@ -149,24 +153,36 @@ def carry_out(
             reported = True
             ended(result)
 
+    known_empty = emptied is not None and plan.root in emptied
+    if emptied is not None:
+        emptied.discard(plan.root)
     try:
-        outcome = _attempt(plan, task, store, end)
+        outcome = _attempt(plan, task, store, end, known_empty=known_empty)
     finally:
         end(None)
     collected(outcome)
     with contextlib.suppress(OSError):
         empty_attempt(Path(plan.root))
+        if emptied is not None:
+            emptied.add(plan.root)
 
 
 def _attempt(
-    plan: AttemptPlan, task: Task, store: Store, ended: Callable[[TaskResult | None], None]
+    plan: AttemptPlan,
+    task: Task,
+    store: Store,
+    ended: Callable[[TaskResult | None], None],
+    *,
+    known_empty: bool,
 ) -> Collected:
     try:
         log = open_log(plan.log_path)
         try:
             os.ftruncate(log, 0)
             os.write(log, plan.header.encode("utf-8"))
-            _, paths = prepare_attempt(Path(plan.root), store, plan.inputs, plan.outputs)
+            _, paths = prepare_attempt(
+                Path(plan.root), store, plan.inputs, plan.outputs, known_empty=known_empty
+            )
             result = execute_task(task, new_session=False, log_fd=log)
         finally:
             os.close(log)

@@ -105,9 +105,15 @@ def lookup(
 ) -> CacheLookup:
     """The newest usable entry of a key; usable means every output is still in the store and,
     with `expire_seconds`, the entry is no older than that."""
+    return _newest_usable(store, _entries(store, key), expire_seconds, now)
+
+
+def _newest_usable(
+    store: Store, entries: list[CacheEntry], expire_seconds: float | None, now: float | None
+) -> CacheLookup:
     moment = time.time() if now is None else now
     unusable: list[str] = []
-    for entry in reversed(_entries(store, key)):
+    for entry in reversed(entries):
         missing = _missing_outputs(store, entry)
         if missing:
             names = ", ".join(f"`{n}`" for n in missing)
@@ -129,15 +135,17 @@ def remember(store: Store, entry: CacheEntry, *, expire_seconds: float | None = 
     rerun, or a concurrent run that cached the same key first). True if this entry was
     written. Looking first costs one failed read for a new key and saves writing (and then
     removing) a record that cannot be created for an existing one."""
-    generation = len(_entries(store, entry.key))
+    entries = _entries(store, entry.key)
+    generation = len(entries)
     while generation < MAX_GENERATIONS:
-        if generation and lookup(store, entry.key, expire_seconds=expire_seconds).entry:
+        if entries and _newest_usable(store, entries, expire_seconds, None).entry:
             return False
         try:
             store.put_record(RECORD_KIND, _record_key(entry.key, generation), entry.to_json())
             return True
-        except RecordExistsError:
-            generation += 1
+        except RecordExistsError:  # another writer took it: read what is there now
+            entries = _entries(store, entry.key)
+            generation = max(generation + 1, len(entries))
     raise StoreError(f"cache key {entry.key} has {MAX_GENERATIONS} unusable generations")
 
 

@@ -97,14 +97,18 @@ def prepare_attempt(
     store: Store,
     input_digests: Mapping[str, Digest | Sequence[Digest]],
     outputs: Sequence[OutputSlot],
+    *,
+    known_empty: bool = False,
 ) -> tuple[AttemptDir, StepPaths]:
     """Makes the attempt directory ready, materialises the inputs and names the output paths.
 
     The directory may be one a previous attempt used (a worker reuses its own): whatever is
-    in it is removed first. Only what the step uses is created: `inputs/` when it has inputs,
-    `outputs/` when it has outputs, and always `tmp/`.
+    in it is removed first, unless the caller knows it left it empty (`known_empty`). Only
+    what the step uses is created: `inputs/` when it has inputs, `outputs/` when it has
+    outputs, and always `tmp/`.
     """
-    empty_attempt(root)
+    if not known_empty:
+        empty_attempt(root)
     attempt = AttemptDir(root)
     paths = attempt_paths(root, input_digests, outputs)
     if input_digests:

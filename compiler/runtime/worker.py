@@ -49,6 +49,7 @@ def serve(tasks_fd: int, results_fd: int) -> int:
     os.set_inheritable(tasks_fd, False)
     os.set_inheritable(results_fd, False)
     stores: dict[str, Store] = {}
+    emptied: set[str] = set()
     with (
         os.fdopen(tasks_fd, "r", encoding="utf-8") as tasks,
         os.fdopen(results_fd, "w", encoding="utf-8") as results,
@@ -79,7 +80,7 @@ def serve(tasks_fd: int, results_fd: int) -> int:
                 ended(None)
                 collected(Collected(error=f"the worker could not read the attempt: {exc}"))
             else:
-                carry_out(plan, task, store, ended=ended, collected=collected)
+                carry_out(plan, task, store, ended=ended, collected=collected, emptied=emptied)
     return 0
 
 
