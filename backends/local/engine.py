@@ -72,6 +72,8 @@ from mlc.store.uri import store_address
 TICK_SECONDS = 0.2
 LINEAGE_SECONDS = 0.1
 LOG_TAIL_LINES = 20
+WORKER_LOG_LIMIT = 16 << 20
+"""A worker's log file is emptied before an attempt once it has grown past this (bytes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,8 @@ class _Outcome:
     """Why the log could not be stored, if it could not."""
     notes: list[str] = field(default_factory=list)
     """What mlc adds to the attempt's log (an internal error's traceback)."""
+    log_start: int = 0
+    """Where the attempt's part of the worker's log file begins."""
     killed: bool = False
     """The worker was killed (timeout, cancel) or died before it reported."""
     root: Path | None = None
@@ -181,6 +185,9 @@ class LocalRun:
         self.events: queue.Queue[_Outcome] = queue.Queue()
         self.attempt_threads = _AttemptThreads()
         self.logs = LogBatches(store)
+        self.worker_log_ends: dict[int, int] = {}
+        """Where each worker's log file ends after the part last read (written by attempt
+        threads, one per worker at a time)."""
         self.started = time.time()
         self.workspace = RunWorkspace(self._local_dir(), run_id)
         base_env = {k: v for k, v in self.environ.items() if k != CUDA_VARIABLE}
@@ -490,9 +497,14 @@ class LocalRun:
             env = step_environment(
                 self.environ, unit.invocation, self.preflight.secrets[step.id], run, extra
             )
-            # The worker's own log file, emptied for each attempt: a file per step would be
-            # created and deleted again for every step.
+            # The worker's own log file: a file per step would be created and deleted again
+            # for every step. It is appended to, and read from where the previous attempt's
+            # part ended (emptying it each time costs more than the step, on some disks).
             log_path = self.workspace.worker_log(worker.pid)
+            outcome.log_start = self.worker_log_ends.get(worker.pid, 0)
+            empty_log = outcome.log_start >= WORKER_LOG_LIMIT
+            if empty_log:
+                outcome.log_start = 0
             task = render_task(
                 unit.invocation,
                 params=self.params,
@@ -511,6 +523,7 @@ class LocalRun:
                 header=f"--- mlc: {unit.name} attempt {attempt} started "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n",
                 cache=self._cache_entry_plan(unit),
+                empty_log=empty_log,
                 timed=bool(step.timeout_seconds),
             )
             worker.send(
@@ -540,7 +553,9 @@ class LocalRun:
         finally:
             try:
                 with open(self.workspace.worker_log(worker.pid), "rb") as handle:
+                    handle.seek(outcome.log_start)
                     log = handle.read()
+                self.worker_log_ends[worker.pid] = outcome.log_start + len(log)
             except OSError as exc:
                 outcome.notes.append(f"--- mlc: the attempt's log could not be read: {exc} ---\n")
             self.pool.release(worker)

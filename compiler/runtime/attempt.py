@@ -61,11 +61,13 @@ class AttemptPlan:
     inputs: Mapping[str, Digest | list[Digest]]
     outputs: tuple[OutputSlot, ...]
     log_path: str
-    """Where the attempt's log goes; emptied when the attempt starts (the caller keeps the
-    logs of earlier attempts)."""
+    """Where the attempt's log is appended (a worker's log file, which the caller reads from
+    where it ended after the previous attempt)."""
     header: str
     """The line written to the log before the task starts."""
     cache: CacheEntryPlan | None = None
+    empty_log: bool = False
+    """Empty the log file first (the caller has read everything in it)."""
     timed: bool = True
     """Whether the caller keeps a timeout on the task, and so needs to hear the moment it
     ended; if not, a worker may send both reports at once, after collecting."""
@@ -79,6 +81,7 @@ class AttemptPlan:
             "log_path": self.log_path,
             "header": self.header,
             "cache": None if self.cache is None else self.cache.to_json(),
+            "empty_log": self.empty_log,
             "timed": self.timed,
         }
 
@@ -93,6 +96,7 @@ class AttemptPlan:
             log_path=data["log_path"],
             header=data["header"],
             cache=None if cache is None else CacheEntryPlan(**cache),
+            empty_log=data.get("empty_log", False),
             timed=data.get("timed", True),
         )
 
@@ -178,7 +182,8 @@ def _attempt(
     try:
         log = open_log(plan.log_path)
         try:
-            os.ftruncate(log, 0)
+            if plan.empty_log:
+                os.ftruncate(log, 0)
             os.write(log, plan.header.encode("utf-8"))
             _, paths = prepare_attempt(
                 Path(plan.root), store, plan.inputs, plan.outputs, known_empty=known_empty

@@ -493,3 +493,21 @@ def test_a_step_path_decides_which_program_runs(runner: Runner, work: Path) -> N
     assert tool.status == "ran", tool.error
     said = runner.store.read_bytes(tool.outputs["said"]).decode()
     assert said == "from the step PATH\n"
+
+
+@pytest.mark.parametrize("limit", [16 << 20, 1], ids=["appended", "emptied-each-time"])
+def test_each_step_log_holds_only_that_step_when_a_worker_runs_many(
+    runner: Runner, work: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    # One CPU: one worker runs the steps one after another, in one log file of its own.
+    monkeypatch.setattr("mlc.backends.local.engine.WORKER_LOG_LIMIT", limit)
+    names = [f"s{i}" for i in range(5)]
+    steps = [step(n, sh(f"echo I am {n}; echo {n} err >&2"), outputs=[]) for n in names]
+    report = runner.apply(document(work, steps, target=target(cpu_millis=1000)))
+    for name in names:
+        reported = by_name(report)[name]
+        assert reported.log_ref is not None
+        text = runner.store.read_bytes(parse_digest(reported.log_ref)).decode()
+        body = [line for line in text.splitlines() if not line.startswith("--- mlc")]
+        assert body == [f"I am {name}", f"{name} err"]
+        assert text.startswith(f"--- mlc: {name} attempt 1 started")
