@@ -36,7 +36,7 @@ from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPoo
 from mlc.backends.local.resources import Grant, ResourceLedger, gib
 from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
 from mlc.backends.local.workspace import RunWorkspace
-from mlc.ir.graph import build_graph, condition_refs, steps_in_order
+from mlc.ir.graph import condition_refs, dependencies, steps_in_order
 from mlc.ir.model import IRDocument, Step, StepId
 from mlc.runtime.attempt import AttemptPlan, CacheEntryPlan, Collected
 from mlc.runtime.cache_entries import CachedOutput
@@ -152,14 +152,12 @@ class LocalRun:
         self.pipeline = document.pipeline.name
         self.params = {p.name: p.value for p in document.pipeline.params}
         self.datasets = {n: r.digest for n, r in preflight.datasets.by_name.items()}
-        graph = build_graph(document)
+        needs = dependencies(document)
         self.order = steps_in_order(document)
         self.states: dict[str, StepState] = {
             s.id: StepState(s, [Unit(i) for i in invocations_of(s)]) for s in self.order
         }
-        self.predecessors = {
-            s.id: [p for p in graph.predecessors(s.id) if p in self.states] for s in self.order
-        }
+        self.predecessors = {s.id: needs[s.id] for s in self.order}
         self.units = [unit for s in self.order for unit in self.states[s.id].units]
         # Book-keeping that keeps each scheduler pass proportional to what changed, not to
         # the size of the pipeline: steps whose upstream steps have all ended (by position),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from mlc.compile import CompileResult
 from mlc.ir.graph import build_graph, steps_in_order
@@ -159,3 +160,30 @@ pipeline p {
     result = compile_text(spec)
     assert result.document is not None
     assert result.document.pipeline.steps[0].when is None
+
+
+def test_the_scheduler_order_agrees_with_the_networkx_graph() -> None:
+    # `steps_in_order` and `dependencies` skip building the graph; they must read it alike.
+    import networkx as nx
+    from mlc.ir.graph import dependencies
+
+    from tests.runtime.builders import document, inp, metric, op, out, sh, step
+
+    steps = [
+        step("late", sh("true"), after=["b"]),
+        step("a", sh("true"), inputs=[inp("d", "dataset:raw")], outputs=[out("m", "metrics")]),
+        step("b", sh("true"), inputs=[inp("x", "a.m"), inp("y", "a.m")]),
+        step("c", sh("true"), when=op(">", metric("a", "m", "acc"), 0.5)),
+        step("cleanup", sh("true"), is_finally=True),
+        step("free", sh("true")),
+    ]
+    doc = document(Path("/p"), steps)
+    graph = build_graph(doc)
+    position = {s.id: index for index, s in enumerate(steps)}
+    expected = nx.lexicographical_topological_sort(graph, key=lambda n: position.get(n, -1))
+    assert [s.id for s in steps_in_order(doc)] == [n for n in expected if n.startswith("step:")]
+    needs = dependencies(doc)
+    for s in steps:
+        assert needs[s.id] == [p for p in graph.predecessors(s.id) if p.startswith("step:")]
+    assert needs["step:b"] == ["step:a"]
+    assert needs["step:cleanup"] == ["step:late", "step:a", "step:b", "step:c", "step:free"]
