@@ -45,6 +45,7 @@ QUICKSTART = ROOT / "examples" / "quickstart" / "pipeline.mlspec"
 
 sys.path.insert(0, str(BENCH))
 import gen_specs  # noqa: E402 - a sibling script, not a package
+from peers import peer_bin  # noqa: E402 - a sibling script, not a package
 
 GIB = 1024**3
 
@@ -132,15 +133,7 @@ def use_installed_mlc() -> None:
 
 def ensure_kfp_env() -> None:
     """Creates `bench/.envs/kfp` with the KFP SDK unless it exists."""
-    if KFP_PYTHON.exists():
-        return
-    print(
-        f"creating {KFP_ENV.relative_to(ROOT)} (python3 -m venv; pip install kfp) …",
-        file=sys.stderr,
-    )
-    python3 = shutil.which("python3") or sys.executable
-    subprocess.run([python3, "-m", "venv", str(KFP_ENV)], check=True)
-    subprocess.run([str(KFP_PYTHON), "-m", "pip", "install", "-q", "kfp"], check=True)
+    peer_bin("kfp")
 
 
 def _seconds(value: float) -> str:

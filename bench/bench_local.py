@@ -44,12 +44,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_local import generate
+from peers import peer_bin
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 DOCS = REPO / "docs" / "benchmarks.md"
 SECTION = "## Local backend"
-DVC = ROOT / ".envs" / "dvc" / "bin" / "dvc"
+DVC = ROOT / ".envs" / "dvc" / "bin" / "dvc"  # made by `peer_bin("dvc")` unless --no-dvc
 PYTHON = sys.executable
 POOL_WORKERS = 2
 
@@ -370,6 +371,8 @@ def main() -> None:
     generate(work, steps, dirs, per_dir, kb)
     print(f"{machine()}\n{versions()}\nload {load()}", flush=True)
     sched = [] if args.skip_sched else bench_sched(work, steps, args.repeat, args.sched_store_dir)
+    if not args.no_dvc and not args.skip_reapply:
+        peer_bin("dvc")
     reapply = None if args.skip_reapply else bench_reapply(work, dirs, args.repeat, not args.no_dvc)
     text = table(sched, reapply, steps, dirs)
     text += f"\n\nLoad average (1, 5, 15 min) at the end: {load()}."
