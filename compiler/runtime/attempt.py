@@ -201,8 +201,8 @@ def _attempt(
     except (StepFailure, StoreError) as exc:
         return Collected(error=str(exc))
     except Exception as exc:  # an internal error must still end the attempt cleanly
-        with contextlib.suppress(OSError), open(plan.log_path, "a", encoding="utf-8") as log:
-            traceback.print_exc(file=log)
+        with contextlib.suppress(OSError), open(plan.log_path, "a", encoding="utf-8") as handle:
+            traceback.print_exc(file=handle)
         return Collected(error=f"internal error: {type(exc).__name__}: {exc}")
 
 
