@@ -180,14 +180,16 @@ def _attempt(
     known_empty: bool,
 ) -> Collected:
     try:
-        log = open_log(plan.log_path)
+        log = _start_log(plan)
         try:
-            if plan.empty_log:
-                os.ftruncate(log, 0)
-            os.write(log, plan.header.encode("utf-8"))
-            _, paths = prepare_attempt(
-                Path(plan.root), store, plan.inputs, plan.outputs, known_empty=known_empty
-            )
+            try:
+                _, paths = prepare_attempt(
+                    Path(plan.root), store, plan.inputs, plan.outputs, known_empty=known_empty
+                )
+            except OSError as exc:
+                raise StepFailure(
+                    f"cannot prepare the attempt directory {plan.root}: {exc.strerror}"
+                ) from None
             result = execute_task(task, new_session=False, log_fd=log)
         finally:
             os.close(log)
@@ -204,6 +206,22 @@ def _attempt(
         with contextlib.suppress(OSError), open(plan.log_path, "a", encoding="utf-8") as handle:
             traceback.print_exc(file=handle)
         return Collected(error=f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _start_log(plan: AttemptPlan) -> int:
+    """The attempt's log, open for appending, with its header written."""
+    try:
+        log = open_log(plan.log_path)
+    except OSError as exc:
+        raise StepFailure(f"cannot write the step's log {plan.log_path}: {exc.strerror}") from None
+    try:
+        if plan.empty_log:
+            os.ftruncate(log, 0)
+        os.write(log, plan.header.encode("utf-8"))
+    except OSError as exc:
+        os.close(log)
+        raise StepFailure(f"cannot write the step's log {plan.log_path}: {exc.strerror}") from None
+    return log
 
 
 def _remember(store: Store, plan: CacheEntryPlan, *, outputs: dict[str, CachedOutput]) -> None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mlc.runtime.attempt import AttemptPlan
+from mlc.runtime.attempt import AttemptPlan, Collected, carry_out
 from mlc.runtime.process import run_process
 from mlc.runtime.task import Task, execute_task, open_log
 from mlc.store.local import LocalStore
@@ -154,3 +154,25 @@ def test_a_timeout_kills_the_group_even_if_it_ignores_sigterm(tmp_path: Path) ->
     assert not Path(f"/proc/{child}").exists() or (
         Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
     )
+
+
+def test_an_attempt_whose_log_cannot_be_written_fails_with_that_reason(tmp_path: Path) -> None:
+    log = tmp_path / "no-such-dir" / "worker.log"
+    plan = AttemptPlan(
+        root=str(tmp_path / "attempt"), inputs={}, outputs=(), log_path=str(log), header="--\n"
+    )
+    task = Task(
+        kind="exec", env=dict(os.environ), cwd=str(tmp_path), log_path=str(log), argv=("true",)
+    )
+    reports: list[object] = []
+    carry_out(
+        plan,
+        task,
+        LocalStore(tmp_path / "store"),
+        ended=reports.append,
+        collected=reports.append,
+    )
+    assert reports == [
+        None,
+        Collected(error=f"cannot write the step's log {log}: No such file or directory"),
+    ]
