@@ -83,20 +83,24 @@ def load_document(args: argparse.Namespace) -> IRDocument:
         raise UserError(f"no such file: `{args.spec}`")
     if path.suffix == ".json":
         return _read_ir(path, args)
-    from mlc.cli.common import print_diagnostics, spec_options
+    from mlc.cli import ir_cache
+    from mlc.cli.common import parse_params, print_diagnostics, spec_options
+
+    params = parse_params(args.param)
+    if isinstance(params, str):
+        raise UserError(params)
+    key = None
+    if ir_cache.enabled():  # an unchanged spec is not compiled again (see `mlc.cli.ir_cache`)
+        # Looked up before the compiler is imported: a hit needs neither it nor lark.
+        key = ir_cache.entry_key(args.spec, args.target, args.pipeline, params)
+        cached = ir_cache.lookup(key)
+        if cached is not None:
+            return cached
     from mlc.compile import compile_spec
 
     options = spec_options(args)
     if isinstance(options, str):
         raise UserError(options)
-    from mlc.cli import ir_cache
-
-    key = None
-    if ir_cache.enabled():  # an unchanged spec is not compiled again (see `mlc.cli.ir_cache`)
-        key = ir_cache.entry_key(args.spec, options.target, options.pipeline, options.params)
-        cached = ir_cache.lookup(key)
-        if cached is not None:
-            return cached
     result = compile_spec(path, options=options)
     if result.diagnostics:
         print_diagnostics(

@@ -7,8 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlc.compile import Options
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics.render import (
     render_github,
@@ -18,6 +18,9 @@ from mlc.diagnostics.render import (
     summary_line,
 )
 from mlc.source import SourceMap
+
+if TYPE_CHECKING:
+    from mlc.compile import Options
 
 
 def add_spec_options(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +60,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str] | str:
 def spec_options(args: argparse.Namespace) -> Options | str:
     """Compilation options from the command line, or an error message."""
     from mlc.cli import backends
+    from mlc.compile import Options
 
     params = parse_params(args.param)
     if isinstance(params, str):
