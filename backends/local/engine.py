@@ -72,6 +72,8 @@ from mlc.store.uri import store_address
 TICK_SECONDS = 0.2
 LINEAGE_SECONDS = 0.1
 LOG_TAIL_LINES = 20
+LOG_TAIL_BYTES = 64 << 10
+"""How much of the end of a log its last lines are looked for in."""
 WORKER_LOG_LIMIT = 16 << 20
 """A worker's log file is emptied before an attempt once it has grown past this (bytes)."""
 
@@ -696,9 +698,12 @@ class LocalRun:
         self._note_if_settled(state)
 
     def _put_log(self, data: bytes) -> tuple[str, list[str]]:
-        """Puts a log into the store (in the next batch): its digest and its last lines."""
-        text = data.decode("utf-8", errors="replace")
-        return self.logs.put(data), text.splitlines()[-LOG_TAIL_LINES:]
+        """Puts a log into the store (in the next batch): its digest and its last lines
+        (read from its end only: a log may be large)."""
+        lines = data[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace").splitlines()
+        if len(data) > LOG_TAIL_BYTES:
+            lines = lines[1:]  # the first may have been cut
+        return self.logs.put(data), lines[-LOG_TAIL_LINES:]
 
     def _record(self, unit: Unit) -> None:
         """Queues a unit's lineage; `_write_lineage` writes the queue in one transaction."""

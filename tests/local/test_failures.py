@@ -11,6 +11,7 @@ import pytest
 from mlc.ir.model import Command
 from mlc.runtime.cache_entries import RECORD_KIND
 from mlc.runtime.errors import PreflightError
+from mlc.store import parse_digest
 
 from tests.local.conftest import Runner, by_name
 from tests.runtime.builders import document, out, sh, step
@@ -236,3 +237,19 @@ def test_a_file_that_is_not_executable_fails_with_126(runner: Runner, work: Path
     plain = by_name(report)["plain"]
     assert (plain.status, plain.exit_code) == ("failed", 126)
     assert plain.error == f"cannot run `{script}`: permission denied (is it executable?)"
+
+
+def test_a_long_log_is_stored_whole_and_its_last_lines_shown(runner: Runner, work: Path) -> None:
+    script = "seq 1 200000; echo the end >&2; exit 3"
+    report = runner.apply(document(work, [step("chatty", sh(script))]))
+    chatty = by_name(report)["chatty"]
+    assert chatty.status == "failed"
+    assert chatty.log_tail[-3:] == [
+        "200000",
+        "the end",
+        "--- mlc: attempt 1 failed: exited with code 3 ---",
+    ]
+    assert len(chatty.log_tail) == 20
+    assert chatty.log_ref is not None
+    stored = runner.store.read_bytes(parse_digest(chatty.log_ref)).decode().splitlines()
+    assert stored[1:3] == ["1", "2"] and "199999" in stored
