@@ -23,14 +23,14 @@ import heapq
 import os
 import queue
 import signal
-import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from mlc.backends.local.attempt_threads import AttemptThreads
 from mlc.backends.local.log_batches import LogBatches
 from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPool
 from mlc.backends.local.resources import Grant, ResourceLedger, gib
@@ -74,8 +74,6 @@ LINEAGE_SECONDS = 0.1
 LOG_TAIL_LINES = 20
 LOG_TAIL_BYTES = 64 << 10
 """How much of the end of a log its last lines are looked for in."""
-WORKER_LOG_LIMIT = 16 << 20
-"""A worker's log file is emptied before an attempt once it has grown past this (bytes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +181,8 @@ class LocalRun:
         self.produced: dict[str, OutputDigests] = {}
         self.stop = _Stop()
         self.events: queue.Queue[_Outcome] = queue.Queue()
-        self.attempt_threads = _AttemptThreads()
+        self.attempt_threads = AttemptThreads()
         self.logs = LogBatches(store)
-        self.worker_log_ends: dict[int, int] = {}
-        """Where each worker's log file ends after the part last read (written by attempt
-        threads, one per worker at a time)."""
         self.started = time.time()
         self.workspace = RunWorkspace(self._local_dir(), run_id)
         base_env = {k: v for k, v in self.environ.items() if k != CUDA_VARIABLE}
@@ -497,14 +492,9 @@ class LocalRun:
             env = step_environment(
                 self.environ, unit.invocation, self.preflight.secrets[step.id], run, extra
             )
-            # The worker's own log file: a file per step would be created and deleted again
-            # for every step. It is appended to, and read from where the previous attempt's
-            # part ended (emptying it each time costs more than the step, on some disks).
-            log_path = self.workspace.worker_log(worker.pid)
-            outcome.log_start = self.worker_log_ends.get(worker.pid, 0)
-            empty_log = outcome.log_start >= WORKER_LOG_LIMIT
-            if empty_log:
-                outcome.log_start = 0
+            # The log goes to the worker's own file (see `WorkerLogs`).
+            log_path = self.workspace.worker_logs.path(worker.pid)
+            outcome.log_start, empty_log = self.workspace.worker_logs.begin(worker.pid)
             task = render_task(
                 unit.invocation,
                 params=self.params,
@@ -552,10 +542,7 @@ class LocalRun:
             outcome.notes.append(traceback.format_exc())
         finally:
             try:
-                with open(self.workspace.worker_log(worker.pid), "rb") as handle:
-                    handle.seek(outcome.log_start)
-                    log = handle.read()
-                self.worker_log_ends[worker.pid] = outcome.log_start + len(log)
+                log = self.workspace.worker_logs.read(worker.pid, outcome.log_start)
             except OSError as exc:
                 outcome.notes.append(f"--- mlc: the attempt's log could not be read: {exc} ---\n")
             self.pool.release(worker)
@@ -832,51 +819,6 @@ class LocalRun:
             outputs=outputs,
             warnings=list(self.preflight.datasets.warnings),
         )
-
-
-class _AttemptThreads:
-    """Reusable daemon threads for attempts: starting a thread per attempt makes the
-    scheduler wait for each new thread to be scheduled; a job queue does not."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
-            queue.SimpleQueue()
-        )
-        self._lock = threading.Lock()
-        self._idle = 0
-        self._busy = 0
-
-    def submit(self, function: Callable[..., None], *args: Any) -> None:
-        """Runs `function(*args)` on an idle thread, or on a new one when none is idle."""
-        with self._lock:
-            self._busy += 1
-            start = self._idle == 0
-            if not start:
-                self._idle -= 1
-        self._jobs.put((function, args))
-        if start:
-            threading.Thread(target=self._serve, name="mlc-attempt", daemon=True).start()
-
-    def busy(self) -> int:
-        """How many jobs are queued or running."""
-        with self._lock:
-            return self._busy
-
-    def wait_idle(self, timeout: float) -> None:
-        """Waits (at most `timeout` seconds) until no job is queued or running."""
-        deadline = time.monotonic() + timeout
-        while self.busy() and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-    def _serve(self) -> None:
-        while True:
-            function, args = self._jobs.get()
-            try:
-                function(*args)
-            finally:
-                with self._lock:
-                    self._busy -= 1
-                    self._idle += 1
 
 
 def _request_key(step: Step) -> tuple[object, ...]:

@@ -3,8 +3,8 @@
 ```
 <store>/work/<run id>/.lock                     held (flock) while the run is alive
 <store>/work/<run id>/workers/<pid>/             the attempt a worker runs: inputs, outputs, tmp
-<store>/work/<run id>/workers/<pid>.log          the log of that attempt while it runs (then in
-                                                 the store), emptied for the worker's next one
+<store>/work/<run id>/workers/<pid>.log          that worker's attempts' logs, one after another
+                                                 (each attempt's part goes to the store)
 <store>/work/<run id>/workers.log               what workers print outside of any step
 ```
 
@@ -25,6 +25,41 @@ from mlc.runtime.workdir import remove_tree
 
 WORK_DIR = "work"
 LOCK_FILE = ".lock"
+WORKER_LOG_LIMIT = 16 << 20
+"""A worker's log file is emptied before an attempt once it has grown past this (bytes)."""
+
+
+class WorkerLogs:
+    """The log file of each worker, read one attempt's part at a time.
+
+    A worker appends the log of every attempt it runs to one file, and its part is read from
+    where the previous one ended: a file per step would be created and deleted again for
+    every step, and emptying the file for each attempt costs more than a short step on some
+    disks. Once the file has grown past `WORKER_LOG_LIMIT` it is emptied before the next
+    attempt. One attempt per worker at a time, so each file has one reader at a time.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._ends: dict[int, int] = {}
+
+    def path(self, worker_pid: int) -> str:
+        """The worker's log file."""
+        return f"{self._directory}/{worker_pid}.log"
+
+    def begin(self, worker_pid: int) -> tuple[int, bool]:
+        """Where the next attempt's part will start, and whether the worker must empty the
+        file first."""
+        end = self._ends.get(worker_pid, 0)
+        return (0, True) if end >= WORKER_LOG_LIMIT else (end, False)
+
+    def read(self, worker_pid: int, start: int) -> bytes:
+        """An attempt's part, from `start` to the end of the file (once the attempt ended)."""
+        with open(self.path(worker_pid), "rb") as handle:
+            handle.seek(start)
+            part = handle.read()
+        self._ends[worker_pid] = start + len(part)
+        return part
 
 
 class RunWorkspace:
@@ -35,12 +70,9 @@ class RunWorkspace:
         (self.root / "workers").mkdir(parents=True, exist_ok=True)
         self._workers = str(self.root / "workers")
         self._scratch: dict[int, Path] = {}
+        self.worker_logs = WorkerLogs(self._workers)
         self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-
-    def worker_log(self, worker_pid: int) -> str:
-        """Where the attempt a worker runs writes its log (emptied for each attempt)."""
-        return f"{self._workers}/{worker_pid}.log"
 
     def scratch_dir(self, worker_pid: int) -> Path:
         """The attempt directory of one worker (emptied after each of its attempts)."""

@@ -500,7 +500,7 @@ def test_each_step_log_holds_only_that_step_when_a_worker_runs_many(
     runner: Runner, work: Path, monkeypatch: pytest.MonkeyPatch, limit: int
 ) -> None:
     # One CPU: one worker runs the steps one after another, in one log file of its own.
-    monkeypatch.setattr("mlc.backends.local.engine.WORKER_LOG_LIMIT", limit)
+    monkeypatch.setattr("mlc.backends.local.workspace.WORKER_LOG_LIMIT", limit)
     names = [f"s{i}" for i in range(5)]
     steps = [step(n, sh(f"echo I am {n}; echo {n} err >&2"), outputs=[]) for n in names]
     report = runner.apply(document(work, steps, target=target(cpu_millis=1000)))

@@ -1,0 +1,55 @@
+"""Reusable threads for the scheduler's per-attempt work (waiting for a worker's reports,
+storing the log): starting a thread per attempt makes the scheduler wait for each new thread
+to be scheduled; a job queue does not."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class AttemptThreads:
+    """Daemon threads that take jobs from one queue, started as more jobs run at once."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._busy = 0
+
+    def submit(self, function: Callable[..., None], *args: Any) -> None:
+        """Runs `function(*args)` on an idle thread, or on a new one when none is idle."""
+        with self._lock:
+            self._busy += 1
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1
+        self._jobs.put((function, args))
+        if start:
+            threading.Thread(target=self._serve, name="mlc-attempt", daemon=True).start()
+
+    def busy(self) -> int:
+        """How many jobs are queued or running."""
+        with self._lock:
+            return self._busy
+
+    def wait_idle(self, timeout: float) -> None:
+        """Waits (at most `timeout` seconds) until no job is queued or running."""
+        deadline = time.monotonic() + timeout
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _serve(self) -> None:
+        while True:
+            function, args = self._jobs.get()
+            try:
+                function(*args)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    self._idle += 1
