@@ -41,7 +41,8 @@ def resolve_function(function: str, base_dir: str) -> Callable[..., Any]:
     """Imports `module:function` with `base_dir` first on `sys.path`."""
     module_name, attribute = split_function_name(function)
     ensure_on_path(base_dir)
-    importlib.invalidate_caches()
+    if module_name not in sys.modules:  # a module written since the last import is found
+        importlib.invalidate_caches()
     module = importlib.import_module(module_name)
     target: Any = module
     for part in attribute.split("."):
