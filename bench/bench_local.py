@@ -15,14 +15,14 @@ Data and specs come from `bench/gen_local.py` (under `bench/.work/local/`, or
    compile without the IR cache, store, run); "spec compiled before" is the same command
    when the IR cache holds the spec (a re-run of an unchanged spec: no compile); "the run
    alone" is the run's own duration from its report (from the first decision to the last
-   lineage write). "Added per step" is
-   (mlc - pool) / steps. Stores are kept until every run is done (see `bench_sched`).
+   lineage write). "Added per step" is (mlc - pool) / steps. Stores are kept until every run
+   is done (see `bench_sched`).
 2. No-op re-apply: 1,000 steps over 10,000 files of 100 KB (1 GB, 1,000 directory datasets,
    `version = latest` resolved by `mlc.lock`), everything cached (the compiled IR too):
-   `mlc apply` with a counter of
-   files whose content the store read and hashed (must be 0), against `dvc status` on the same
-   files and the equivalent `dvc.yaml` (1,000 stages; DVC from `bench/.envs/dvc`, populated
-   once by running the stage commands and `dvc commit`).
+   `mlc apply` with a counter of files whose content the store read and hashed (must be 0),
+   against `dvc status` on the same files and the equivalent `dvc.yaml` (1,000 stages; DVC
+   from PyPI in `bench/.envs/dvc`, made on first use by `bench/peers.py`; the DVC project is
+   populated once by running the stage commands and `dvc commit`).
 
 Targets: scheduling <= 5 s each, <= 10 ms added per step, within 2x of the pool; re-apply
 <= 2 s, 0 files hashed, faster than `dvc status`. Figures are the best of `--repeat` runs (the
