@@ -122,8 +122,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, s
 
 def kill_and_resume(work: Path, delay: float | None) -> tuple[dict[str, Any], set[str]]:
     """Starts apply, `kill -9`s it (once a square item started, or after `delay` seconds),
-    checks nothing it ran outlives it, applies again; returns the report and the steps the
-    killed run had completed."""
+    checks nothing it ran outlives it and every object verifies, applies again (and verifies
+    again); returns the report and the steps the killed run had completed."""
     ir = resumable_pipeline(work)
     store = work / "store"
     process = start_apply(ir, store)
@@ -136,10 +136,21 @@ def kill_and_resume(work: Path, delay: float | None) -> tuple[dict[str, Any], se
     # Every worker notices that mlc is gone and kills its process group.
     wait_for(lambda: not _processes_started_from(store), seconds=10)
     opened = open_store(store)
-    done = {r for r in opened.list_records(RECORD_KIND)}
-    opened.close()
+    try:
+        # Whatever the moment of the kill, every object in the store hashes to its digest.
+        verified = opened.verify_all()
+        assert verified.ok, verified.bad
+        done = {r for r in opened.list_records(RECORD_KIND)}
+    finally:
+        opened.close()
     code, report = apply(ir, store)
     assert code == 0, report
+    opened = open_store(store)
+    try:
+        verified = opened.verify_all()
+        assert verified.ok and verified.checked > 0, verified
+    finally:
+        opened.close()
     return report, done
 
 
