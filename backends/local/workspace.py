@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import time
 from pathlib import Path
 
@@ -91,6 +92,51 @@ class RunWorkspace:
         with contextlib.suppress(OSError):
             remove_tree(self.root)
         os.close(self._lock_fd)
+
+
+ATTEMPT_HEADER = re.compile(rb"^--- mlc: (.+?) attempt \d+ started .*$", re.MULTILINE)
+"""The line a worker writes before each attempt (`mlc.runtime.attempt.AttemptPlan.header`)."""
+
+
+def run_alive(local_dir: str, run_id: str) -> bool:
+    """Whether the run's process still holds its workspace's lock."""
+    try:
+        fd = os.open(Path(local_dir, WORK_DIR, run_id, LOCK_FILE), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def live_log(local_dir: str, run_id: str, invocation: str) -> bytes | None:
+    """What a running invocation has logged so far, or None when it is not running: its
+    worker's log file from the invocation's last attempt header to the next attempt's header
+    (or the end)."""
+    if not run_alive(local_dir, run_id):
+        return None
+    found: tuple[float, bytes] | None = None
+    for path in Path(local_dir, WORK_DIR, run_id, "workers").glob("*.log"):
+        try:
+            data = path.read_bytes()
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        headers = list(ATTEMPT_HEADER.finditer(data))
+        mine = [
+            i for i, h in enumerate(headers) if h.group(1).decode(errors="replace") == invocation
+        ]
+        if not mine:
+            continue
+        start = headers[mine[-1]].start()
+        end = headers[mine[-1] + 1].start() if mine[-1] + 1 < len(headers) else len(data)
+        if found is None or mtime > found[0]:
+            found = (mtime, data[start:end])
+    return None if found is None else found[1]
 
 
 def remove_abandoned_runs(local_dir: str, min_age_seconds: float = 60.0) -> int:

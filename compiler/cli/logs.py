@@ -5,6 +5,8 @@ STEP is the step's lineage id (`step:train`, `step:train[2]`) or its bare name (
 
 The log reference is either an object digest (the log was put into the store, as remote
 backends do) or a file path; a relative path is resolved against the store's local directory.
+A step of a run that is still going has no log recorded yet: its backend is asked for the log
+so far (the local backend reads it from the worker running the step).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import sys
 
 from mlc.cli.data import add_store_option, fail, open_store_for
 from mlc.store import StoreError, is_digest, parse_digest
-from mlc.store.lineage import Lineage, LineageError, StepExecution, open_lineage
+from mlc.store.base import Store
+from mlc.store.lineage import Lineage, LineageError, Run, StepExecution, open_lineage
 
 STEP_PREFIX = "step:"
 
@@ -47,6 +50,20 @@ def find_step(lineage: Lineage, run_id: str, step_id: str) -> StepExecution:
         raise
 
 
+def _live_log(store: Store, run: Run, step_id: str) -> bytes | None:
+    """The log so far of a step of a run that is still going, from the run's backend (a
+    plugin may offer `live_log(store, run_id, invocation)`), or None."""
+    if run.status != "running" or not run.backend:
+        return None
+    from mlc.cli import backends
+
+    live_log = getattr(backends.load(run.backend), "live_log", None)
+    if live_log is None:
+        return None
+    result: bytes | None = live_log(store, run.run_id, step_id.removeprefix(STEP_PREFIX))
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     """Copies the step's log to stdout."""
     try:
@@ -55,12 +72,29 @@ def run(args: argparse.Namespace) -> int:
             lineage = open_lineage(store)
             try:
                 lineage.sync()
-                step = find_step(lineage, lineage.find_run(args.run_id).run_id, args.step_id)
+                run_record = lineage.find_run(args.run_id)
+                try:
+                    step: StepExecution | None = find_step(lineage, run_record.run_id, args.step_id)
+                except LineageError as missing:
+                    step, not_found = None, missing
             finally:
                 lineage.close()
-            reference = step.log_ref
-            if not reference:
+            if step is None or not step.log_ref:
+                # A step still running is recorded when it ends: its backend may show the
+                # log so far.
+                live = _live_log(store, run_record, args.step_id)
+                if live is not None:
+                    sys.stdout.buffer.write(live)
+                    sys.stdout.flush()
+                    print(
+                        f"note: `{args.step_id}` is still running; this is its log so far",
+                        file=sys.stderr,
+                    )
+                    return 0
+                if step is None:
+                    return fail(str(not_found))
                 return fail(f"step `{step.step_id}` of run `{step.run_id}` recorded no log")
+            reference = step.log_ref
             if is_digest(reference):
                 with store.open_bytes(parse_digest(reference)) as handle:
                     shutil.copyfileobj(handle, sys.stdout.buffer)

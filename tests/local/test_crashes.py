@@ -248,3 +248,36 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_mlc_logs_shows_a_running_step_its_log_so_far(tmp_path: Path) -> None:
+    doc = document(
+        tmp_path,
+        [step("chatty", sh(f"echo hello from chatty; touch {tmp_path}/said; sleep 60"))],
+    )
+    ir = tmp_path / "chatty.ir.json"
+    ir.write_text(to_json(doc))
+    store = tmp_path / "store"
+    process = start_apply(ir, store)
+    try:
+        wait_for(lambda: (tmp_path / "said").exists())
+        lineage = open_lineage(open_store(store))
+        try:
+            (run,) = lineage.list_runs()
+        finally:
+            lineage.close()
+        logs = subprocess.run(
+            [sys.executable, "-m", "mlc", "logs", run.run_id, "chatty", "--store", str(store)],
+            capture_output=True,
+            text=True,
+            env=environment(),
+            cwd=REPO,
+            check=False,
+        )
+        assert logs.returncode == 0, logs.stderr
+        assert logs.stdout.startswith("--- mlc: chatty attempt 1 started ")
+        assert logs.stdout.splitlines()[1:] == ["hello from chatty"]
+        assert "is still running" in logs.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
