@@ -12,11 +12,16 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, meta
-from jinja2.sandbox import SandboxedEnvironment
 from mlc.runtime.errors import TemplateFailure
+
+if TYPE_CHECKING:
+    from jinja2 import Template
+    from jinja2.sandbox import SandboxedEnvironment
+
+# Jinja2 is imported only when a template has something to render: most argv elements and
+# many whole commands have no `{`, and the import costs every `mlc apply` about 15 ms.
 
 
 def format_value(value: Any) -> str:
@@ -40,6 +45,9 @@ def _shell_quoted(value: Any) -> str:
 
 @cache
 def _environment(shell: bool) -> SandboxedEnvironment:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
     return SandboxedEnvironment(
         undefined=StrictUndefined,
         finalize=_shell_quoted if shell else format_value,
@@ -60,6 +68,8 @@ def _compiled(template: str, shell: bool) -> Template:
 
 @lru_cache(maxsize=TEMPLATE_CACHE_SIZE)
 def _names_in(template: str) -> frozenset[str]:
+    from jinja2 import meta
+
     return frozenset(meta.find_undeclared_variables(_environment(False).parse(template)))
 
 
@@ -73,6 +83,8 @@ def render_template(template: str, context: Mapping[str, Any], *, shell: bool = 
     """
     if "{" not in template:
         return template  # no `{{`, `{%` or `{#`: nothing to render (most argv elements)
+    from jinja2 import TemplateError
+
     try:
         return _compiled(template, shell).render(dict(context))
     except TemplateError as exc:
@@ -90,8 +102,13 @@ def referenced_names(templates: Sequence[str]) -> frozenset[str]:
     >>> sorted(referenced_names(["{{ run.id }}", "{{ params.n }} {{ lr }}"]))
     ['lr', 'params', 'run']
     """
+    templated = [template for template in templates if "{" in template]
+    if not templated:
+        return frozenset()
+    from jinja2 import TemplateError
+
     names: set[str] = set()
-    for template in templates:
+    for template in templated:
         try:
             names |= _names_in(template)
         except TemplateError as exc:
