@@ -84,7 +84,7 @@ def load_document(args: argparse.Namespace) -> IRDocument:
     if path.suffix == ".json":
         return _read_ir(path, args)
     from mlc.cli import ir_cache
-    from mlc.cli.common import parse_params, print_diagnostics, spec_options
+    from mlc.cli.params import parse_params
 
     params = parse_params(args.param)
     if isinstance(params, str):
@@ -96,6 +96,7 @@ def load_document(args: argparse.Namespace) -> IRDocument:
         cached = ir_cache.lookup(key)
         if cached is not None:
             return cached
+    from mlc.cli.common import print_diagnostics, spec_options
     from mlc.compile import compile_spec
 
     options = spec_options(args)

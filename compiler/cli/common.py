@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlc.cli.params import parse_params
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics.render import (
     render_github,
@@ -44,17 +45,6 @@ def add_format_option(parser: argparse.ArgumentParser, *, extra: Sequence[str] =
         default="human",
         help="how to print diagnostics",
     )
-
-
-def parse_params(pairs: Sequence[str]) -> dict[str, str] | str:
-    """`NAME=VALUE` pairs as a dict, or an error message."""
-    params: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            return f"`--param {pair}` must be NAME=VALUE"
-        params[name.strip()] = value
-    return params
 
 
 def spec_options(args: argparse.Namespace) -> Options | str:
