@@ -3,12 +3,12 @@
 Registered under the `mlc.backends` entry point `local`. Like every backend plugin, this
 module exposes `description` (what the backend honours, read by `mlc lint` without importing
 anything heavy) and `create(store, …)` (the backend that runs pipelines, imported on demand);
-and `live_log(store, run_id, invocation)`, the log so far of a step that is running.
+and `live_log(store, run_id, invocation, ended=…)`, the log of a step that is running.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from mlc.backends.local.capabilities import DESCRIPTION
@@ -27,9 +27,14 @@ def create(store: Store, *, environ: Mapping[str, str] | None = None) -> LocalBa
     return LocalBackend(store, environ=environ)
 
 
-def live_log(store: Store, run_id: str, invocation: str) -> bytes | None:
-    """What an invocation of a run that is still going has logged so far, or None (for
-    `mlc logs` before the step has ended and its log is in the store)."""
-    from mlc.backends.local.workspace import live_log as read_live_log
+def live_log(
+    store: Store, run_id: str, invocation: str, *, ended: Callable[[], bool] | None = None
+) -> Iterator[bytes]:
+    """The log of an invocation of a run that is still going (for `mlc logs` before the step
+    has ended and its log is in the store): what it has logged so far, then, with `ended`,
+    what it adds until `ended()` is true. Nothing when it is not running."""
+    from mlc.backends.local.workspace import follow_live_log
 
-    return read_live_log(store.local_dir, run_id, invocation)
+    return follow_live_log(
+        store.local_dir, run_id, invocation, ended=ended if ended is not None else lambda: True
+    )

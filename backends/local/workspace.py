@@ -20,7 +20,9 @@ import fcntl
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from mlc.runtime.workdir import remove_tree
 
@@ -113,30 +115,76 @@ def run_alive(local_dir: str, run_id: str) -> bool:
     return False
 
 
-def live_log(local_dir: str, run_id: str, invocation: str) -> bytes | None:
-    """What a running invocation has logged so far, or None when it is not running: its
-    worker's log file from the invocation's last attempt header to the next attempt's header
-    (or the end)."""
-    if not run_alive(local_dir, run_id):
-        return None
-    found: tuple[float, bytes] | None = None
+def _locate_live_log(local_dir: str, run_id: str, invocation: str) -> tuple[Path, int] | None:
+    """The worker log file holding the invocation's latest attempt, and where it begins."""
+    found: tuple[float, Path, int] | None = None
     for path in Path(local_dir, WORK_DIR, run_id, "workers").glob("*.log"):
         try:
             data = path.read_bytes()
             mtime = path.stat().st_mtime
         except OSError:
             continue
-        headers = list(ATTEMPT_HEADER.finditer(data))
-        mine = [
-            i for i, h in enumerate(headers) if h.group(1).decode(errors="replace") == invocation
-        ]
-        if not mine:
-            continue
-        start = headers[mine[-1]].start()
-        end = headers[mine[-1] + 1].start() if mine[-1] + 1 < len(headers) else len(data)
-        if found is None or mtime > found[0]:
-            found = (mtime, data[start:end])
-    return None if found is None else found[1]
+        starts = [h.start() for h in ATTEMPT_HEADER.finditer(data) if _names(h, invocation)]
+        if starts and (found is None or mtime > found[0]):
+            found = (mtime, path, starts[-1])
+    return None if found is None else (found[1], found[2])
+
+
+def _names(header: re.Match[bytes], invocation: str) -> bool:
+    return header.group(1).decode(errors="replace") == invocation
+
+
+def follow_live_log(
+    local_dir: str,
+    run_id: str,
+    invocation: str,
+    *,
+    ended: Callable[[], bool],
+    poll_seconds: float = 0.2,
+) -> Iterator[bytes]:
+    """The log of a running invocation as it grows: what it has logged so far, then what it
+    adds, until `ended()` is true, the run is gone, or its worker starts another invocation.
+    Nothing when the invocation is not running."""
+    if not run_alive(local_dir, run_id):
+        return
+    located = _locate_live_log(local_dir, run_id, invocation)
+    if located is None:
+        return
+    path, offset = located
+    try:
+        # Kept open: the run removes its directory as it ends, possibly before the last read.
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the last read
+    except OSError:
+        return
+    with handle:
+        handle.seek(offset)
+        yield from _follow(handle, local_dir, run_id, invocation, ended, poll_seconds)
+
+
+def _follow(
+    handle: BinaryIO,
+    local_dir: str,
+    run_id: str,
+    invocation: str,
+    ended: Callable[[], bool],
+    poll_seconds: float,
+) -> Iterator[bytes]:
+    held = b""  # an unfinished last line: it may turn out to be another attempt's header
+    while True:
+        last = ended() or not run_alive(local_dir, run_id)  # decided before the last read
+        data = held + handle.read()
+        cut = data.rfind(b"\n") + 1
+        lines, held = data[:cut], data[cut:]
+        other = next((h for h in ATTEMPT_HEADER.finditer(lines) if not _names(h, invocation)), None)
+        if other is not None:  # the worker has moved on: the invocation's part is complete
+            yield lines[: other.start()]
+            return
+        if last:
+            yield lines + held
+            return
+        if lines:
+            yield lines
+        time.sleep(poll_seconds)
 
 
 def remove_abandoned_runs(local_dir: str, min_age_seconds: float = 60.0) -> int:

@@ -30,6 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "step_id", metavar="STEP", help="the step: `train`, `step:train` or `train[2]`"
     )
+    parser.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="for a step still running: keep printing what it logs until it ends",
+    )
     add_store_option(parser)
 
 
@@ -50,18 +56,40 @@ def find_step(lineage: Lineage, run_id: str, step_id: str) -> StepExecution:
         raise
 
 
-def _live_log(store: Store, run: Run, step_id: str) -> bytes | None:
-    """The log so far of a step of a run that is still going, from the run's backend (a
-    plugin may offer `live_log(store, run_id, invocation)`), or None."""
+def _print_live_log(store: Store, run: Run, step_id: str, *, follow: bool) -> bool:
+    """Prints the log of a step of a run that is still going, from the run's backend (a
+    plugin may offer `live_log(store, run_id, invocation, ended=…)`); False when there is
+    none. Following, it keeps printing until the step is recorded as ended."""
     if run.status != "running" or not run.backend:
-        return None
+        return False
     from mlc.cli import backends
 
     live_log = getattr(backends.load(run.backend), "live_log", None)
     if live_log is None:
-        return None
-    result: bytes | None = live_log(store, run.run_id, step_id.removeprefix(STEP_PREFIX))
-    return result
+        return False
+
+    def ended() -> bool:
+        if not follow:
+            return True
+        lineage = open_lineage(store)
+        try:
+            lineage.sync()
+            find_step(lineage, run.run_id, step_id)
+            return True
+        except LineageError:
+            return False
+        finally:
+            lineage.close()
+
+    printed = False
+    for chunk in live_log(store, run.run_id, step_id.removeprefix(STEP_PREFIX), ended=ended):
+        if not printed:
+            state = "following it until it ends" if follow else "this is its log so far"
+            print(f"note: `{step_id}` is still running; {state}", file=sys.stderr)
+            printed = True
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+    return printed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,15 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 lineage.close()
             if step is None or not step.log_ref:
                 # A step still running is recorded when it ends: its backend may show the
-                # log so far.
-                live = _live_log(store, run_record, args.step_id)
-                if live is not None:
-                    sys.stdout.buffer.write(live)
-                    sys.stdout.flush()
-                    print(
-                        f"note: `{args.step_id}` is still running; this is its log so far",
-                        file=sys.stderr,
-                    )
+                # log so far (and, following, what it adds until it ends).
+                if _print_live_log(store, run_record, args.step_id, follow=args.follow):
                     return 0
                 if step is None:
                     return fail(str(not_found))

@@ -281,3 +281,34 @@ def test_mlc_logs_shows_a_running_step_its_log_so_far(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
+
+
+def test_mlc_logs_follow_prints_a_running_step_until_it_ends(tmp_path: Path) -> None:
+    script = f"echo one; touch {tmp_path}/said; sleep 1; echo two; sleep 0.5; echo three"
+    doc = document(tmp_path, [step("slow", sh(script)), step("after", sh("echo later"))])
+    ir = tmp_path / "slow.ir.json"
+    ir.write_text(to_json(doc))
+    store = tmp_path / "store"
+    process = start_apply(ir, store)
+    try:
+        wait_for(lambda: (tmp_path / "said").exists())
+        lineage = open_lineage(open_store(store))
+        try:
+            (run,) = lineage.list_runs()
+        finally:
+            lineage.close()
+        logs = subprocess.run(
+            [sys.executable, "-m", "mlc", "logs", run.run_id, "slow", "-f", "--store", str(store)],
+            capture_output=True,
+            text=True,
+            env=environment(),
+            cwd=REPO,
+            check=False,
+            timeout=60,
+        )
+        assert logs.returncode == 0, logs.stderr
+        assert logs.stdout.splitlines()[1:] == ["one", "two", "three"]
+        assert "following it until it ends" in logs.stderr
+    finally:
+        stdout, _ = process.communicate(timeout=60)
+    assert json.loads(stdout)["status"] == "succeeded"
