@@ -34,6 +34,7 @@ from mlc.backends.local.attempt_threads import AttemptThreads
 from mlc.backends.local.log_batches import LogBatches
 from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPool
 from mlc.backends.local.resources import Grant, ResourceLedger, gib
+from mlc.backends.local.step_logs import EarlierLog, LogPart, store_log
 from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
 from mlc.backends.local.workspace import RunWorkspace
 from mlc.ir.graph import condition_refs, dependencies, steps_in_order
@@ -71,9 +72,6 @@ from mlc.store.uri import store_address
 
 TICK_SECONDS = 0.2
 LINEAGE_SECONDS = 0.1
-LOG_TAIL_LINES = 20
-LOG_TAIL_BYTES = 64 << 10
-"""How much of the end of a log its last lines are looked for in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +532,7 @@ class LocalRun:
     def _see_through(self, worker: Worker, outcome: _Outcome) -> None:
         """(On an attempt thread.) Waits for the worker's reports, takes the attempt's log
         from the worker's log file before the worker may start another, then concludes."""
-        log = b""
+        part = None
         try:
             self._await(worker, outcome.unit, outcome)
         except Exception as exc:  # an internal error must still end the attempt cleanly
@@ -542,13 +540,13 @@ class LocalRun:
             outcome.notes.append(traceback.format_exc())
         finally:
             try:
-                log = self.workspace.worker_logs.read(worker.pid, outcome.log_start)
+                part = self.workspace.worker_logs.take(worker.pid, outcome.log_start)
             except OSError as exc:
                 outcome.notes.append(f"--- mlc: the attempt's log could not be read: {exc} ---\n")
             self.pool.release(worker)
-            self._conclude(outcome, log)
+            self._conclude(outcome, part)
 
-    def _conclude(self, outcome: _Outcome, log: bytes) -> None:
+    def _conclude(self, outcome: _Outcome, part: LogPart | None) -> None:
         """(On an attempt thread.) Adds what mlc has to say to the attempt's log, stores the
         log of every attempt so far and reports the outcome to the scheduler."""
         unit, attempt = outcome.unit, outcome.attempt
@@ -559,15 +557,19 @@ class LocalRun:
                 f"--- mlc: attempt {attempt} failed: "
                 f"{describe_result(outcome.result, outcome.error)} ---\n"
             )
-        data = b"".join([unit.earlier_log, log, *(note.encode("utf-8") for note in notes)])
-        # Kept only while another attempt may follow: the next one's log is added to it.
-        unit.earlier_log = data if failed and attempt <= unit.step.retry.retries else b""
         # Stored here, off the scheduler's thread: the log is complete once the attempt
         # has ended (a retry stores the logs of both attempts again).
         try:
-            outcome.log_ref, outcome.log_tail = self._put_log(data)
+            stored = store_log(
+                self.store, self.logs, unit.earlier_log, part, "".join(notes).encode("utf-8")
+            )
         except (OSError, StoreError) as exc:
             outcome.log_problem = str(exc)
+        else:
+            outcome.log_ref, outcome.log_tail = stored.digest, stored.tail
+            # Kept only while another attempt may follow: the next one's log is added to it.
+            retried = failed and attempt <= unit.step.retry.retries
+            unit.earlier_log = stored.whole if retried else EarlierLog()
         self.events.put(outcome)
         if outcome.killed and outcome.root is not None:
             # The worker did not get to clean up; its directory dies with it.
@@ -683,14 +685,6 @@ class LocalRun:
         if state.settled and state.outcome == "succeeded":
             self.produced[unit.step.id] = _step_outputs(state)
         self._note_if_settled(state)
-
-    def _put_log(self, data: bytes) -> tuple[str, list[str]]:
-        """Puts a log into the store (in the next batch): its digest and its last lines
-        (read from its end only: a log may be large)."""
-        lines = data[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace").splitlines()
-        if len(data) > LOG_TAIL_BYTES:
-            lines = lines[1:]  # the first may have been cut
-        return self.logs.put(data), lines[-LOG_TAIL_LINES:]
 
     def _record(self, unit: Unit) -> None:
         """Queues a unit's lineage; `_write_lineage` writes the queue in one transaction."""

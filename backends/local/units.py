@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from mlc.backends.local.resources import Grant
+from mlc.backends.local.step_logs import EarlierLog
 from mlc.ir.model import Step
 from mlc.runtime.cache_entries import CachedOutput
 from mlc.runtime.invocation import Invocation
@@ -36,7 +37,7 @@ class Unit:
     error: str | None = None
     log_ref: str | None = None
     log_tail: list[str] = field(default_factory=list)
-    earlier_log: bytes = b""
+    earlier_log: EarlierLog = field(default_factory=EarlierLog)
     """The log of the attempts so far, while another may follow (written by attempt threads)."""
     grant: Grant | None = None
     cancel_requested: bool = False

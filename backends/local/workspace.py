@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mlc.backends.local.step_logs import LogPart
 from mlc.runtime.workdir import remove_tree
 
 WORK_DIR = "work"
@@ -56,13 +57,12 @@ class WorkerLogs:
         end = self._ends.get(worker_pid, 0)
         return (0, True) if end >= WORKER_LOG_LIMIT else (end, False)
 
-    def read(self, worker_pid: int, start: int) -> bytes:
+    def take(self, worker_pid: int, start: int) -> LogPart:
         """An attempt's part, from `start` to the end of the file (once the attempt ended)."""
-        with open(self.path(worker_pid), "rb") as handle:
-            handle.seek(start)
-            part = handle.read()
-        self._ends[worker_pid] = start + len(part)
-        return part
+        path = self.path(worker_pid)
+        end = max(start, os.stat(path).st_size)
+        self._ends[worker_pid] = end
+        return LogPart(path, start, end)
 
 
 class RunWorkspace:

@@ -253,3 +253,39 @@ def test_a_long_log_is_stored_whole_and_its_last_lines_shown(runner: Runner, wor
     assert chatty.log_ref is not None
     stored = runner.store.read_bytes(parse_digest(chatty.log_ref)).decode().splitlines()
     assert stored[1:3] == ["1", "2"] and "199999" in stored
+
+
+def test_a_log_too_large_for_memory_is_streamed_into_the_store_whole(
+    runner: Runner, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any log over 4 KiB takes the streamed path here; a retry continues the stored log.
+    monkeypatch.setattr("mlc.backends.local.step_logs.IN_MEMORY_BYTES", 4096)
+    monkeypatch.setattr("mlc.backends.local.step_logs.TAIL_BYTES", 1024)
+    script = f"seq 1 3000; [ -e {work}/again ] && exit 0; touch {work}/again; exit 5"
+    report = runner.apply(document(work, [step("loud", sh(script), retries=1)]))
+    loud = by_name(report)["loud"]
+    assert (loud.status, loud.attempts) == ("ran", 2)
+    assert loud.log_ref is not None
+    stored = runner.store.read_bytes(parse_digest(loud.log_ref)).decode().splitlines()
+    marks = [line.split(" started ")[0] for line in stored if line.startswith("--- mlc")]
+    assert marks == [
+        "--- mlc: loud attempt 1",
+        "--- mlc: attempt 1 failed: exited with code 5 ---",
+        "--- mlc: loud attempt 2",
+    ]
+    numbers = [line for line in stored if not line.startswith("---")]
+    assert numbers == [str(n) for n in range(1, 3001)] * 2
+
+
+def test_a_streamed_log_still_shows_its_last_lines(
+    runner: Runner, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mlc.backends.local.step_logs.IN_MEMORY_BYTES", 4096)
+    monkeypatch.setattr("mlc.backends.local.step_logs.TAIL_BYTES", 1024)
+    report = runner.apply(document(work, [step("loud", sh("seq 1 5000; exit 2"))]))
+    loud = by_name(report)["loud"]
+    assert loud.status == "failed"
+    assert loud.log_tail == [
+        *[str(n) for n in range(4982, 5001)],
+        "--- mlc: attempt 1 failed: exited with code 2 ---",
+    ]
