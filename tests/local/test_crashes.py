@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlc.ir.model import Step
 from mlc.ir.serialize import to_json
 from mlc.runtime.cache_entries import RECORD_KIND
 from mlc.store.lineage import open_lineage
@@ -250,30 +251,39 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def test_mlc_logs_shows_a_running_step_its_log_so_far(tmp_path: Path) -> None:
-    doc = document(
-        tmp_path,
-        [step("chatty", sh(f"echo hello from chatty; touch {tmp_path}/said; sleep 60"))],
-    )
-    ir = tmp_path / "chatty.ir.json"
-    ir.write_text(to_json(doc))
+def apply_until(tmp_path: Path, steps: list[Step], flag: str) -> tuple[Path, subprocess.Popen[str]]:
+    """Starts applying `steps` and waits until one of them creates `tmp_path/flag`."""
+    ir = tmp_path / "pipeline.ir.json"
+    ir.write_text(to_json(document(tmp_path, steps)))
     store = tmp_path / "store"
     process = start_apply(ir, store)
+    wait_for(lambda: (tmp_path / flag).exists())
+    return store, process
+
+
+def mlc_logs(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`mlc logs RUN …` of the store's only run."""
+    lineage = open_lineage(open_store(store))
     try:
-        wait_for(lambda: (tmp_path / "said").exists())
-        lineage = open_lineage(open_store(store))
-        try:
-            (run,) = lineage.list_runs()
-        finally:
-            lineage.close()
-        logs = subprocess.run(
-            [sys.executable, "-m", "mlc", "logs", run.run_id, "chatty", "--store", str(store)],
-            capture_output=True,
-            text=True,
-            env=environment(),
-            cwd=REPO,
-            check=False,
-        )
+        (run,) = lineage.list_runs()
+    finally:
+        lineage.close()
+    return subprocess.run(
+        [sys.executable, "-m", "mlc", "logs", run.run_id, *args, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        cwd=REPO,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_mlc_logs_shows_a_running_step_its_log_so_far(tmp_path: Path) -> None:
+    chatty = step("chatty", sh(f"echo hello from chatty; touch {tmp_path}/said; sleep 60"))
+    store, process = apply_until(tmp_path, [chatty], "said")
+    try:
+        logs = mlc_logs(store, "chatty")
         assert logs.returncode == 0, logs.stderr
         assert logs.stdout.startswith("--- mlc: chatty attempt 1 started ")
         assert logs.stdout.splitlines()[1:] == ["hello from chatty"]
@@ -285,27 +295,11 @@ def test_mlc_logs_shows_a_running_step_its_log_so_far(tmp_path: Path) -> None:
 
 def test_mlc_logs_follow_prints_a_running_step_until_it_ends(tmp_path: Path) -> None:
     script = f"echo one; touch {tmp_path}/said; sleep 1; echo two; sleep 0.5; echo three"
-    doc = document(tmp_path, [step("slow", sh(script)), step("after", sh("echo later"))])
-    ir = tmp_path / "slow.ir.json"
-    ir.write_text(to_json(doc))
-    store = tmp_path / "store"
-    process = start_apply(ir, store)
+    store, process = apply_until(
+        tmp_path, [step("slow", sh(script)), step("after", sh("echo later"))], "said"
+    )
     try:
-        wait_for(lambda: (tmp_path / "said").exists())
-        lineage = open_lineage(open_store(store))
-        try:
-            (run,) = lineage.list_runs()
-        finally:
-            lineage.close()
-        logs = subprocess.run(
-            [sys.executable, "-m", "mlc", "logs", run.run_id, "slow", "-f", "--store", str(store)],
-            capture_output=True,
-            text=True,
-            env=environment(),
-            cwd=REPO,
-            check=False,
-            timeout=60,
-        )
+        logs = mlc_logs(store, "slow", "-f")
         assert logs.returncode == 0, logs.stderr
         assert logs.stdout.splitlines()[1:] == ["one", "two", "three"]
         assert "following it until it ends" in logs.stderr
