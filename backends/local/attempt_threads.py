@@ -4,32 +4,33 @@ to be scheduled; a job queue does not."""
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import ParamSpec
+
+P = ParamSpec("P")
 
 
 class AttemptThreads:
     """Daemon threads that take jobs from one queue, started as more jobs run at once."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._busy = 0
 
-    def submit(self, function: Callable[..., None], *args: Any) -> None:
+    def submit(self, function: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
         """Runs `function(*args)` on an idle thread, or on a new one when none is idle."""
         with self._lock:
             self._busy += 1
             start = self._idle == 0
             if not start:
                 self._idle -= 1
-        self._jobs.put((function, args))
+        self._jobs.put(functools.partial(function, *args, **kwargs))
         if start:
             threading.Thread(target=self._serve, name="mlc-attempt", daemon=True).start()
 
@@ -46,9 +47,9 @@ class AttemptThreads:
 
     def _serve(self) -> None:
         while True:
-            function, args = self._jobs.get()
+            job = self._jobs.get()
             try:
-                function(*args)
+                job()
             finally:
                 with self._lock:
                     self._busy -= 1

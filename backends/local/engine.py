@@ -36,7 +36,7 @@ from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPoo
 from mlc.backends.local.resources import Grant, ResourceLedger, gib
 from mlc.backends.local.step_logs import EarlierLog, LogPart, store_log
 from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
-from mlc.backends.local.workspace import RunWorkspace
+from mlc.backends.local.workspace import RunWorkspace, attempt_header
 from mlc.ir.graph import condition_refs, dependencies, steps_in_order
 from mlc.ir.model import IRDocument, Step, StepId
 from mlc.runtime.attempt import AttemptPlan, CacheEntryPlan, Collected
@@ -508,8 +508,7 @@ class LocalRun:
                 inputs=unit.inputs,
                 outputs=outputs,
                 log_path=log_path,
-                header=f"--- mlc: {unit.name} attempt {attempt} started "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')} ---\n",
+                header=attempt_header(unit.name, attempt),
                 cache=self._cache_entry_plan(unit),
                 empty_log=empty_log,
                 timed=bool(step.timeout_seconds),
@@ -525,7 +524,7 @@ class LocalRun:
         if outcome.error is not None or worker is None:
             if worker is not None:
                 self.pool.release(worker)
-            self.attempt_threads.submit(self._conclude, outcome, b"")
+            self.attempt_threads.submit(self._conclude, outcome, None)
         else:
             self.attempt_threads.submit(self._see_through, worker, outcome)
 
@@ -565,6 +564,8 @@ class LocalRun:
             )
         except (OSError, StoreError) as exc:
             outcome.log_problem = str(exc)
+        except Exception as exc:  # the outcome must reach the scheduler, or the run waits
+            outcome.log_problem = f"internal error: {type(exc).__name__}: {exc}"
         else:
             outcome.log_ref, outcome.log_tail = stored.digest, stored.tail
             # Kept only while another attempt may follow: the next one's log is added to it.

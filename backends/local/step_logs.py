@@ -68,9 +68,10 @@ def store_log(
 ) -> StoredLog:
     """Puts `earlier` + the attempt's `part` + `notes` into the store as one log."""
     size = earlier.size + (part.size if part else 0) + len(notes)
-    if size <= IN_MEMORY_BYTES:
-        data = b"".join([_earlier_bytes(store, earlier), _read(part), notes])
-        return StoredLog(batches.put(data), tail_lines(data), EarlierLog(data=data, size=size))
+    if size <= IN_MEMORY_BYTES:  # then so was the earlier log: it is in `earlier.data`
+        data = b"".join([earlier.data, _read(part), notes])
+        tail = tail_lines(data[-TAIL_BYTES:], cut=size > TAIL_BYTES)
+        return StoredLog(batches.put(data), tail, EarlierLog(data=data, size=size))
     directory = os.path.dirname(part.path) if part else None
     fd, path = tempfile.mkstemp(prefix="log-", suffix=".tmp", dir=directory)
     try:
@@ -86,27 +87,17 @@ def store_log(
         digest = str(store.put_file(path))
         with open(path, "rb") as written:
             written.seek(max(0, size - TAIL_BYTES))
-            end = written.read()
-        tail = tail_lines(end, cut=size > TAIL_BYTES)
+            tail = tail_lines(written.read(), cut=size > TAIL_BYTES)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
     return StoredLog(digest, tail, EarlierLog(digest=digest, size=size))
 
 
-def tail_lines(data: bytes, *, cut: bool | None = None) -> list[str]:
-    """The last lines of a log (or of its end: `cut` says the first line may be partial)."""
-    end = data[-TAIL_BYTES:]
+def tail_lines(end: bytes, *, cut: bool) -> list[str]:
+    """The last lines of the end of a log (`cut`: it does not start at a line's start)."""
     lines = end.decode("utf-8", errors="replace").splitlines()
-    if cut if cut is not None else len(data) > TAIL_BYTES:
-        lines = lines[1:]
-    return lines[-TAIL_LINES:]
-
-
-def _earlier_bytes(store: Store, earlier: EarlierLog) -> bytes:
-    if earlier.digest is None:
-        return earlier.data
-    return store.read_bytes(parse_digest(earlier.digest))
+    return (lines[1:] if cut else lines)[-TAIL_LINES:]
 
 
 def _read(part: LogPart | None) -> bytes:

@@ -100,18 +100,32 @@ ATTEMPT_HEADER = re.compile(rb"^--- mlc: (.+?) attempt \d+ started .*$", re.MULT
 """The line a worker writes before each attempt (`mlc.runtime.attempt.AttemptPlan.header`)."""
 
 
-def run_alive(local_dir: str, run_id: str) -> bool:
-    """Whether the run's process still holds its workspace's lock."""
+def attempt_header(invocation: str, attempt: int) -> str:
+    """The line a worker writes to its log before an attempt (`ATTEMPT_HEADER` finds it)."""
+    return f"--- mlc: {invocation} attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n"
+
+
+def _claim(lock: Path) -> int | None:
+    """The lock file open and locked by us, or None: its run still holds it (or it is gone)."""
     try:
-        fd = os.open(Path(local_dir, WORK_DIR, run_id, LOCK_FILE), os.O_RDWR)
+        fd = os.open(lock, os.O_RDWR)
     except OSError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return True
-    finally:
         os.close(fd)
+        return None
+    return fd
+
+
+def run_alive(local_dir: str, run_id: str) -> bool:
+    """Whether the run's process still holds its workspace's lock."""
+    lock = Path(local_dir, WORK_DIR, run_id, LOCK_FILE)
+    fd = _claim(lock)
+    if fd is None:
+        return lock.exists()
+    os.close(fd)
     return False
 
 
@@ -205,13 +219,10 @@ def remove_abandoned_runs(local_dir: str, min_age_seconds: float = 60.0) -> int:
         try:
             if now - lock.stat().st_mtime < min_age_seconds:
                 continue
-            fd = os.open(lock, os.O_RDWR)
         except OSError:
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+        fd = _claim(lock)
+        if fd is None:
             continue
         try:
             remove_tree(entry)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlc.ir.model import Command
 from mlc.runtime.cache_entries import RECORD_KIND
-from mlc.runtime.errors import PreflightError
+from mlc.runtime.errors import PreflightError, StepFailure
 from mlc.store import parse_digest
 
 from tests.local.conftest import Runner, by_name
@@ -289,3 +289,16 @@ def test_a_streamed_log_still_shows_its_last_lines(
         *[str(n) for n in range(4982, 5001)],
         "--- mlc: attempt 1 failed: exited with code 2 ---",
     ]
+
+
+def test_an_attempt_that_cannot_be_handed_over_fails_with_the_reason(
+    runner: Runner, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> object:
+        raise StepFailure("cannot render `{{ nope }}`")
+
+    monkeypatch.setattr("mlc.backends.local.engine.render_task", refuse)
+    report = runner.apply(document(work, [step("never", sh("true"))]))
+    never = by_name(report)["never"]
+    assert (never.status, never.error) == ("failed", "cannot render `{{ nope }}`")
+    assert never.log_tail == ["--- mlc: attempt 1 failed: cannot render `{{ nope }}` ---"]
