@@ -148,6 +148,10 @@ def test_apply_json_prints_only_the_report(
     assert set(count) >= {"name", "status", "cache_key", "outputs", "attempts", "duration_s"}
     assert (count["name"], count["status"], count["attempts"]) == ("count", "ran", 1)
     assert count["outputs"]["n"] == report["outputs"]["n"]
+    assert count["exit_code"] == 0
+    # One line per step, so that long reports stay readable and grep-able.
+    step_lines = [line for line in out.splitlines() if line.startswith("    {")]
+    assert [json.loads(line.rstrip(",")) for line in step_lines] == report["steps"]
 
 
 def test_plan_json_lists_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
