@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlc.runtime.attempt import AttemptPlan, Collected, carry_out
 from mlc.runtime.process import run_process
+from mlc.runtime import task as task_module
 from mlc.runtime.task import Task, execute_task, open_log
 from mlc.store.local import LocalStore
 from mlc.store.uri import store_address
@@ -55,9 +56,12 @@ def test_a_returned_dict_becomes_the_metrics_output(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"accuracy": 0.5}
 
 
+@pytest.mark.parametrize("raw_table", [True, False], ids=["raw table", "os.environ only"])
 def test_a_call_sees_exactly_its_environment_and_the_worker_gets_its_own_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw_table: bool
 ) -> None:
+    if not raw_table:  # an interpreter without CPython's encoded table behind os.environ
+        monkeypatch.setattr(task_module, "_raw_environment", lambda: None)
     monkeypatch.setenv("WORKER_ONLY", "w")
     monkeypatch.setenv("SHARED", "same")
     monkeypatch.setenv("OVERRIDDEN", "worker")
@@ -78,6 +82,27 @@ def test_a_call_sees_exactly_its_environment_and_the_worker_gets_its_own_back(
     result = execute_task(Task(**{**task.to_json(), "env": env, "argv": ()}))
     assert result.ok, result.error
     assert json.loads((tmp_path / "metrics.json").read_text())["ok"] is True
+    assert dict(os.environ) == before
+
+
+def test_a_call_that_leaves_the_environment_alone_gets_it_put_back_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_ONLY", "w")
+    monkeypatch.setenv("OVERRIDDEN", "worker")
+    before = dict(os.environ)
+    (tmp_path / "mod_reads.py").write_text(
+        "import os\n"
+        "def f():\n"
+        "    return {'worker_only': 'WORKER_ONLY' in os.environ,\n"
+        "            'overridden': os.environ['OVERRIDDEN'], 'step_only': os.environ['STEP_ONLY']}\n"
+    )
+    env = {k: v for k, v in before.items() if k != "WORKER_ONLY"}
+    env |= {"OVERRIDDEN": "step", "STEP_ONLY": "s"}
+    task = call_task(tmp_path, "mod_reads:f")
+    assert execute_task(Task(**{**task.to_json(), "env": env, "argv": ()})).ok
+    seen = json.loads((tmp_path / "metrics.json").read_text())
+    assert seen == {"worker_only": False, "overridden": "step", "step_only": "s"}
     assert dict(os.environ) == before
 
 
