@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from mlc.cli.data import add_format_option, add_store_option, fail, open_store_for, print_json
+from mlc.cli.step_lookup import output_digest
 from mlc.store import Digest, StoreError, is_digest, parse_digest
 from mlc.store.lineage import Lineage, open_lineage, render_tree
 
@@ -29,15 +30,10 @@ def resolve_artifact(lineage: Lineage, text: str) -> Digest:
     if text.startswith("sha256:"):
         return lineage.complete_digest(text)
     run_id, sep, rest = text.partition(":")
-    step_id, dot, output = rest.rpartition(".")
-    if not sep or not dot or not run_id or not step_id or not output:
+    step, dot, output = rest.rpartition(".")
+    if not sep or not dot or not run_id or not step or not output:
         raise StoreError(f"`{text}` is neither a digest nor of the form RUN:STEP.OUTPUT")
-    if not step_id.startswith("step:"):
-        # Steps are recorded by their IR id, `step:NAME`; a bare name is accepted too.
-        recorded = {s.step_id for s in lineage.steps_of(lineage.find_run(run_id).run_id)}
-        if step_id not in recorded and f"step:{step_id}" in recorded:
-            step_id = f"step:{step_id}"
-    return lineage.output_of(run_id, step_id, output)
+    return output_digest(lineage, run_id, step, output)
 
 
 def run(args: argparse.Namespace) -> int:

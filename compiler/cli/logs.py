@@ -1,7 +1,7 @@
 """`mlc logs RUN STEP`: print the log a step execution recorded in lineage.
 
-STEP is the step's lineage id (`step:train`, `step:train[2]`) or its bare name (`train`,
-`train[2]`): whichever form the run did not record is tried as the other.
+STEP is the step's name (`train`, `train[2]` for an item of a `foreach`) or its lineage id
+(`step:train`); see `mlc.cli.step_lookup`.
 
 The log reference is either an object digest (the log was put into the store, as remote
 backends do) or a file path; a relative path is resolved against the store's local directory.
@@ -17,11 +17,10 @@ import shutil
 import sys
 
 from mlc.cli.data import add_store_option, fail, open_store_for
+from mlc.cli.step_lookup import find_step
 from mlc.store import StoreError, is_digest, parse_digest
 from mlc.store.base import Store
-from mlc.store.lineage import Lineage, LineageError, Run, StepExecution, open_lineage
-
-STEP_PREFIX = "step:"
+from mlc.store.lineage import LineageError, Run, StepExecution, open_lineage, step_name
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -37,23 +36,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="for a step still running: keep printing what it logs until it ends",
     )
     add_store_option(parser)
-
-
-def find_step(lineage: Lineage, run_id: str, step_id: str) -> StepExecution:
-    """The step execution by lineage id or bare name (`train` finds `step:train`, and the
-    other way round); the error names the form that was typed."""
-    try:
-        return lineage.get_step(run_id, step_id)
-    except LineageError:
-        if step_id.startswith(STEP_PREFIX):
-            other = step_id.removeprefix(STEP_PREFIX)
-        else:
-            other = STEP_PREFIX + step_id
-        try:
-            return lineage.get_step(run_id, other)
-        except LineageError:
-            pass
-        raise
 
 
 def _print_live_log(store: Store, run: Run, step_id: str, *, follow: bool) -> bool:
@@ -82,10 +64,10 @@ def _print_live_log(store: Store, run: Run, step_id: str, *, follow: bool) -> bo
             lineage.close()
 
     printed = False
-    for chunk in live_log(store, run.run_id, step_id.removeprefix(STEP_PREFIX), ended=ended):
+    for chunk in live_log(store, run.run_id, step_name(step_id), ended=ended):
         if not printed:
             state = "following it until it ends" if follow else "this is its log so far"
-            print(f"note: `{step_id}` is still running; {state}", file=sys.stderr)
+            print(f"note: `{step_name(step_id)}` is still running; {state}", file=sys.stderr)
             printed = True
         sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
@@ -114,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                     return 0
                 if step is None:
                     return fail(str(not_found))
-                return fail(f"step `{step.step_id}` of run `{step.run_id}` recorded no log")
+                return fail(f"step `{step.name}` of run `{step.run_id}` recorded no log")
             reference = step.log_ref
             if is_digest(reference):
                 with store.open_bytes(parse_digest(reference)) as handle:

@@ -113,7 +113,7 @@ def _show(lineage: Lineage, args: argparse.Namespace) -> int:
     print()
     rows = [
         [
-            s.step_id,
+            s.name,
             s.status,
             str(s.attempts),
             "-" if s.exit_code is None else str(s.exit_code),

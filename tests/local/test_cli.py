@@ -132,7 +132,33 @@ def test_logs_takes_a_bare_step_name_or_its_lineage_id(
         assert "counted 3" in out
     code, _, err = run_mlc(capsys, "logs", run_id, "nothing")
     assert code == 1
-    assert f"run `{run_id}` has no step `nothing`" in err
+    assert f"run `{run_id}` has no step `nothing` (steps: `count`, `shout`)" in err
+
+
+def test_steps_are_shown_by_name_and_a_typo_gets_the_closest_one_suggested(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    run_mlc(capsys, "lock", str(spec))
+    code, out, _ = run_mlc(capsys, "apply", str(spec), "--format", "json")
+    run_id = json.loads(out)["run_id"]
+    code, out, _ = run_mlc(capsys, "runs", "show", run_id)
+    assert code == 0
+    table = out.split("\n\n")[-1].splitlines()
+    assert [line.split()[0] for line in table] == ["STEP", "count", "shout"]
+    code, _, err = run_mlc(capsys, "logs", run_id, "shuot")
+    assert code == 1
+    assert f"run `{run_id}` has no step `shuot`; did you mean `shout`? (steps: " in err
+    code, out, _ = run_mlc(capsys, "lineage", f"{run_id}:count.n")
+    assert code == 0
+    assert out.splitlines()[0].endswith(f"<- step {run_id} count.n")
+    code, _, err = run_mlc(capsys, "lineage", f"{run_id}:cuont.n")
+    assert code == 1 and "has no step `cuont`; did you mean `count`?" in err
+    code, _, err = run_mlc(capsys, "lineage", f"{run_id}:count.N")
+    assert code == 1
+    assert (
+        f"step `count` of run `{run_id}` has no output `N`; did you mean `n`? (outputs: `n`)" in err
+    )
 
 
 def test_apply_json_prints_only_the_report(

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from mlc.runtime import task as task_module
 from mlc.runtime.attempt import AttemptPlan, Collected, carry_out
 from mlc.runtime.process import run_process
-from mlc.runtime import task as task_module
 from mlc.runtime.task import Task, execute_task, open_log
 from mlc.store.local import LocalStore
 from mlc.store.uri import store_address

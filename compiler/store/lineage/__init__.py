@@ -14,6 +14,7 @@ from mlc.store.lineage.context import (
 )
 from mlc.store.lineage.db import LineageDB, LineageError
 from mlc.store.lineage.model import (
+    STEP_ID_PREFIX,
     Dataset,
     Output,
     ProvenanceNode,
@@ -21,12 +22,14 @@ from mlc.store.lineage.model import (
     RunStatus,
     StepExecution,
     StepStatus,
+    step_name,
 )
 from mlc.store.lineage.provenance import provenance, render_tree
 from mlc.store.lineage.recorder import Lineage, open_lineage
 from mlc.store.lineage.sync import import_records
 
 __all__ = [
+    "STEP_ID_PREFIX",
     "CodeVersion",
     "Dataset",
     "Lineage",
@@ -46,4 +49,5 @@ __all__ = [
     "open_lineage",
     "provenance",
     "render_tree",
+    "step_name",
 ]

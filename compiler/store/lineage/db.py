@@ -247,7 +247,7 @@ class LineageDB:
             [run_id, step_id],
         )
         if not rows:
-            known = ", ".join(f"`{s.step_id}`" for s in self.steps_of(run_id)) or "none"
+            known = ", ".join(f"`{s.name}`" for s in self.steps_of(run_id)) or "none"
             raise LineageError(f"run `{run_id}` has no step `{step_id}` (steps: {known})")
         return self._step_of(rows[0])
 
@@ -311,7 +311,7 @@ class LineageDB:
         if output not in step.outputs:
             known = ", ".join(f"`{n}`" for n in step.outputs) or "none"
             raise LineageError(
-                f"step `{step_id}` of run `{step.run_id}` has no output `{output}` "
+                f"step `{step.name}` of run `{step.run_id}` has no output `{output}` "
                 f"(outputs: {known})"
             )
         return step.outputs[output].digest

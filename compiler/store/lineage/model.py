@@ -59,6 +59,15 @@ class Output:
     kind: str = "file"
 
 
+STEP_ID_PREFIX = "step:"
+"""Steps are recorded under their IR id, `step:NAME` (`step:NAME[i]` for a `foreach` item)."""
+
+
+def step_name(step_id: str) -> str:
+    """The name a step id stands for, as the spec writes it (`step:train` -> `train`)."""
+    return step_id.removeprefix(STEP_ID_PREFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class StepExecution:
     """One execution of one step in a run (a cache hit is an execution with status `cached`)."""
@@ -77,6 +86,11 @@ class StepExecution:
     """Where the log is: a path, or an object digest in the store."""
     inputs: dict[str, Digest] = field(default_factory=dict)
     outputs: dict[str, Output] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The step as the spec names it: `train`, `train[2]` for the id `step:train[2]`."""
+        return step_name(self.step_id)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict (also the shape of the `steps` record)."""

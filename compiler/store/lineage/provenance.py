@@ -56,7 +56,7 @@ def _label(node: ProvenanceNode, name: str | None = None) -> str:
     kind = f" ({node.kind})" if node.kind else ""
     if node.step is not None:
         step = node.step
-        where = f"{step.run_id} {step.step_id}.{node.output}"
+        where = f"{step.run_id} {step.name}.{node.output}"
         status = "" if step.status == "ran" else f" [{step.status}]"
         text = f"{prefix}{short}{kind}  <- step {where}{status}"
         if node.repeated:
