@@ -1,12 +1,14 @@
 """Generates the local-backend benchmark's specs and data under `bench/.work/local/`.
 
 Run: `.venv/bin/python bench/gen_local.py [--steps 1000] [--dirs 1000] [--files-per-dir 10]
-[--file-kb 100]`
+[--file-kb 100] [--foreach-items 10000]`
 
 Writes:
 - `sched/run.mlspec`: `steps` no-op `run` steps in a fan-out/fan-in DAG (one source, `steps - 2`
   parallel steps `after` it, one sink `after` all of them);
 - `sched/call.mlspec` and `sched/noop.py`: the same DAG of `call` steps of a Python no-op;
+- `foreach/foreach.mlspec` and `foreach/item.py`: one `call` step fanned out over a list param
+  of `foreach_items` numbers (10,000 by default), each item a Python no-op;
 - `reapply/data/dNNNN/fNN.bin`: `dirs` directories of `files_per_dir` files of `file_kb` KB
   (1 GB by default), each a dataset;
 - `reapply/reapply.mlspec`: one step per directory, reading that directory's dataset and
@@ -46,6 +48,36 @@ def sched_spec(kind: str, steps: int) -> str:
     lines += [f"  step sink {{ {body}\n    after = [{', '.join(middle)}] }}"]
     lines += ["}", "", "target local_run {", "  backend = local", "}", ""]
     return "\n".join(lines)
+
+
+ITEM_PY = '''"""A no-op step function for each item of the foreach benchmark."""
+
+
+def noop(i: int) -> None:
+    """Does nothing with its item."""
+'''
+
+
+def foreach_spec(items: int) -> str:
+    """One `call` step over a list param of `items` numbers."""
+    numbers = ", ".join(str(number) for number in range(items))
+    return "\n".join(
+        [
+            "mlspec 1",
+            "",
+            f"pipeline foreach_{items} {{",
+            f"  params {{ items: list[int] = [{numbers}] }}",
+            "  step work foreach i in params.items {",
+            '    call = "item:noop"',
+            "  }",
+            "}",
+            "",
+            "target local_run {",
+            "  backend = local",
+            "}",
+            "",
+        ]
+    )
 
 
 def reapply_spec(dirs: int, digests: dict[str, str] | None = None) -> str:
@@ -112,19 +144,23 @@ def write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def generate(work: Path, steps: int, dirs: int, per_dir: int, file_kb: int) -> None:
+def generate(
+    work: Path, steps: int, dirs: int, per_dir: int, file_kb: int, foreach_items: int = 10_000
+) -> None:
     sched = work / "sched"
     write_if_changed(sched / "run.mlspec", sched_spec("run", steps))
     write_if_changed(sched / "call.mlspec", sched_spec("call", steps))
     write_if_changed(sched / "noop.py", NOOP_PY)
+    write_if_changed(work / "foreach" / "foreach.mlspec", foreach_spec(foreach_items))
+    write_if_changed(work / "foreach" / "item.py", ITEM_PY)
     reapply = work / "reapply"
     written = make_data(reapply / "data", dirs, per_dir, file_kb * 1000)
     write_if_changed(reapply / "reapply.mlspec", reapply_spec(dirs))
     write_if_changed(reapply / "dvc.yaml", dvc_yaml(dirs))
     (reapply / "out").mkdir(exist_ok=True)
     print(
-        f"generated under {work}: {steps} scheduling steps, {dirs} x {per_dir} files "
-        f"of {file_kb} KB ({written} written)"
+        f"generated under {work}: {steps} scheduling steps, a {foreach_items}-item foreach, "
+        f"{dirs} x {per_dir} files of {file_kb} KB ({written} written)"
     )
 
 
@@ -134,9 +170,17 @@ def main() -> None:
     parser.add_argument("--dirs", type=int, default=1000)
     parser.add_argument("--files-per-dir", type=int, default=10)
     parser.add_argument("--file-kb", type=int, default=100)
+    parser.add_argument("--foreach-items", type=int, default=10_000)
     parser.add_argument("--work-dir", type=Path, default=WORK)
     args = parser.parse_args()
-    generate(args.work_dir, args.steps, args.dirs, args.files_per_dir, args.file_kb)
+    generate(
+        args.work_dir,
+        args.steps,
+        args.dirs,
+        args.files_per_dir,
+        args.file_kb,
+        args.foreach_items,
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from mlc.runtime.errors import ConditionFailure, StepFailure
 from mlc.runtime.gates import gate_open
 from mlc.runtime.invocation import invocations_of
 from mlc.runtime.rendering import render_task, step_environment
-from mlc.runtime.report import RunObserver, RunReport, StepReport, UnitUpdate
+from mlc.runtime.report import FINAL_STATUSES, RunObserver, RunReport, StepReport, UnitUpdate
 from mlc.runtime.task import TaskResult
 from mlc.runtime.wiring import OutputDigests, wire_inputs
 from mlc.runtime.workdir import OutputSlot, attempt_paths, remove_tree
@@ -320,10 +320,14 @@ class LocalRun:
                 heapq.heappush(self.ready, self.step_position[successor])
 
     def _set_status(self, unit: Unit, status: str) -> None:
-        """Changes a unit's status, keeping the waiting and running sets in step."""
+        """Changes a unit's status, keeping the waiting and running sets and the step's
+        counts in step."""
         previous = unit.status
         if previous == status:
             return
+        state = self.states[unit.step.id]
+        state.ended += (status in FINAL_STATUSES) - (previous in FINAL_STATUSES)
+        state.running += (status == "running") - (previous == "running")
         if previous == "waiting":
             del self.waiting[self.position[id(unit)]]
             key = _request_key(unit.step)
@@ -444,10 +448,9 @@ class LocalRun:
             key = _request_key(step)
             if key in refused:
                 continue
-            if step.foreach is not None and step.foreach.parallelism:
-                running = sum(1 for u in self.states[step.id].units if u.status == "running")
-                if running >= step.foreach.parallelism:
-                    continue
+            parallelism = step.foreach.parallelism if step.foreach is not None else None
+            if parallelism and self.states[step.id].running >= parallelism:
+                continue
             grant = self.ledger.try_acquire(step.resources)
             if grant is None:
                 refused.add(key)

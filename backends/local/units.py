@@ -72,11 +72,15 @@ class StepState:
     units: list[Unit]
     decided: bool = False
     """Whether its gate, inputs and cache were looked at (once every upstream step ended)."""
+    ended: int = 0
+    """How many of its units have ended; kept by the scheduler as statuses change, like
+    `running` (a `foreach` step may have thousands of units)."""
+    running: int = 0
 
     @property
     def settled(self) -> bool:
         """True when every unit has ended."""
-        return self.decided and all(unit.final for unit in self.units)
+        return self.decided and self.ended == len(self.units)
 
     @property
     def outcome(self) -> str:

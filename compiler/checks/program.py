@@ -105,6 +105,9 @@ class StepDecl:
     foreach_items: list[object] | None = None
     parallelism: int | None = None
     params_used: set[str] = field(default_factory=set)
+    """The params the step reads (its cache key holds their values)."""
+    foreach_params: set[str] = field(default_factory=set)
+    """The params read only to list the `foreach` items (each invocation's key holds its item)."""
     code: tuple[str, ...] = ()
     features: dict[str, Span] = field(default_factory=dict)
 

@@ -165,7 +165,10 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
             program.steps[step.name] = step
         params_ns.on_access = None
         for param in program.params.values():
-            param.used = any(param.name in s.params_used for s in program.steps.values())
+            param.used = any(
+                param.name in s.params_used or param.name in s.foreach_params
+                for s in program.steps.values()
+            )
 
         for child in parts.blocks:
             if child.kind.name == "outputs":

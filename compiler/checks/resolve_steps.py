@@ -119,6 +119,20 @@ class StepsResolver(ResourcesResolver):
                     )
         return outputs
 
+    def _foreach_items(self, step: StepDecl, items: ast.Expr, scope: Scope) -> object:
+        """The value of a `foreach` list. The params it reads go to `step.foreach_params`,
+        not to `params_used`: each invocation's cache key holds its own item, so adding an
+        item to a sweep does not re-run the others."""
+        params = scope.lookup("params")
+        if not isinstance(params, Namespace):
+            return self.evaluator.value(items, scope)
+        step_reads = params.on_access
+        params.on_access = step.foreach_params.add
+        try:
+            return self.evaluator.value(items, scope)
+        finally:
+            params.on_access = step_reads
+
     def _resolve_step(
         self,
         program: Program,
@@ -135,7 +149,7 @@ class StepsResolver(ResourcesResolver):
         step.outputs = outputs[name]
         context = f"step `{name}`"
         if block.foreach is not None:
-            items_value = self.evaluator.value(block.foreach.items, scope)
+            items_value = self._foreach_items(step, block.foreach.items, scope)
             if items_value is not INVALID:
                 if not isinstance(items_value, list):
                     self.report(

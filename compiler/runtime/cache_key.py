@@ -8,7 +8,8 @@ The key is the sha256 of a canonical JSON document (sorted keys, no spaces) of t
 - `env`: the step's environment; `secrets`: the secret *references* (never their values)
 - `image` and `image_digest` (where known)
 - `inputs`: the digest of every input (a list of digests for a `fan_in` input)
-- `params`: the params the step uses, with their values
+- `params`: the params the step uses, with their values (not the list a `foreach` step's items
+  come from: each invocation has its own item)
 - `item`: the `foreach` variable and its value
 - `outputs`: the names and kinds of the outputs
 - `run`: the run id and status, only when a template reads `run` (such a step never hits)
@@ -29,8 +30,9 @@ from mlc.runtime.context import RunInfo
 from mlc.runtime.invocation import Invocation
 from mlc.runtime.templates import referenced_names
 
-CACHE_KEY_VERSION = 1
-"""Bumped whenever the parts or their encoding change, so old entries simply stop matching."""
+CACHE_KEY_VERSION = 2
+"""Bumped whenever the parts or their encoding change, so old entries simply stop matching
+(2: a `foreach` step's `params` leave out the list its items come from)."""
 
 InputDigests = Mapping[str, "str | Sequence[str]"]
 

@@ -90,7 +90,37 @@ def test_params_given_on_the_command_line_replace_defaults(
     assert result.document is not None
     fit = next(s for s in result.document.pipeline.steps if s.name == "fit")
     assert fit.resources.cpu_millis == 8000
-    assert fit.params_used == {"rates": [0.1, 0.01], "workers": 4}
+    assert fit.params_used == {"workers": 4}
+
+
+SWEEP = """
+pipeline sweep {
+  params {
+    rates: list[float] = [0.1, 0.01]
+    sizes: list[int] = [1, 2]
+  }
+  step fit foreach rate in params.rates {
+    run = "fit --rate {{ rate }}"
+  }
+  step fit_all foreach size in params.sizes {
+    run = "fit --size {{ size }} --all-sizes '{{ params.sizes }}'"
+  }
+}
+"""
+
+
+def test_a_foreach_list_is_not_a_param_of_each_item(
+    compile_text: Callable[..., CompileResult],
+) -> None:
+    # Each item's cache key has its own value (`item`): adding a rate to the sweep must not
+    # re-run the others. A step that also reads the whole list does depend on all of it.
+    result = compile_text(SWEEP)
+    assert codes(result) == []  # neither param is reported unused (W0501)
+    assert result.document is not None
+    steps = {s.name: s for s in result.document.pipeline.steps}
+    assert steps["fit"].params_used == {}
+    assert steps["fit"].foreach is not None and steps["fit"].foreach.items == (0.1, 0.01)
+    assert steps["fit_all"].params_used == {"sizes": [1, 2]}
 
 
 def test_a_param_value_outside_its_range_is_an_error(

@@ -161,6 +161,47 @@ def test_steps_are_shown_by_name_and_a_typo_gets_the_closest_one_suggested(
     )
 
 
+SWEEP = """mlspec 1
+
+pipeline sweep {{
+  params {{
+    rates: list[float] = {rates}
+  }}
+  step train foreach rate in params.rates {{
+    run = ["sh", "-c", "echo {{{{ rate }}}} > {{{{ outputs.model }}}}"]
+    outputs {{ model: model }}
+  }}
+  outputs {{ models = train.model }}
+}}
+"""
+
+
+def test_adding_an_item_to_a_sweep_runs_only_the_new_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "sweep.mlspec"
+    spec.write_text(SWEEP.format(rates="[0.3, 0.1]"))
+    code, out, err = run_mlc(capsys, "apply", str(spec), "--format", "json")
+    assert code == 0, err
+    spec.write_text(SWEEP.format(rates="[0.3, 0.1, 0.03]"))
+    code, out, _ = run_mlc(capsys, "plan", str(spec))
+    assert code == 0
+    assert [line.split()[:2] for line in out.splitlines()[1:4]] == [
+        ["train[0]", "cached"],
+        ["train[1]", "cached"],
+        ["train[2]", "will"],
+    ]
+    spec.write_text(SWEEP.format(rates="[0.3, 0.2, 0.03]"))
+    code, out, _ = run_mlc(capsys, "apply", str(spec), "--format", "json")
+    report = json.loads(out)
+    assert [(s["name"], s["status"]) for s in report["steps"]] == [
+        ("train[0]", "cached"),
+        ("train[1]", "ran"),
+        ("train[2]", "ran"),
+    ]
+    assert report["steps"][1]["reasons"] == ["foreach item `rate` changed (0.1 → 0.2)"]
+
+
 def test_apply_json_prints_only_the_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
