@@ -383,7 +383,7 @@ def table(
         lines.append(f"| {name}: wall (spec compiled before) | {foreach['wall']:.2f} s | | | | |")
         lines.append(
             f"| {name}: the run alone | {foreach['run']:.2f} s = {per_item:.2f} ms per item "
-            "| | | (as a step in the row above) | |"
+            "| | | | |"
         )
         lines.append(f"| {name}: re-apply, all cached | {foreach['cached']:.2f} s | | | | |")
     if reapply is not None:
