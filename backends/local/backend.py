@@ -15,7 +15,7 @@ from mlc.backends.local.inventory import InventoryError, Machine, detect_machine
 from mlc.backends.local.resources import ResourceLedger
 from mlc.backends.local.workspace import remove_abandoned_runs
 from mlc.ir.model import IRDocument
-from mlc.runtime.code_digest import code_digests
+from mlc.runtime.code_digest import CodeDigests
 from mlc.runtime.datasets import ResolvedDatasets, resolve_datasets
 from mlc.runtime.errors import PreflightError
 from mlc.runtime.lockfile import lock_path, read_lock
@@ -119,6 +119,7 @@ class LocalBackend:
         ignored = set(document.target.ignore_unsupported) if document.target else set()
         problems: list[str] = []
         code: dict[str, dict[str, str]] = {}
+        digests = CodeDigests(document.base_dir)
         for step in document.pipeline.steps:
             if step.image and "image" not in ignored:
                 problems.append(
@@ -127,7 +128,7 @@ class LocalBackend:
                     "anyway"
                 )
             try:
-                code[step.id] = code_digests(step, document.base_dir)
+                code[step.id] = digests.of(step)
             except PreflightError as exc:
                 problems.append(str(exc))
         if problems:

@@ -4,7 +4,8 @@ The key is the sha256 of a canonical JSON document (sorted keys, no spaces) of t
 
 - `command`: the kind, the argv *templates* (not the rendered paths) or the function, and the
   call's `args`
-- `code`: digests of the function's module source and of every path the step declares in `code`
+- `code`: digests of the function's module source, of the project's modules it imports
+  (`mlc.runtime.local_imports`) and of every path the step declares in `code`
 - `env`: the step's environment; `secrets`: the secret *references* (never their values)
 - `image` and `image_digest` (where known)
 - `inputs`: the digest of every input (a list of digests for a `fan_in` input)
@@ -32,7 +33,8 @@ from mlc.runtime.templates import referenced_names
 
 CACHE_KEY_VERSION = 2
 """Bumped whenever the parts or their encoding change, so old entries simply stop matching
-(2: a `foreach` step's `params` leave out the list its items come from)."""
+(2: a `foreach` step's `params` leave out the list its items come from; a `call` step's
+`code` includes the project's modules its module imports)."""
 
 InputDigests = Mapping[str, "str | Sequence[str]"]
 

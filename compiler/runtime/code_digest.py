@@ -1,8 +1,9 @@
 """Digests of the code a step runs, for its cache key.
 
 For a `call` step: the source file of the function's module, found the way Python would find
-it with the spec's directory first on `sys.path`, but without importing (and so running) it.
-For any step: each file or directory the step declares in `code`, relative to the spec.
+it with the spec's directory first on `sys.path`, but without importing (and so running) it,
+and the files of the project's modules it imports (`mlc.runtime.local_imports`). For any
+step: each file or directory the step declares in `code`, relative to the spec.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import sysconfig
 from pathlib import Path
 
 from mlc.ir.model import Step
 from mlc.runtime.calls import split_function_name
 from mlc.runtime.errors import PreflightError
+from mlc.runtime.local_imports import find_module, local_imports
 
 _SKIPPED_DIRS = {"__pycache__", ".git", ".mlc", ".venv", "node_modules"}
 
@@ -43,43 +46,87 @@ def tree_digest(root: Path) -> str:
     return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
-def module_source(module: str, base_dir: str) -> Path | None:
-    """The source file of a module on `[base_dir, *sys.path]`, or None if there is none."""
-    parts = module.split(".")
+def module_source(module: str, base_dir: str) -> tuple[Path, Path] | None:
+    """The source file of a module on `[base_dir, *sys.path]` and the entry it was found
+    in, or None if there is none."""
     for entry in [base_dir, *sys.path]:
-        if not entry:
-            continue
-        candidate = Path(entry, *parts)
-        for path in (candidate.with_suffix(".py"), candidate / "__init__.py"):
-            if path.is_file():
-                return path
+        if entry:
+            found = find_module(module, Path(entry))
+            if found is not None:
+                return found, Path(entry)
     return None
 
 
-def code_digests(step: Step, base_dir: str) -> dict[str, str]:
-    """The code of a step: `{label: digest}`, labels relative to the spec's directory.
+def _environment_dirs() -> set[Path]:
+    """Where installed packages and the standard library live."""
+    paths = sysconfig.get_paths()
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    return {Path(paths[name]).resolve() for name in names if name in paths}
 
-    A `call` function's module that cannot be found, or a declared `code` path that does not
-    exist, is a `PreflightError`.
-    """
-    digests: dict[str, str] = {}
-    if step.command.kind == "call" and step.command.function:
-        module, _ = split_function_name(step.command.function)
-        source = module_source(module, base_dir)
-        if source is None:
-            raise PreflightError(
-                f"step `{step.name}` calls `{step.command.function}`, but no module `{module}` "
-                f"is found in {base_dir} or on the Python path"
-            )
-        digests[f"module {module}"] = file_digest(source)
-    for declared in step.code:
-        path = Path(base_dir, declared)
-        if path.is_dir():
-            digests[declared] = tree_digest(path)
-        elif path.is_file():
-            digests[declared] = file_digest(path)
-        else:
-            raise PreflightError(
-                f"step `{step.name}` declares code `{declared}`, which does not exist in {base_dir}"
-            )
-    return digests
+
+def _is_environment(root: Path) -> bool:
+    """Whether a `sys.path` entry holds the environment (installed packages, the standard
+    library) rather than the project's code."""
+    resolved = root.resolve()
+    if resolved.name in ("site-packages", "dist-packages"):
+        return True
+    return any(resolved == d or d in resolved.parents for d in _environment_dirs())
+
+
+class CodeDigests:
+    """The code digests of the steps of one document: each file is read, and each module's
+    imports are found, once however many steps share them."""
+
+    def __init__(self, base_dir: str) -> None:
+        self.base_dir = base_dir
+        self._files: dict[Path, str] = {}
+        self._modules: dict[str, dict[str, str]] = {}
+
+    def of(self, step: Step) -> dict[str, str]:
+        """The code of a step: `{label: digest}`, labels relative to the spec's directory.
+
+        A `call` step's code is its function's module and the project's modules that one
+        imports (`mlc.runtime.local_imports`), labelled `module NAME`. A function's module
+        that cannot be found, or a declared `code` path that does not exist, is a
+        `PreflightError`.
+        """
+        digests: dict[str, str] = {}
+        if step.command.kind == "call" and step.command.function:
+            module, _ = split_function_name(step.command.function)
+            modules = self._module(module)
+            if modules is None:
+                raise PreflightError(
+                    f"step `{step.name}` calls `{step.command.function}`, but no module "
+                    f"`{module}` is found in {self.base_dir} or on the Python path"
+                )
+            digests.update(modules)
+        for declared in step.code:
+            path = Path(self.base_dir, declared)
+            if path.is_dir():
+                digests[declared] = tree_digest(path)
+            elif path.is_file():
+                digests[declared] = self._file(path)
+            else:
+                raise PreflightError(
+                    f"step `{step.name}` declares code `{declared}`, which does not exist in "
+                    f"{self.base_dir}"
+                )
+        return digests
+
+    def _module(self, module: str) -> dict[str, str] | None:
+        if module not in self._modules:
+            found = module_source(module, self.base_dir)
+            if found is None:
+                return None
+            source, root = found
+            labelled = {f"module {module}": self._file(source)}
+            if not _is_environment(root):
+                for name, path in local_imports(module, source, root).items():
+                    labelled[f"module {name}"] = self._file(path)
+            self._modules[module] = labelled
+        return self._modules[module]
+
+    def _file(self, path: Path) -> str:
+        if path not in self._files:
+            self._files[path] = file_digest(path)
+        return self._files[path]

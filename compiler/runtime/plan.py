@@ -15,7 +15,7 @@ from typing import Any
 from mlc.ir.graph import steps_in_order
 from mlc.ir.model import IRDocument, Step
 from mlc.runtime.cache_key import cache_key_parts
-from mlc.runtime.code_digest import code_digests
+from mlc.runtime.code_digest import CodeDigests
 from mlc.runtime.context import RunInfo
 from mlc.runtime.decisions import Action, decide
 from mlc.runtime.errors import ConditionFailure
@@ -88,6 +88,7 @@ def make_plan(
     plan = Plan(pipeline)
     produced: dict[str, OutputDigests] = {}
     skipped: set[str] = set()
+    code_digests = CodeDigests(document.base_dir)
     for step in steps_in_order(document):
         skip_reason = _skip_reason(step, store, produced, skipped)
         if skip_reason is not None:
@@ -113,7 +114,7 @@ def make_plan(
                 for i in invocations_of(step)
             ]
             continue
-        code = code_digests(step, document.base_dir)
+        code = code_digests.of(step)
         outputs: dict[str, list[Digest]] = {}
         all_cached = True
         for invocation in invocations_of(step):

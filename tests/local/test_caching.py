@@ -120,6 +120,23 @@ def test_changed_code_of_a_call_step_is_a_miss(runner: Runner, work: Path) -> No
     assert len(why) == 1 and why[0].startswith("code `module helpers` changed (sha256:")
 
 
+def test_a_project_module_the_function_imports_is_part_of_its_code(
+    runner: Runner, work: Path
+) -> None:
+    (work / "helpers.py").write_text("from units import convert\n" + HELPERS)
+    (work / "units.py").write_text("def convert(x):\n    return x\n")
+    (work / "notes.py").write_text("# imported by nothing\n")
+    doc = pipeline(work)
+    lock(runner, work)
+    runner.apply(doc)
+    (work / "notes.py").write_text("# still imported by nothing\n")
+    assert reasons(runner.plan(doc))["scale"][0] == "cached"
+    (work / "units.py").write_text("def convert(x):\n    return 2 * x\n")
+    action, why = reasons(runner.plan(doc))["scale"]
+    assert action == "run"
+    assert len(why) == 1 and why[0].startswith("code `module units` changed (sha256:")
+
+
 def test_declared_code_paths_are_part_of_the_key(runner: Runner, work: Path) -> None:
     (work / "tool").mkdir()
     (work / "tool" / "run.sh").write_text("echo one\n")
