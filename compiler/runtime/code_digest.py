@@ -12,12 +12,14 @@ import hashlib
 import os
 import sys
 import sysconfig
+from functools import cache
 from pathlib import Path
 
 from mlc.ir.model import Step
 from mlc.runtime.calls import split_function_name
 from mlc.runtime.errors import PreflightError
 from mlc.runtime.local_imports import find_module, local_imports
+from mlc.runtime.named_files import command_words, named_files, named_modules
 
 _SKIPPED_DIRS = {"__pycache__", ".git", ".mlc", ".venv", "node_modules"}
 
@@ -57,11 +59,12 @@ def module_source(module: str, base_dir: str) -> tuple[Path, Path] | None:
     return None
 
 
-def _environment_dirs() -> set[Path]:
+@cache
+def _environment_dirs() -> frozenset[Path]:
     """Where installed packages and the standard library live."""
     paths = sysconfig.get_paths()
     names = ("stdlib", "platstdlib", "purelib", "platlib")
-    return {Path(paths[name]).resolve() for name in names if name in paths}
+    return frozenset(Path(paths[name]).resolve() for name in names if name in paths)
 
 
 def _is_environment(root: Path) -> bool:
@@ -81,16 +84,28 @@ class CodeDigests:
         self.base_dir = base_dir
         self._files: dict[Path, str] = {}
         self._modules: dict[str, dict[str, str]] = {}
+        self._found: dict[str, tuple[Path, Path] | None] = {}
 
     def of(self, step: Step) -> dict[str, str]:
         """The code of a step: `{label: digest}`, labels relative to the spec's directory.
 
         A `call` step's code is its function's module and the project's modules that one
-        imports (`mlc.runtime.local_imports`), labelled `module NAME`. A function's module
-        that cannot be found, or a declared `code` path that does not exist, is a
-        `PreflightError`.
+        imports (`mlc.runtime.local_imports`), labelled `module NAME`. A `run` step's is the
+        source and configuration files its command names, as written, with the project's
+        modules a Python script among them imports, and the module of `python -m NAME`
+        (`mlc.runtime.named_files`). Any step's includes what it declares in `code`. A
+        function's module that cannot be found, or a declared `code` path that does not
+        exist, is a `PreflightError`.
         """
         digests: dict[str, str] = {}
+        words = command_words(step.command)
+        for name in named_files(words, self.base_dir):
+            path = Path(self.base_dir, name)
+            digests[name] = self._file(path)
+            if path.suffix == ".py":  # Python runs a script with its directory on the path
+                digests.update(self._imports(path.stem, path, path.parent))
+        for module in named_modules(words):
+            digests.update(self._module(module, environment=False) or {})
         if step.command.kind == "call" and step.command.function:
             module, _ = split_function_name(step.command.function)
             modules = self._module(module)
@@ -113,18 +128,28 @@ class CodeDigests:
                 )
         return digests
 
-    def _module(self, module: str) -> dict[str, str] | None:
-        if module not in self._modules:
-            found = module_source(module, self.base_dir)
-            if found is None:
-                return None
-            source, root = found
-            labelled = {f"module {module}": self._file(source)}
-            if not _is_environment(root):
-                for name, path in local_imports(module, source, root).items():
-                    labelled[f"module {name}"] = self._file(path)
-            self._modules[module] = labelled
-        return self._modules[module]
+    def _module(self, module: str, *, environment: bool = True) -> dict[str, str] | None:
+        """A module's digest and its imports' (None when it is nowhere); an installed one
+        counts alone, or not at all with `environment=False`."""
+        if module not in self._found:
+            self._found[module] = module_source(module, self.base_dir)
+        found = self._found[module]
+        if found is None:
+            return None
+        source, root = found
+        if _is_environment(root):
+            return {f"module {module}": self._file(source)} if environment else {}
+        return {f"module {module}": self._file(source), **self._imports(module, source, root)}
+
+    def _imports(self, module: str, source: Path, root: Path) -> dict[str, str]:
+        """The digests of the project modules a module imports, labelled `module NAME`."""
+        key = f"{root}\0{module}"
+        if key not in self._modules:
+            self._modules[key] = {
+                f"module {name}": self._file(path)
+                for name, path in local_imports(module, source, root).items()
+            }
+        return self._modules[key]
 
     def _file(self, path: Path) -> str:
         if path not in self._files:

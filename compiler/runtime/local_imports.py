@@ -10,7 +10,7 @@ followed.
 Imports are found in the source with `ast`, wherever they are written (inside functions and
 `try` blocks too), so a module that is imported only sometimes still counts: the key may be
 finer than needed, never coarser. `import a.b.c` counts `a`, `a.b` and `a.b.c` (Python runs
-every package's `__init__` on the way); `from a import b` counts `a`, and `a.b` when that is a
+every package's `__init__` on the way), and so a module counts its own packages; `from a import b` counts `a`, and `a.b` when that is a
 module; relative imports are resolved against the importing module's package. A module that
 does not parse counts only itself.
 """
@@ -33,10 +33,17 @@ def find_module(module: str, root: Path) -> Path | None:
 
 def local_imports(module: str, source: Path, root: Path) -> dict[str, Path]:
     """Every module under `root` that `module` (whose file is `source`) imports, directly or
-    through the modules it imports, by dotted name; the module itself is not included."""
+    through the modules it imports, by dotted name, with its parent packages (importing it
+    runs them); the module itself is not included."""
     found: dict[str, Path] = {}
     pending = [(module, source)]
     seen = {module}
+    for package in _with_parents(module)[:-1]:
+        seen.add(package)
+        file = find_module(package, root)
+        if file is not None:
+            found[package] = file
+            pending.append((package, file))
     while pending:
         name, path = pending.pop()
         for imported in _imported_names(name, path):

@@ -137,6 +137,16 @@ def test_a_project_module_the_function_imports_is_part_of_its_code(
     assert len(why) == 1 and why[0].startswith("code `module units` changed (sha256:")
 
 
+def test_a_script_a_run_step_names_is_part_of_its_code(runner: Runner, work: Path) -> None:
+    (work / "make.py").write_text("import sys\nopen(sys.argv[1], 'w').write('one')\n")
+    doc = document(work, [step("make", sh("python3 make.py {{ outputs.t }}"), outputs=[out("t")])])
+    runner.apply(doc)
+    assert reasons(runner.plan(doc))["make"][0] == "cached"
+    (work / "make.py").write_text("import sys\nopen(sys.argv[1], 'w').write('two')\n")
+    action, why = reasons(runner.plan(doc))["make"]
+    assert action == "run" and why == [why[0]] and why[0].startswith("code `make.py` changed")
+
+
 def test_declared_code_paths_are_part_of_the_key(runner: Runner, work: Path) -> None:
     (work / "tool").mkdir()
     (work / "tool" / "run.sh").write_text("echo one\n")

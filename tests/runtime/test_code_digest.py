@@ -104,3 +104,54 @@ def test_installed_packages_are_the_environment_not_followed(
 def test_a_missing_module_is_a_preflight_error(tmp_path: Path) -> None:
     with pytest.raises(PreflightError, match="no module `nowhere` is found"):
         CodeDigests(str(tmp_path)).of(call_step("nowhere:train"))  # type: ignore[arg-type]
+
+
+def run_step(*argv: str, shell: bool = False) -> object:
+    command = Command(kind="shell", argv=argv) if shell else Command(kind="exec", argv=argv)
+    return step("train", command)
+
+
+def test_the_scripts_and_configs_a_command_names_are_its_code(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "train.py": "import helpers\n",
+            "helpers.py": "",
+            "conf/base.yaml": "lr: 0.1\n",
+            "data/rows.csv": "1,2\n",
+        },
+    )
+    code = CodeDigests(str(tmp_path)).of(
+        run_step(  # type: ignore[arg-type]
+            "python",
+            "train.py",
+            "--config=conf/base.yaml",
+            "--data",
+            "data/rows.csv",  # data is an input, not code
+            "--out",
+            "{{ outputs.model }}",
+        )
+    )
+    assert code == {
+        "train.py": file_digest(tmp_path / "train.py"),
+        "module helpers": file_digest(tmp_path / "helpers.py"),
+        "conf/base.yaml": file_digest(tmp_path / "conf/base.yaml"),
+    }
+
+
+def test_a_shell_command_is_split_into_words_and_python_m_names_a_module(tmp_path: Path) -> None:
+    write(tmp_path, {"tools/__init__.py": "", "tools/prep.py": "", "run.sh": "echo hi\n"})
+    digests = CodeDigests(str(tmp_path))
+    shell = digests.of(run_step("sh run.sh && python -m tools.prep > {{ outputs.x }}", shell=True))  # type: ignore[arg-type]
+    assert list(shell) == ["run.sh", "module tools.prep", "module tools"]
+    # An installed module run with -m (pip, pytest) is the environment, not the step's code.
+    assert digests.of(run_step("python", "-m", "json.tool", "x.json")) == {}  # type: ignore[arg-type]
+
+
+def test_files_outside_the_project_or_missing_are_not_code(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write(tmp_path, {"elsewhere.py": "", "project/here.py": ""})
+    code = CodeDigests(str(project)).of(
+        run_step("python", "../elsewhere.py", "missing.py", "here.py")  # type: ignore[arg-type]
+    )
+    assert list(code) == ["here.py"]
