@@ -118,7 +118,13 @@ class CodeDigests:
         for declared in step.code:
             path = Path(self.base_dir, declared)
             if path.is_dir():
-                digests[declared] = tree_digest(path)
+                try:
+                    digests[declared] = tree_digest(path)
+                except OSError as exc:
+                    raise PreflightError(
+                        f"step `{step.name}` declares code `{declared}`, which cannot be read: "
+                        f"{exc.filename}: {exc.strerror}"
+                    ) from None
             elif path.is_file():
                 digests[declared] = self._file(path)
             else:
@@ -153,5 +159,8 @@ class CodeDigests:
 
     def _file(self, path: Path) -> str:
         if path not in self._files:
-            self._files[path] = file_digest(path)
+            try:
+                self._files[path] = file_digest(path)
+            except OSError as exc:
+                raise PreflightError(f"cannot read {path}: {exc.strerror}") from None
         return self._files[path]

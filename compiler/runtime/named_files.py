@@ -13,6 +13,7 @@ looked for; anything else a command depends on goes in `code`.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shlex
 from pathlib import Path
@@ -83,10 +84,10 @@ def named_files(words: list[str], base_dir: str) -> list[str]:
                 continue
             try:
                 path = (base / candidate).resolve()
-            except (OSError, RuntimeError):
+                if base in path.parents and path.is_file() and os.access(path, os.R_OK):
+                    found[candidate] = None
+            except (OSError, ValueError, RuntimeError):  # too long, a NUL, a symlink loop
                 continue
-            if base in path.parents and path.is_file():
-                found[candidate] = None
     return list(found)
 
 

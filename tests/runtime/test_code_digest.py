@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from mlc.ir.model import Command
+from mlc.runtime import code_digest, named_files
 from mlc.runtime.code_digest import CodeDigests, file_digest
 from mlc.runtime.errors import PreflightError
 from mlc.runtime.local_imports import local_imports
@@ -155,3 +156,30 @@ def test_files_outside_the_project_or_missing_are_not_code(tmp_path: Path) -> No
         run_step("python", "../elsewhere.py", "missing.py", "here.py")  # type: ignore[arg-type]
     )
     assert list(code) == ["here.py"]
+
+
+def test_odd_words_are_not_files(tmp_path: Path) -> None:
+    odd = run_step("python", "a\0b.py", "x" * 5000 + ".py", "*.py")
+    assert CodeDigests(str(tmp_path)).of(odd) == {}  # type: ignore[arg-type]
+
+
+def test_unreadable_code_is_a_preflight_error_and_an_unreadable_named_file_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, {"secret.py": "", "tool/a.sh": ""})
+
+    def denied(path: Path) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    # As if the files could not be read (root reads any file, so chmod would not do).
+    monkeypatch.setattr(code_digest, "file_digest", denied)
+    monkeypatch.setattr(named_files.os, "access", lambda path, mode: False)
+    digests = CodeDigests(str(tmp_path))
+    assert digests.of(run_step("python", "secret.py")) == {}  # type: ignore[arg-type]
+    declared = step("use", Command(kind="exec", argv=("true",)), code=["tool"])
+    with pytest.raises(
+        PreflightError, match=r"declares code `tool`, which cannot be read: .*a\.sh"
+    ):
+        digests.of(declared)  # type: ignore[arg-type]
+    with pytest.raises(PreflightError, match=r"cannot read .*secret\.py: Permission denied"):
+        digests.of(step("use", Command(kind="exec", argv=("true",)), code=["secret.py"]))  # type: ignore[arg-type]
