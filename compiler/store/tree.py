@@ -41,6 +41,13 @@ def walk_tree(root: str) -> list[TreeFile]:
                 continue
             try:
                 st = entry.stat(follow_symlinks=True)
+            except FileNotFoundError:
+                if not entry.is_symlink():
+                    raise StoreError(f"{entry.path} disappeared while it was read") from None
+                raise UnsupportedFileError(
+                    f"{entry.path} is a broken symbolic link (to `{_target(entry.path)}`); "
+                    "remove it, or restore what it points to"
+                ) from None
             except OSError as exc:
                 raise StoreError(f"cannot read {entry.path}: {exc.strerror}") from None
             if statmod.S_ISREG(st.st_mode):
@@ -56,3 +63,10 @@ def walk_tree(root: str) -> list[TreeFile]:
                 )
     files.sort()  # by relative path, the first field (unique, so no tie goes further)
     return files
+
+
+def _target(link: str) -> str:
+    try:
+        return os.readlink(link)
+    except OSError:
+        return "?"

@@ -157,6 +157,15 @@ def test_links_to_directories_are_refused(local: LocalStore, tmp_path: Path) -> 
         local.snapshot(src)
 
 
+def test_a_broken_link_is_named_with_where_it_points(local: LocalStore, tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"a.txt": "a"})
+    os.symlink("gone.txt", src / "link")
+    with pytest.raises(
+        UnsupportedFileError, match=r"link is a broken symbolic link \(to `gone\.txt`\)"
+    ):
+        local.snapshot(src)
+
+
 def test_links_to_files_store_the_target_content(local: LocalStore, tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {"a.txt": "target"})
     os.symlink(src / "a.txt", src / "b.txt")
