@@ -25,7 +25,7 @@ from mlc.checks.resolve_base import (
 )
 from mlc.checks.resolve_resources import ResourcesResolver
 from mlc.checks.suggest import closest, did_you_mean
-from mlc.checks.templates import check_template, split_command
+from mlc.checks.templates import TemplateReads, check_template, split_command
 from mlc.diagnostics import Label
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
@@ -834,6 +834,24 @@ class StepsResolver(ResourcesResolver):
                 for i in env.body.items
                 if isinstance(i, ast.Attribute) and isinstance(i.value, ast.StrLit)
             )
+        reads = TemplateReads()
         for literal in targets:
-            used = check_template(literal, names, self.diagnostics)
-            step.params_used |= used
+            reads.add(check_template(literal, names, self.diagnostics))
+        step.params_used |= reads.of("params")
+        if run is not None and targets and "outputs" not in reads.whole:
+            self._check_outputs_passed(step, reads.of("outputs"))
+
+    def _check_outputs_passed(self, step: StepDecl, passed: set[str]) -> None:
+        """A `run` step learns where to write an output only from its templates."""
+        for output in step.outputs.values():
+            if output.name not in passed:
+                self.report(
+                    codes.OUTPUT_NOT_PASSED.at(
+                        output.span,
+                        f"`{{{{ outputs.{output.name} }}}}` is in neither `run` nor `env`",
+                        name=output.name,
+                        step=step.name,
+                        help=f"pass its path to the command, e.g. `--out {{{{ outputs.{output.name} }}}}`, "
+                        "and write the output there",
+                    )
+                )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -129,13 +130,32 @@ def _plain_references(text: str) -> list[tuple[str, list[str], int, int]] | None
     return references
 
 
+@dataclass
+class TemplateReads:
+    """What a step's templates read: members of `params`, `inputs` and `outputs` by name, and
+    the names read whole (`{{ outputs }}`, `outputs['x']`), whose members cannot be told."""
+
+    members: dict[str, set[str]] = field(default_factory=dict)
+    whole: set[str] = field(default_factory=set)
+
+    def of(self, root: str) -> set[str]:
+        """The members of `root` read (by name)."""
+        return self.members.get(root, set())
+
+    def add(self, other: TemplateReads) -> None:
+        """Adds what another template reads."""
+        for root, names in other.members.items():
+            self.members.setdefault(root, set()).update(names)
+        self.whole |= other.whole
+
+
 def check_template(
     literal: ast.StrLit, names: Mapping[str, object], diagnostics: list[Diagnostic]
-) -> set[str]:
-    """Checks one string's templates; returns the params it reads."""
+) -> TemplateReads:
+    """Checks one string's templates; returns what they read."""
     text = literal.value
     if "{{" not in text and "{%" not in text:
-        return set()
+        return TemplateReads()
     raw_offset = 3 if literal.raw.startswith('"""') else 1
     exact = literal.raw[raw_offset : len(literal.raw) - raw_offset] == text
     references: list[tuple[str, list[str], Span]] = []
@@ -166,7 +186,7 @@ def check_template(
                     help="a reference is written `{{ params.name }}`",
                 )
             )
-            return set()
+            return TemplateReads(whole=set(names))  # what it reads cannot be told
         bound = frozenset(("loop", "range", "true", "false", "none"))
         for root, chain in _references(tree, bound):
             span = _locate(literal, text, root, chain, raw_offset if exact else None)
@@ -178,9 +198,9 @@ def _check_references(
     references: list[tuple[str, list[str], Span]],
     names: Mapping[str, object],
     diagnostics: list[Diagnostic],
-) -> set[str]:
-    """Resolves each reference against the names a step can see; returns the params read."""
-    used: set[str] = set()
+) -> TemplateReads:
+    """Resolves each reference against the names a step can see; returns what was read."""
+    reads = TemplateReads()
     for root, chain, span in references:
         if root not in names:
             diagnostics.append(
@@ -218,9 +238,14 @@ def _check_references(
                     )
                 )
                 continue
-            if root == "params":
-                used.add(first)
-    return used
+            if root in _MEMBERS_KEPT:
+                reads.members.setdefault(root, set()).add(first)
+        elif isinstance(members, Mapping):
+            reads.whole.add(root)
+    return reads
+
+
+_MEMBERS_KEPT = ("params", "inputs", "outputs")
 
 
 def _empty_help(root: str) -> str | None:

@@ -219,7 +219,7 @@ def print_failures(report: RunReport, stream: TextIO) -> None:
         print(f"\nerror: step `{step.name}` failed: {step.error}", file=stream)
         if step.log_tail:
             print(
-                f"  last lines of its log (all of it: mlc logs {report.run_id} step:{step.name}):",
+                f"  last lines of its log (all of it: mlc logs {report.run_id} {step.name}):",
                 file=stream,
             )
             for line in step.log_tail:

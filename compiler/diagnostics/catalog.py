@@ -135,6 +135,9 @@ FOREACH_NOT_LIST = _code("E0307", "`foreach` needs a list, found {found}")
 GATE_NOT_BOOL = _code("E0308", "a `when` condition must be a `bool`, found {found}")
 GATE_ON_FOREACH = _code("E0309", "`when` cannot use metrics of `foreach` step `{step}`")
 UNKNOWN_RUN_FIELD = _code("E0310", "unknown run field `{name}`")
+OUTPUT_NOT_PASSED = _code(
+    "E0311", "output `{name}` of step `{step}` is never passed to its command"
+)
 
 # -- 4: resources ---------------------------------------------------------------------------------
 UNKNOWN_ACCELERATOR = _code("E0401", "unknown accelerator type `{name}`")

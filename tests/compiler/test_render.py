@@ -11,7 +11,7 @@ from mlc.diagnostics.render import render_github, render_human, render_json, ren
 SPEC = """
 pipeline p {
   step prepare {
-    run = "prep"
+    run = "prep --out {{ outputs.train }}"
     outputs { train: dataset }
   }
   step train {

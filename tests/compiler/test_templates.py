@@ -25,8 +25,8 @@ def literal(text: str) -> ast.StrLit:
 
 def check(text: str) -> tuple[set[str], list[tuple[str, int, int]]]:
     diagnostics: list[Diagnostic] = []
-    used = check_template(literal(text), NAMES, diagnostics)
-    return used, [(d.code, d.span.start, d.span.end) for d in diagnostics]
+    reads = check_template(literal(text), NAMES, diagnostics)
+    return reads.of("params"), [(d.code, d.span.start, d.span.end) for d in diagnostics]
 
 
 @pytest.mark.parametrize(
@@ -42,6 +42,14 @@ def test_both_paths_read_the_same_references_at_the_same_place(
     plain: str, through_jinja: str
 ) -> None:
     assert check(plain) == check(through_jinja)
+
+
+def test_the_inputs_and_outputs_a_template_reads_are_reported_and_whole_reads_kept_apart() -> None:
+    reads = check_template(literal("--in {{ inputs.data }} --out {{ outputs.model }}"), NAMES, [])
+    assert (reads.of("inputs"), reads.of("outputs"), reads.whole) == ({"data"}, {"model"}, set())
+    # Read whole, its members cannot be told apart: nothing may be concluded about them.
+    reads = check_template(literal("{{ outputs | tojson }} {{ outputs['model'] }}"), NAMES, [])
+    assert (reads.of("outputs"), reads.whole) == (set(), {"outputs"})
 
 
 def test_params_read_by_a_template_are_reported() -> None:

@@ -114,7 +114,7 @@ def test_explain_reads_codes_case_insensitively(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out.startswith("warning[W0501]: param `{name}` is never used\n")
 
 
-@pytest.mark.parametrize(("typed", "meant"), [("E0311", "E0301"), ("E301", "E0301")])
+@pytest.mark.parametrize(("typed", "meant"), [("E0319", "E0309"), ("E301", "E0301")])
 def test_unknown_code_exits_1_with_a_suggestion(
     typed: str, meant: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

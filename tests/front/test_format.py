@@ -605,7 +605,7 @@ pipeline p {{
   }}
 
   step s0 {{
-    run = "echo {{{{ params.n }}}}"
+    run = "score --n {{{{ params.n }}}} --out {{{{ outputs.scores }}}}"
     outputs {{ scores: metrics {{ acc: float, loss: float }} }}
     resources {{ cpu = {cpu}, memory = {memory} }}
   }}

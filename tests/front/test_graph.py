@@ -171,7 +171,7 @@ pipeline p {
   }
 
   step score {
-    run = "python score.py"
+    run = "python score.py --out {{ outputs.scores }}"
     inputs { data = raw }
     outputs { scores: metrics { value: float, name: str } }
   }
