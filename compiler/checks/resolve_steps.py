@@ -838,13 +838,35 @@ class StepsResolver(ResourcesResolver):
         for literal in targets:
             reads.add(check_template(literal, names, self.diagnostics))
         step.params_used |= reads.of("params")
-        if run is not None and targets and "outputs" not in reads.whole:
-            self._check_outputs_passed(step, reads.of("outputs"))
+        if run is not None and targets:
+            self._check_paths_passed(step, reads)
 
-    def _check_outputs_passed(self, step: StepDecl, passed: set[str]) -> None:
-        """A `run` step learns where to write an output only from its templates."""
+    def _check_paths_passed(self, step: StepDecl, reads: TemplateReads) -> None:
+        """A `run` step learns where an input is, and where to write an output, only from its
+        templates: an output never passed cannot be written (an error), an input never
+        passed cannot be read (a warning: the step still runs)."""
+        if "inputs" not in reads.whole:
+            for port in step.inputs:
+                if port.name not in reads.of("inputs"):
+                    self.report(
+                        codes.INPUT_NOT_PASSED.at(
+                            port.span,
+                            f"`{{{{ inputs.{port.name} }}}}` is in neither `run` nor `env`",
+                            name=port.name,
+                            step=step.name,
+                            help=f"pass its path to the command, e.g. `--in {{{{ inputs.{port.name} }}}}`"
+                            + (
+                                f"; to run after `{port.node}` without reading it, use "
+                                f"`after = [{port.node}]`"
+                                if port.source_kind == "step"
+                                else "; or remove the input"
+                            ),
+                        )
+                    )
+        if "outputs" in reads.whole:
+            return
         for output in step.outputs.values():
-            if output.name not in passed:
+            if output.name not in reads.of("outputs"):
                 self.report(
                     codes.OUTPUT_NOT_PASSED.at(
                         output.span,

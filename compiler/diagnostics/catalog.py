@@ -157,6 +157,7 @@ UNUSED_OUTPUT = _code("W0502", "output `{name}` of step `{step}` is never used")
 UNREACHABLE_STEP = _code(
     "W0503", "step `{step}` can never run: its `when` condition is always false"
 )
+INPUT_NOT_PASSED = _code("W0504", "input `{name}` of step `{step}` is never passed to its command")
 
 # -- 6: targets and backends ----------------------------------------------------------------------
 UNKNOWN_BACKEND = _code("E0601", "unknown backend `{name}`")
