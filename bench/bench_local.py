@@ -410,15 +410,20 @@ stores the outputs and writes the cache entry; a worker appends the logs of its 
 one file, and the scheduler stores them in one batch per 0.25 s and writes lineage in one
 transaction per 0.1 s. What is left per step is work the bare pool does not do: the cache key
 and the cache entry, the log, the hand-over as JSON both ways and the scheduler's accounting,
-about 1 ms of CPU per step between the scheduler and the worker. The wall figures also
-include starting Python, importing mlc and compiling the 1,000-step spec (about 0.7 s, half
-of it the compile, which an unchanged spec skips through the IR cache), none of which the
-pool does. A `call` no-op in the pool is a pickled function call of well under 0.1 ms;
-nothing that keeps a log, a cache entry and lineage for each step comes near it, so the 2x
-target is missed for `call` steps by design; for `run` steps the run itself is within 2x and
-the whole command is not. On ext4 without a journal (this machine), creating a file scans
-past every inode deleted in the last minutes, which is why the benchmark keeps its stores
-until every run is done.
+about 1 ms of CPU per step between the scheduler and the worker. The 1,000 scheduling steps
+are identical no-ops, so they share one cache key and, after the first, each only finds the
+entry already there; every item of the `foreach` has a key of its own and writes its entry
+(its bytes on disk before its name exists), which is most of why an item costs more than a
+scheduling step. The wall figures also include starting Python and importing mlc (about
+0.25 s) and, without the IR cache, compiling the 1,000-step spec, none of which the pool
+does. A `call` no-op in the pool is a pickled function call of well under 0.1 ms; nothing
+that keeps a log, a cache entry and lineage for each step comes near it, so the 2x target is
+missed for `call` steps by design; for `run` steps the run itself is within 2x and the whole
+command is not. mlc runs with compiled bytecode, as installed: with `PYTHONDONTWRITEBYTECODE`
+set, every mlc process, workers included, compiles its modules at start, which added
+0.2-0.4 s to the wall figures before this benchmark cleared it. On ext4 without a journal
+(this machine), creating a file scans past every inode deleted in the last minutes, which is
+why the benchmark keeps its stores until every run is done.
 """
 
 
