@@ -84,7 +84,8 @@ class CodeDigests:
         self.base_dir = base_dir
         self._files: dict[Path, str] = {}
         self._modules: dict[str, dict[str, str]] = {}
-        self._found: dict[str, tuple[Path, Path] | None] = {}
+        self._found: dict[str, tuple[Path, Path, bool] | None] = {}
+        """Each module's source file, `sys.path` entry, and whether that is the environment."""
 
     def of(self, step: Step) -> dict[str, str]:
         """The code of a step: `{label: digest}`, labels relative to the spec's directory.
@@ -138,12 +139,13 @@ class CodeDigests:
         """A module's digest and its imports' (None when it is nowhere); an installed one
         counts alone, or not at all with `environment=False`."""
         if module not in self._found:
-            self._found[module] = module_source(module, self.base_dir)
-        found = self._found[module]
-        if found is None:
+            found = module_source(module, self.base_dir)
+            self._found[module] = None if found is None else (*found, _is_environment(found[1]))
+        known = self._found[module]
+        if known is None:
             return None
-        source, root = found
-        if _is_environment(root):
+        source, root, installed = known
+        if installed:
             return {f"module {module}": self._file(source)} if environment else {}
         return {f"module {module}": self._file(source), **self._imports(module, source, root)}
 
