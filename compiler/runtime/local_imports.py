@@ -38,23 +38,22 @@ def local_imports(module: str, source: Path, root: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     pending = [(module, source)]
     seen = {module}
+
+    def visit(name: str) -> None:
+        if name not in seen:
+            seen.add(name)
+            file = find_module(name, root)
+            if file is not None:
+                found[name] = file
+                pending.append((name, file))
+
     for package in _with_parents(module)[:-1]:
-        seen.add(package)
-        file = find_module(package, root)
-        if file is not None:
-            found[package] = file
-            pending.append((package, file))
+        visit(package)
     while pending:
         name, path = pending.pop()
         for imported in _imported_names(name, path):
             for candidate in _with_parents(imported):
-                if candidate in seen:
-                    continue
-                seen.add(candidate)
-                file = find_module(candidate, root)
-                if file is not None:
-                    found[candidate] = file
-                    pending.append((candidate, file))
+                visit(candidate)
     return dict(sorted(found.items()))
 
 
