@@ -6,8 +6,9 @@ listed in `code`. A word of the command counts when it has no template in it and
 whole, or after the `=` of `--option=value`) a regular file inside the spec's directory whose
 suffix marks source code or configuration (`SOURCE_SUFFIXES`); the script of `sh -c SCRIPT`
 and a `shell = true` command are split into words first. `python -m pkg.tool` names the
-module `pkg.tool` (when it is the project's, not an installed one). Data files are inputs (datasets, upstream outputs), not code, and are not
-looked for; anything else a command depends on goes in `code`.
+module `pkg.tool` (when it is the project's, not an installed one). Data files are inputs
+(datasets, upstream outputs), not code, and are not looked for; anything else a command
+depends on goes in `code`.
 """
 
 from __future__ import annotations
