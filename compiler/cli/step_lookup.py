@@ -11,6 +11,9 @@ from mlc.checks.suggest import closest
 from mlc.store import Digest
 from mlc.store.lineage import STEP_ID_PREFIX, Lineage, LineageError, StepExecution, step_name
 
+LISTED = 10
+"""At most this many names are listed in an error."""
+
 
 def find_step(lineage: Lineage, run_id: str, typed: str) -> StepExecution:
     """The execution of the step `typed` (a name or an id) in a run; `LineageError` if the
@@ -24,7 +27,7 @@ def find_step(lineage: Lineage, run_id: str, typed: str) -> StepExecution:
     recorded = [step.name for step in lineage.steps_of(run_id)]
     raise LineageError(
         f"run `{run_id}` has no step `{name}`{_suggestion(name, recorded)}"
-        f" (steps: {_listed(recorded)})"
+        f" (steps: {_listed(recorded, f'mlc runs show {run_id}')})"
     )
 
 
@@ -35,7 +38,7 @@ def output_digest(lineage: Lineage, run_id: str, typed_step: str, output: str) -
         names = list(step.outputs)
         raise LineageError(
             f"step `{step.name}` of run `{step.run_id}` has no output `{output}`"
-            f"{_suggestion(output, names)} (outputs: {_listed(names)})"
+            f"{_suggestion(output, names)} (outputs: {_listed(names, f'mlc runs show {run_id}')})"
         )
     return step.outputs[output].digest
 
@@ -45,5 +48,9 @@ def _suggestion(typed: str, names: list[str]) -> str:
     return f"; did you mean `{match}`?" if match else ""
 
 
-def _listed(names: list[str]) -> str:
-    return ", ".join(f"`{name}`" for name in names) or "none"
+def _listed(names: list[str], where: str, limit: int = LISTED) -> str:
+    """The names quoted, at most `limit` of them (a `foreach` may have thousands)."""
+    if not names:
+        return "none"
+    shown = ", ".join(f"`{name}`" for name in names[:limit])
+    return shown if len(names) <= limit else f"{shown}, and {len(names) - limit} more: `{where}`"

@@ -169,6 +169,22 @@ def test_logs_prints_the_stored_log(capsys: pytest.CaptureFixture[str], project:
     assert code == 1 and "has no step `evaluate`" in err
 
 
+def test_a_missing_step_of_a_wide_run_lists_a_few_steps_and_where_to_see_all(
+    capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    lineage = open_lineage(open_store(project / ".mlc"))
+    lineage.start_run(Run(RUN, "sweep", started_at=1_700_000_000.0))
+    for item in range(5000):
+        lineage.record_step(StepExecution(RUN, f"step:work[{item}]", "ran"))
+    lineage.finish_run(RUN, "succeeded", 1_700_000_070.0)
+    lineage.close()
+    code, _, err = mlc(capsys, "logs", RUN, "wrk[7]")
+    assert code == 1
+    assert err.startswith(f"error: run `{RUN}` has no step `wrk[7]`; did you mean `work[7]`? ")
+    assert err.count("`work[") == 11  # the suggestion and ten of the steps
+    assert err.endswith(f", and 4990 more: `mlc runs show {RUN}`)\n")
+
+
 def test_gc_keeps_lock_file_digests_and_recent_run_outputs(
     capsys: pytest.CaptureFixture[str], project: Path
 ) -> None:

@@ -247,8 +247,7 @@ class LineageDB:
             [run_id, step_id],
         )
         if not rows:
-            known = ", ".join(f"`{s.name}`" for s in self.steps_of(run_id)) or "none"
-            raise LineageError(f"run `{run_id}` has no step `{step_id}` (steps: {known})")
+            raise LineageError(f"run `{run_id}` has no step `{step_id}`")
         return self._step_of(rows[0])
 
     def _step_of(self, row: tuple[Any, ...]) -> StepExecution:
