@@ -165,7 +165,7 @@ class WorkerPool:
         """Stops every busy worker's group at once (cancellation)."""
         with self._lock:
             busy = list(self._busy)
-        kill_groups([w.pid for w in busy], grace_seconds)
+        kill_groups([w.pid for w in busy], grace_seconds, reap=[w.process for w in busy])
 
     def shutdown(self, timeout_seconds: float = 30.0) -> None:
         """Closes the idle workers and waits for them to exit: a worker writes a step's cache
@@ -185,12 +185,22 @@ class WorkerPool:
                 worker.process.wait()
 
 
-def kill_groups(pgids: Sequence[int], grace_seconds: float) -> None:
-    """SIGTERM to every group, a shared grace period, then SIGKILL to what is left."""
+def kill_groups(
+    pgids: Sequence[int], grace_seconds: float, reap: Sequence[subprocess.Popen[bytes]] = ()
+) -> None:
+    """SIGTERM to every group, a shared grace period, then SIGKILL to what is left.
+
+    `reap` are the group leaders that are our children: they are waited for as they exit,
+    since a leader left a zombie keeps its group alive to the end of the grace period (a
+    worker released just before the cancel has nobody else waiting for it)."""
     for pgid in pgids:
         signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and any(group_alive(p) for p in pgids):
+    while time.monotonic() < deadline:
+        for leader in reap:
+            leader.poll()
+        if not any(group_alive(p) for p in pgids):
+            break
         time.sleep(0.02)
     for pgid in pgids:
         signal_group(pgid, signal.SIGKILL)
