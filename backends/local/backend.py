@@ -119,7 +119,7 @@ class LocalBackend:
         ignored = set(document.target.ignore_unsupported) if document.target else set()
         problems: list[str] = []
         code: dict[str, dict[str, str]] = {}
-        digests = CodeDigests(document.base_dir)
+        digests = CodeDigests.for_store(document.base_dir, self.store)
         for step in document.pipeline.steps:
             if step.image and "image" not in ignored:
                 problems.append(
@@ -131,6 +131,7 @@ class LocalBackend:
                 code[step.id] = digests.of(step)
             except PreflightError as exc:
                 problems.append(str(exc))
+        digests.save()
         if problems:
             raise PreflightError("\n".join(problems))
         return code

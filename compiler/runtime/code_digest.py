@@ -18,8 +18,9 @@ from pathlib import Path
 from mlc.ir.model import Step
 from mlc.runtime.calls import split_function_name
 from mlc.runtime.errors import PreflightError
-from mlc.runtime.local_imports import find_module, local_imports
+from mlc.runtime.local_imports import ImportIndex, find_module, local_imports
 from mlc.runtime.named_files import command_words, named_files, named_modules
+from mlc.store.base import Store
 
 _SKIPPED_DIRS = {"__pycache__", ".git", ".mlc", ".venv", "node_modules"}
 
@@ -76,12 +77,18 @@ def _is_environment(root: Path) -> bool:
     return any(resolved == d or d in resolved.parents for d in _environment_dirs())
 
 
+IMPORT_INDEX = "imports.json"
+"""The `ImportIndex` of a store's local directory."""
+
+
 class CodeDigests:
     """The code digests of the steps of one document: each file is read, and each module's
-    imports are found, once however many steps share them."""
+    imports are found, once however many steps share them (and, with an `ImportIndex` kept
+    in the store's local directory, parsed once per version of the file)."""
 
-    def __init__(self, base_dir: str) -> None:
+    def __init__(self, base_dir: str, index: ImportIndex | None = None) -> None:
         self.base_dir = base_dir
+        self.index = index or ImportIndex()
         self._files: dict[Path, str] = {}
         self._modules: dict[str, dict[str, str]] = {}
         self._found: dict[str, tuple[Path, Path, bool] | None] = {}
@@ -135,6 +142,16 @@ class CodeDigests:
                 )
         return digests
 
+    @classmethod
+    def for_store(cls, base_dir: str, store: Store) -> CodeDigests:
+        """Digests whose import index lives in the store's local directory, if it has one."""
+        local_dir = getattr(store, "local_dir", None)
+        return cls(base_dir, ImportIndex(Path(local_dir, IMPORT_INDEX) if local_dir else None))
+
+    def save(self) -> None:
+        """Keeps what was learnt about imports for the next command."""
+        self.index.save()
+
     def _module(self, module: str, *, environment: bool = True) -> dict[str, str] | None:
         """A module's digest and its imports' (None when it is nowhere); an installed one
         counts alone, or not at all with `environment=False`."""
@@ -155,7 +172,7 @@ class CodeDigests:
         if key not in self._modules:
             self._modules[key] = {
                 f"module {name}": self._file(path)
-                for name, path in local_imports(module, source, root).items()
+                for name, path in local_imports(module, source, root, self.index).items()
             }
         return self._modules[key]
 

@@ -88,7 +88,7 @@ def make_plan(
     plan = Plan(pipeline)
     produced: dict[str, OutputDigests] = {}
     skipped: set[str] = set()
-    code_digests = CodeDigests(document.base_dir)
+    code_digests = CodeDigests.for_store(document.base_dir, store)
     for step in steps_in_order(document):
         skip_reason = _skip_reason(step, store, produced, skipped)
         if skip_reason is not None:
@@ -149,6 +149,7 @@ def make_plan(
                 name: digests if step.foreach is not None else digests[0]
                 for name, digests in outputs.items()
             }
+    code_digests.save()
     return plan
 
 

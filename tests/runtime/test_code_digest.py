@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 from mlc.ir.model import Command
 from mlc.runtime import code_digest, named_files
+from mlc.runtime import local_imports as local_imports_module
 from mlc.runtime.code_digest import CodeDigests, file_digest
 from mlc.runtime.errors import PreflightError
-from mlc.runtime.local_imports import local_imports
+from mlc.runtime.local_imports import ImportIndex, local_imports
 
 from tests.runtime.builders import step
 
@@ -183,3 +185,45 @@ def test_unreadable_code_is_a_preflight_error_and_an_unreadable_named_file_is_le
         digests.of(declared)  # type: ignore[arg-type]
     with pytest.raises(PreflightError, match=r"cannot read .*secret\.py: Permission denied"):
         digests.of(step("use", Command(kind="exec", argv=("true",)), code=["secret.py"]))  # type: ignore[arg-type]
+
+
+def test_an_unchanged_file_is_not_parsed_again_by_the_next_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, index = tmp_path / "project", tmp_path / "store" / "imports.json"
+    write(project, {"steps.py": "import helpers\n", "helpers.py": "import units\n", "units.py": ""})
+    parsed: list[str] = []
+    parse = local_imports_module._parse
+
+    def counting(source: Path) -> object:
+        parsed.append(source.name)
+        return parse(source)
+
+    monkeypatch.setattr(local_imports_module, "_parse", counting)
+
+    def code() -> dict[str, str]:
+        digests = CodeDigests(str(project), ImportIndex(index))
+        found = digests.of(call_step("steps:train"))  # type: ignore[arg-type]
+        digests.save()
+        return found
+
+    first = code()
+    assert sorted(parsed) == ["helpers.py", "steps.py", "units.py"]
+    parsed.clear()
+    assert code() == first and parsed == []  # a later command: nothing parsed
+    (project / "helpers.py").write_text("import units\nimport extra\n")
+    (project / "extra.py").write_text("")
+    assert list(code()) == ["module steps", "module extra", "module helpers", "module units"]
+    assert sorted(parsed) == ["extra.py", "helpers.py"]
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"%s": [[1, 2], "garbage"]}', "[]"])
+def test_a_damaged_import_index_is_read_past(tmp_path: Path, damage: str) -> None:
+    project, index = tmp_path / "project", tmp_path / "imports.json"
+    write(project, {"steps.py": "import helpers\n", "helpers.py": ""})
+    expected = CodeDigests(str(project)).of(call_step("steps:train"))  # type: ignore[arg-type]
+    index.write_text(damage.replace("%s", str(project / "steps.py")))
+    digests = CodeDigests(str(project), ImportIndex(index))
+    assert digests.of(call_step("steps:train")) == expected  # type: ignore[arg-type]
+    digests.save()
+    assert json.loads(index.read_text())  # rewritten whole
