@@ -36,6 +36,7 @@ from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPoo
 from mlc.backends.local.resources import Grant, ResourceLedger, gib
 from mlc.backends.local.step_logs import EarlierLog, LogPart, store_log
 from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
+from mlc.backends.local.waiting import WaitingUnits
 from mlc.backends.local.workspace import RunWorkspace, attempt_header
 from mlc.ir.graph import condition_refs, dependencies, steps_in_order
 from mlc.ir.model import IRDocument, Step, StepId
@@ -173,8 +174,7 @@ class LocalRun:
         ]
         heapq.heapify(self.ready)
         self.settled: set[StepId] = set()
-        self.waiting: dict[int, Unit] = {}
-        self.waiting_requests: dict[tuple[object, ...], int] = {}
+        self.waiting = WaitingUnits()
         self.running: set[Unit] = set()
         self.produced: dict[str, OutputDigests] = {}
         self.stop = _Stop()
@@ -329,18 +329,13 @@ class LocalRun:
         state.ended += (status in FINAL_STATUSES) - (previous in FINAL_STATUSES)
         state.running += (status == "running") - (previous == "running")
         if previous == "waiting":
-            del self.waiting[self.position[id(unit)]]
-            key = _request_key(unit.step)
-            self.waiting_requests[key] -= 1
-            if not self.waiting_requests[key]:
-                del self.waiting_requests[key]
+            self.waiting.remove(self.position[id(unit)], _request_key(unit.step))
         elif previous == "running":
             self.running.discard(unit)
         unit.status = status
         if status == "waiting":
-            self.waiting[self.position[id(unit)]] = unit
-            key = _request_key(unit.step)
-            self.waiting_requests[key] = self.waiting_requests.get(key, 0) + 1
+            step_position = self.step_position[unit.step.id]
+            self.waiting.add(unit, self.position[id(unit)], step_position, _request_key(unit.step))
         elif status == "running":
             self.running.add(unit)
 
@@ -430,34 +425,45 @@ class LocalRun:
         # A request that did not fit will not fit again in this pass (nothing is released
         # during it); once every waiting request has failed, the rest cannot start either
         # (unless the run is stopping: then every unit is visited, to be skipped).
+        # A step whose request was refused, or whose `parallelism` is reached, cannot start any
+        # of its units: the rest of them are not looked at (see `WaitingUnits`).
         refused: set[tuple[object, ...]] = set()
         stopping = self.stop.cancelled or bool(self.stop.reason)
-        for position in sorted(self.waiting):
-            if refused and not stopping and len(refused) == len(self.waiting_requests):
+        for step_position in self.waiting.steps():
+            if refused and not stopping and len(refused) == len(self.waiting.requests):
                 break
-            unit = self.waiting.get(position)
-            if unit is None or unit.not_before > now:
-                continue
-            step = unit.step
-            if self.stop.cancelled or (
-                self.stop.reason and not step.is_finally and unit.attempts == 0
-            ):
-                self._finish(unit, "skipped", reason=self.stop.reason or "the run was cancelled")
-                started = True
-                continue
+            step = self.order[step_position]
             key = _request_key(step)
-            if key in refused:
+            if not stopping and (key in refused or self._at_parallelism(step)):
                 continue
-            parallelism = step.foreach.parallelism if step.foreach is not None else None
-            if parallelism and self.states[step.id].running >= parallelism:
-                continue
-            grant = self.ledger.try_acquire(step.resources)
-            if grant is None:
-                refused.add(key)
-                continue
-            self._launch(unit, grant)
-            started = True
+            for unit in self.waiting.units_of(step_position):
+                if unit.not_before > now:
+                    continue
+                if self.stop.cancelled or (
+                    self.stop.reason and not step.is_finally and unit.attempts == 0
+                ):
+                    reason = self.stop.reason or "the run was cancelled"
+                    self._finish(unit, "skipped", reason=reason)
+                    started = True
+                    continue
+                if key in refused or self._at_parallelism(step):
+                    if stopping:
+                        continue  # the others may still have to be skipped
+                    break
+                grant = self.ledger.try_acquire(step.resources)
+                if grant is None:
+                    refused.add(key)
+                    continue
+                self._launch(unit, grant)
+                started = True
         return started
+
+    def _at_parallelism(self, step: Step) -> bool:
+        """Whether as many units of a `foreach` step run as its `parallelism` allows."""
+        parallelism = step.foreach.parallelism if step.foreach is not None else None
+        if not parallelism:
+            return False
+        return self.states[step.id].running >= parallelism
 
     def _launch(self, unit: Unit, grant: Grant) -> None:
         unit.attempts += 1
