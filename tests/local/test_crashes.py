@@ -3,6 +3,7 @@ store, cancelled with Ctrl-C. Each runs the real command on an IR document writt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -156,7 +157,9 @@ def kill_and_resume(work: Path, delay: float | None) -> tuple[dict[str, Any], se
 
 
 def _processes_started_from(store: Path) -> list[int]:
-    """Processes whose environment or command line mentions this store's work directory."""
+    """Processes of the run: steps (their environment names the store's work directory) and
+    workers (they hold a file in it open: their log), which may still be finishing a step."""
+    work = str(store / "work")
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -164,10 +167,23 @@ def _processes_started_from(store: Path) -> list[int]:
         try:
             environ = (entry / "environ").read_bytes()
         except OSError:
-            continue
-        if str(store / "work").encode() in environ:
+            continue  # gone
+        if work.encode() in environ or any(f.startswith(work) for f in _open_files(entry)):
             found.append(int(entry.name))
     return found
+
+
+def _open_files(process: Path) -> list[str]:
+    """What a process has open (what can still be read of it)."""
+    try:
+        fds = list((process / "fd").iterdir())
+    except OSError:
+        return []
+    names = []
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            names.append(os.readlink(fd))
+    return names
 
 
 def test_apply_after_kill_9_resumes_with_identical_outputs(
