@@ -89,6 +89,7 @@ class CodeDigests:
     def __init__(self, base_dir: str, index: ImportIndex | None = None) -> None:
         self.base_dir = base_dir
         self.index = index or ImportIndex()
+        self._base: Path | None = None
         self._files: dict[Path, str] = {}
         self._modules: dict[str, dict[str, str]] = {}
         self._found: dict[str, tuple[Path, Path, bool] | None] = {}
@@ -107,7 +108,7 @@ class CodeDigests:
         """
         digests: dict[str, str] = {}
         words = command_words(step.command)
-        for name in named_files(words, self.base_dir):
+        for name in named_files(words, self._resolved_base()) if words else ():
             path = Path(self.base_dir, name)
             digests[name] = self._file(path)
             if path.suffix == ".py":  # Python runs a script with its directory on the path
@@ -147,6 +148,11 @@ class CodeDigests:
         """Digests whose import index lives in the store's local directory, if it has one."""
         local_dir = getattr(store, "local_dir", None)
         return cls(base_dir, ImportIndex(Path(local_dir, IMPORT_INDEX) if local_dir else None))
+
+    def _resolved_base(self) -> Path:
+        if self._base is None:
+            self._base = Path(self.base_dir).resolve()
+        return self._base
 
     def save(self) -> None:
         """Keeps what was learnt about imports for the next command."""

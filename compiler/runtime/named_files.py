@@ -72,10 +72,9 @@ def _split(script: str) -> list[str]:
         return script.split()
 
 
-def named_files(words: list[str], base_dir: str) -> list[str]:
-    """The words (or `--option=` values) that name source or configuration files inside
-    `base_dir`, as written, each once."""
-    base = Path(base_dir).resolve()
+def named_files(words: list[str], base: Path) -> list[str]:
+    """The words (or `--option=` values) that name source or configuration files inside the
+    directory `base` (resolved: no symbolic link in it), as written, each once."""
     found: dict[str, None] = {}
     for word in words:
         if "{{" in word or "{%" in word:
