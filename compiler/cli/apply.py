@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from mlc.cli.progress import format_seconds, make_progress
 
 if TYPE_CHECKING:
+    from mlc.compile import CompileResult
     from mlc.ir.model import IRDocument
     from mlc.runtime.report import RunReport
     from mlc.store.base import Store
@@ -96,7 +97,12 @@ def load_document(args: argparse.Namespace) -> IRDocument:
         key = ir_cache.entry_key(args.spec, args.target, args.pipeline, params)
         cached = ir_cache.lookup(key)
         if cached is not None:
-            return cached
+            if cached.warnings:
+                from mlc.cli.common import use_colour
+
+                colour = "colour" if use_colour(sys.stderr) else "plain"
+                sys.stderr.write(cached.warnings.get(colour, ""))
+            return cached.document
     from mlc.cli.common import print_diagnostics, spec_options
     from mlc.compile import compile_spec
 
@@ -110,9 +116,21 @@ def load_document(args: argparse.Namespace) -> IRDocument:
         )
     if result.document is None:
         raise UserError(f"`{args.spec}` has errors; nothing was run")
-    if key is not None and not result.diagnostics:
-        ir_cache.store(key, result.document, result.sources)
+    if key is not None:
+        ir_cache.store(key, result.document, result.sources, _warnings(result))
     return result.document
+
+
+def _warnings(result: CompileResult) -> dict[str, str]:
+    """A compilation's warnings as printed, with and without colour (for the IR cache)."""
+    if not result.diagnostics:
+        return {}
+    from mlc.diagnostics.render import render_human
+
+    return {
+        "plain": render_human(result.diagnostics, result.sources, colour=False),
+        "colour": render_human(result.diagnostics, result.sources, colour=True),
+    }
 
 
 def _read_ir(path: Path, args: argparse.Namespace) -> IRDocument:

@@ -2,7 +2,8 @@
 
 `mlc apply`, `mlc plan` and `mlc lock` compile the spec every time; for a spec of 1,000 steps
 that is over a second, most of it parsing, which a no-op re-apply should not pay. An entry is
-written only for a compilation without any diagnostic, and is found under a key made of:
+written for a compilation without errors; its warnings are kept, as printed (with and without
+colour), and printed again on every hit. It is found under a key made of:
 
 - the mlc version and a fingerprint of mlc's own code (size and mtime of every source file of
   the `mlc` and `mlc.backends` packages), so an edited or upgraded compiler never reads an
@@ -27,7 +28,7 @@ import secrets
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from mlc.ir.model import IRDocument
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 ENV_DISABLE = "MLC_IR_CACHE"
 ENV_DIR = "MLC_IR_CACHE_DIR"
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 2
 _CODE_SUFFIXES = (".py", ".lark", ".json")
 
 
@@ -89,8 +90,16 @@ def _text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def lookup(key: str) -> IRDocument | None:
-    """The cached document, if every source it was compiled from is unchanged."""
+class Cached(NamedTuple):
+    """A cache hit: the document, and its compilation's warnings as printed."""
+
+    document: IRDocument
+    warnings: Mapping[str, str]
+    """`plain` and `colour` renderings; empty when there were none."""
+
+
+def lookup(key: str) -> Cached | None:
+    """The cached compilation, if every source it was compiled from is unchanged."""
     from mlc.ir.serialize import load
 
     try:
@@ -100,13 +109,20 @@ def lookup(key: str) -> IRDocument | None:
         for path, digest in entry["sources"].items():
             if _text_digest(Path(path).read_text(encoding="utf-8")) != digest:
                 return None
-        return load(entry["ir"])
+        warnings = entry.get("warnings") or {}
+        return Cached(load(entry["ir"]), {str(k): str(v) for k, v in warnings.items()})
     except Exception:  # a missing, stale or unreadable entry is a miss
         return None
 
 
-def store(key: str, document: IRDocument, sources: SourceMap) -> None:
-    """Writes an entry (atomically; a failure is ignored)."""
+def store(
+    key: str,
+    document: IRDocument,
+    sources: SourceMap,
+    warnings: Mapping[str, str] | None = None,
+) -> None:
+    """Writes an entry (atomically; a failure is ignored); `warnings` as `lookup` returns
+    them."""
     from mlc.cli.backends import BUILT_IN
     from mlc.ir.serialize import to_json
 
@@ -115,7 +131,12 @@ def store(key: str, document: IRDocument, sources: SourceMap) -> None:
     texts = {
         os.path.abspath(path): _text_digest(source.text) for path, source in sources.files().items()
     }
-    entry = {"format": ENTRY_FORMAT, "sources": texts, "ir": to_json(document)}
+    entry = {
+        "format": ENTRY_FORMAT,
+        "sources": texts,
+        "ir": to_json(document),
+        "warnings": dict(warnings or {}),
+    }
     directory = cache_dir()
     tmp = directory / f".{key}.{secrets.token_hex(4)}.tmp"
     try:

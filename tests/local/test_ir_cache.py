@@ -102,16 +102,30 @@ def test_changed_mlc_code_or_a_disabled_cache_compile_again(
     assert len(calls) == 3
 
 
-def test_a_spec_with_diagnostics_is_not_cached(
+def test_a_spec_with_warnings_is_cached_and_its_warnings_printed_every_time(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # `out` is read by nothing and not exported: warning W0502, printed on every apply.
     spec = SPEC.format(n=1).replace("  outputs { out = make.out }\n", "")
     Path("pipeline.mlspec").write_text(spec)
     calls = compile_calls(monkeypatch)
+    printed = []
     for _ in range(2):
         assert main(["apply", "pipeline.mlspec"]) == 0
-        assert "W0502" in capsys.readouterr().err
+        printed.append(capsys.readouterr().err)  # the progress goes to stdout
+    assert len(calls) == 1
+    assert printed[0] == printed[1] and printed[0].startswith("warning[W0502]: output `out`")
+    assert "--> pipeline.mlspec:" in printed[1]
+
+
+def test_a_spec_with_errors_is_not_cached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("pipeline.mlspec").write_text(SPEC.format(n=1).replace("make.out", "make.nope"))
+    calls = compile_calls(monkeypatch)
+    for _ in range(2):
+        assert main(["apply", "pipeline.mlspec"]) == 1
+        assert "E0110" in capsys.readouterr().err
     assert len(calls) == 2
     assert not list((tmp_path / "ir-cache").glob("*.json"))
 
