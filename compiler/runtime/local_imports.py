@@ -1,18 +1,19 @@
-"""The project's own modules a `call` step's module imports, found by reading, not running, it.
+"""The project's own modules a module imports, found by reading, not running, it.
 
-A step's code is more than the function's own file: editing a helper it imports changes what
-it computes, so each module the function's module imports, directly or through others, is part
-of the step's cache key when it comes from the same place as the function's module (the
-spec's directory, or the source tree it was found in). Installed libraries, the standard
+A step's code is more than its function's own file (or the script a `run` step starts):
+editing a helper it imports changes what it computes, so each module it imports, directly or
+through others, is part of the step's cache key when it comes from the same place (the spec's
+directory, or the source tree the module was found in). Installed libraries, the standard
 library and anything else on `sys.path` are the environment, not the step's code, and are not
 followed.
 
 Imports are found in the source with `ast`, wherever they are written (inside functions and
 `try` blocks too), so a module that is imported only sometimes still counts: the key may be
 finer than needed, never coarser. `import a.b.c` counts `a`, `a.b` and `a.b.c` (Python runs
-every package's `__init__` on the way), and so a module counts its own packages; `from a import b` counts `a`, and `a.b` when that is a
-module; relative imports are resolved against the importing module's package. A module that
-does not parse counts only itself.
+every package's `__init__` on the way), and so a module counts its own packages; `from a
+import b` counts `a`, and `a.b` when that is a module; relative imports are resolved against
+the importing module's package. A module that does not parse counts only itself. What each
+file imports is remembered by an `ImportIndex` between commands.
 """
 
 from __future__ import annotations
