@@ -29,6 +29,7 @@ from mlc.checks.templates import TemplateReads, check_template, split_command
 from mlc.diagnostics import Label
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
+from mlc.source import Span
 
 
 class StepsResolver(ResourcesResolver):
@@ -845,35 +846,31 @@ class StepsResolver(ResourcesResolver):
         """A `run` step learns where an input is, and where to write an output, only from its
         templates: an output never passed cannot be written (an error), an input never
         passed cannot be read (a warning: the step still runs)."""
-        if "inputs" not in reads.whole:
-            for port in step.inputs:
-                if port.name not in reads.of("inputs"):
-                    self.report(
-                        codes.INPUT_NOT_PASSED.at(
-                            port.span,
-                            f"`{{{{ inputs.{port.name} }}}}` is in neither `run` nor `env`",
-                            name=port.name,
-                            step=step.name,
-                            help=f"pass its path to the command, e.g. `--in {{{{ inputs.{port.name} }}}}`"
-                            + (
-                                f"; to run after `{port.node}` without reading it, use "
-                                f"`after = [{port.node}]`"
-                                if port.source_kind == "step"
-                                else "; or remove the input"
-                            ),
-                        )
-                    )
-        if "outputs" in reads.whole:
-            return
+        for port in step.inputs:
+            instead = (
+                f"to run after `{port.node}` without reading it, use `after = [{port.node}]`"
+                if port.source_kind == "step"
+                else "or remove the input"
+            )
+            help = (
+                f"pass its path to the command, e.g. `--in {{{{ inputs.{port.name} }}}}`; {instead}"
+            )
+            self._check_passed(step, reads, ("inputs", port.name), port.span, help)
         for output in step.outputs.values():
-            if output.name not in reads.of("outputs"):
-                self.report(
-                    codes.OUTPUT_NOT_PASSED.at(
-                        output.span,
-                        f"`{{{{ outputs.{output.name} }}}}` is in neither `run` nor `env`",
-                        name=output.name,
-                        step=step.name,
-                        help=f"pass its path to the command, e.g. `--out {{{{ outputs.{output.name} }}}}`, "
-                        "and write the output there",
-                    )
-                )
+            help = (
+                f"pass its path to the command, e.g. `--out {{{{ outputs.{output.name} }}}}`, "
+                "and write the output there"
+            )
+            self._check_passed(step, reads, ("outputs", output.name), output.span, help)
+
+    def _check_passed(
+        self, step: StepDecl, reads: TemplateReads, member: tuple[str, str], span: Span, help: str
+    ) -> None:
+        """Reports `{{ root.name }}` missing from a `run` step's templates (nothing can be said
+        when they read `root` whole)."""
+        root, name = member
+        if root in reads.whole or name in reads.of(root):
+            return
+        code = codes.INPUT_NOT_PASSED if root == "inputs" else codes.OUTPUT_NOT_PASSED
+        label = f"`{{{{ {root}.{name} }}}}` is in neither `run` nor `env`"
+        self.report(code.at(span, label, name=name, step=step.name, help=help))
