@@ -57,6 +57,23 @@ def write_spec(directory: Path, version: str = "latest") -> Path:
     return spec
 
 
+def locked_spec(directory: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """The test spec, its dataset locked: ready to apply."""
+    spec = write_spec(directory)
+    assert run_mlc(capsys, "lock", str(spec))[0] == 0
+    return spec
+
+
+def applied_run(directory: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """The id of a successful run of the test spec."""
+    code, out, err = run_mlc(
+        capsys, "apply", str(locked_spec(directory, capsys)), "--format", "json"
+    )
+    assert code == 0, err
+    run_id: str = json.loads(out)["run_id"]
+    return run_id
+
+
 def run_mlc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     captured = capsys.readouterr()
@@ -110,8 +127,7 @@ def test_a_digest_that_does_not_match_the_data_stops_the_run(
 def test_a_failed_step_shows_its_error_and_log(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = write_spec(tmp_path)
-    run_mlc(capsys, "lock", str(spec))
+    spec = locked_spec(tmp_path, capsys)
     code, out, err = run_mlc(capsys, "apply", str(spec), "--param", "code=4")
     assert code == 1
     assert "error: step `shout` failed: exited with code 4" in err
@@ -122,10 +138,7 @@ def test_a_failed_step_shows_its_error_and_log(
 def test_logs_takes_a_bare_step_name_or_its_lineage_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = write_spec(tmp_path)
-    run_mlc(capsys, "lock", str(spec))
-    code, out, _ = run_mlc(capsys, "apply", str(spec), "--format", "json")
-    run_id = json.loads(out)["run_id"]
+    run_id = applied_run(tmp_path, capsys)
     for name in ("step:shout", "shout"):
         code, out, err = run_mlc(capsys, "logs", run_id, name)
         assert code == 0, err
@@ -138,10 +151,7 @@ def test_logs_takes_a_bare_step_name_or_its_lineage_id(
 def test_steps_are_shown_by_name_and_a_typo_gets_the_closest_one_suggested(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = write_spec(tmp_path)
-    run_mlc(capsys, "lock", str(spec))
-    code, out, _ = run_mlc(capsys, "apply", str(spec), "--format", "json")
-    run_id = json.loads(out)["run_id"]
+    run_id = applied_run(tmp_path, capsys)
     code, out, _ = run_mlc(capsys, "runs", "show", run_id)
     assert code == 0
     table = out.split("\n\n")[-1].splitlines()
@@ -205,8 +215,7 @@ def test_adding_an_item_to_a_sweep_runs_only_the_new_item(
 def test_apply_json_prints_only_the_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = write_spec(tmp_path)
-    run_mlc(capsys, "lock", str(spec))
+    spec = locked_spec(tmp_path, capsys)
     code, out, _ = run_mlc(capsys, "apply", str(spec), "--format", "json")
     assert code == 0
     report = json.loads(out)
@@ -222,8 +231,7 @@ def test_apply_json_prints_only_the_report(
 
 
 def test_plan_json_lists_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write_spec(tmp_path)
-    run_mlc(capsys, "lock", str(spec))
+    spec = locked_spec(tmp_path, capsys)
     code, out, _ = run_mlc(capsys, "plan", str(spec), "--format", "json")
     assert code == 0
     plan = json.loads(out)
