@@ -56,54 +56,61 @@ def test_a_returned_dict_becomes_the_metrics_output(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"accuracy": 0.5}
 
 
-@pytest.mark.parametrize("raw_table", [True, False], ids=["raw table", "os.environ only"])
-def test_a_call_sees_exactly_its_environment_and_the_worker_gets_its_own_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw_table: bool
-) -> None:
-    if not raw_table:  # an interpreter without CPython's encoded table behind os.environ
-        monkeypatch.setattr(task_module, "_raw_environment", lambda: None)
+@pytest.fixture
+def step_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A step's environment: the worker's without `WORKER_ONLY`, with `OVERRIDDEN` changed and
+    `STEP_ONLY` added."""
     monkeypatch.setenv("WORKER_ONLY", "w")
     monkeypatch.setenv("SHARED", "same")
     monkeypatch.setenv("OVERRIDDEN", "worker")
+    env = {k: v for k, v in os.environ.items() if k != "WORKER_ONLY"}
+    return env | {"OVERRIDDEN": "step", "STEP_ONLY": "s"}
+
+
+def call_in(tmp_path: Path, module: str, source: str, env: dict[str, str]) -> dict[str, object]:
+    """Calls `f` of a new module (a name of its own: modules stay imported) with this source,
+    in this environment; returns what it returned, and checks that the worker's own
+    environment is back afterwards."""
     before = dict(os.environ)
-    (tmp_path / "mod_env.py").write_text(
+    (tmp_path / f"{module}.py").write_text(source)
+    task = call_task(tmp_path, f"{module}:f")
+    result = execute_task(Task(**{**task.to_json(), "env": env, "argv": ()}))
+    assert result.ok, result.error
+    assert dict(os.environ) == before
+    returned: dict[str, object] = json.loads((tmp_path / "metrics.json").read_text())
+    return returned
+
+
+@pytest.mark.parametrize("raw_table", [True, False], ids=["raw table", "os.environ only"])
+def test_a_call_sees_exactly_its_environment_and_the_worker_gets_its_own_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step_env: dict[str, str], raw_table: bool
+) -> None:
+    if not raw_table:  # an interpreter without CPython's encoded table behind os.environ
+        monkeypatch.setattr(task_module, "_raw_environment", lambda: None)
+    (tmp_path / "expected.json").write_text(json.dumps(step_env))
+    source = (
         "import json, os\n"
         "def f():\n"
         "    seen = dict(os.environ)\n"
         "    os.environ['SHARED'] = 'changed by the step'\n"
         "    os.environ['NEW_FROM_STEP'] = '1'\n"
         "    os.environ.pop('OVERRIDDEN')\n"
-        "    return {'seen': len(seen), 'ok': seen == json.load(open('expected.json'))}\n"
+        "    return {'ok': seen == json.load(open('expected.json'))}\n"
     )
-    env = {k: v for k, v in before.items() if k != "WORKER_ONLY"}
-    env |= {"OVERRIDDEN": "step", "STEP_ONLY": "s"}
-    (tmp_path / "expected.json").write_text(json.dumps(env))
-    task = call_task(tmp_path, "mod_env:f")
-    result = execute_task(Task(**{**task.to_json(), "env": env, "argv": ()}))
-    assert result.ok, result.error
-    assert json.loads((tmp_path / "metrics.json").read_text())["ok"] is True
-    assert dict(os.environ) == before
+    assert call_in(tmp_path, f"mod_env_{raw_table}", source, step_env) == {"ok": True}
 
 
 def test_a_call_that_leaves_the_environment_alone_gets_it_put_back_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, step_env: dict[str, str]
 ) -> None:
-    monkeypatch.setenv("WORKER_ONLY", "w")
-    monkeypatch.setenv("OVERRIDDEN", "worker")
-    before = dict(os.environ)
-    (tmp_path / "mod_reads.py").write_text(
+    source = (
         "import os\n"
         "def f():\n"
         "    return {'worker_only': 'WORKER_ONLY' in os.environ,\n"
         "            'overridden': os.environ['OVERRIDDEN'], 'step_only': os.environ['STEP_ONLY']}\n"
     )
-    env = {k: v for k, v in before.items() if k != "WORKER_ONLY"}
-    env |= {"OVERRIDDEN": "step", "STEP_ONLY": "s"}
-    task = call_task(tmp_path, "mod_reads:f")
-    assert execute_task(Task(**{**task.to_json(), "env": env, "argv": ()})).ok
-    seen = json.loads((tmp_path / "metrics.json").read_text())
+    seen = call_in(tmp_path, "mod_reads", source, step_env)
     assert seen == {"worker_only": False, "overridden": "step", "step_only": "s"}
-    assert dict(os.environ) == before
 
 
 def test_a_signature_mismatch_says_what_was_passed(tmp_path: Path) -> None:
