@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlc.ir.model import Step
+from mlc.ir.model import Step, step_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class Invocation:
     @property
     def lineage_id(self) -> str:
         """The step id recorded in lineage: `step:train` or `step:train[2]`."""
-        return f"step:{self.name}"
+        return step_id(self.name)
 
     @property
     def foreach_binding(self) -> dict[str, Any]:

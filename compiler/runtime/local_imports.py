@@ -104,7 +104,7 @@ class ImportIndex:
 def _parse(source: Path) -> Iterator[ImportStatement]:
     try:
         tree = ast.parse(source.read_bytes(), filename=str(source))
-    except (SyntaxError, ValueError, OSError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OSError):
         return
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -60,7 +60,8 @@ class Output:
 
 
 STEP_ID_PREFIX = "step:"
-"""Steps are recorded under their IR id, `step:NAME` (`step:NAME[i]` for a `foreach` item)."""
+"""Steps are recorded under their IR id, `step:NAME` (`step:NAME[i]` for a `foreach` item;
+see `mlc.ir.model.step_id`, which lineage does not import: it would bring in the IR models)."""
 
 
 def step_name(step_id: str) -> str:
