@@ -1,5 +1,7 @@
 """`LocalBackend`: runs an IR document on this machine, the embedded default.
 
+The run itself is the coordinator's (`mlc.coordinator`); this backend contributes the local
+executor (`mlc.backends.local.executor`), the machine's capacity and the kill grace period.
 What it honours and what it cannot is declared in `mlc.backends.local.capabilities`.
 """
 
@@ -7,24 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
-from pathlib import Path
 
 from mlc.backends.local.capabilities import DESCRIPTION
-from mlc.backends.local.engine import LocalRun, Preflight, RunSettings
+from mlc.backends.local.executor import LocalExecutor
 from mlc.backends.local.inventory import InventoryError, Machine, detect_machine
-from mlc.backends.local.resources import ResourceLedger
 from mlc.backends.local.workspace import remove_abandoned_runs
+from mlc.coordinator import RunSettings, apply_run
+from mlc.coordinator import preflight as checks
 from mlc.ir.model import IRDocument
-from mlc.runtime.code_digest import CodeDigests
-from mlc.runtime.datasets import ResolvedDatasets, resolve_datasets
 from mlc.runtime.errors import PreflightError
-from mlc.runtime.lockfile import lock_path, read_lock
-from mlc.runtime.plan import Plan, make_plan
+from mlc.runtime.plan import Plan
 from mlc.runtime.process import DEFAULT_KILL_GRACE_SECONDS
-from mlc.runtime.report import RunObserver, RunReport, SilentObserver
-from mlc.runtime.secrets import check_secrets, secret_env
+from mlc.runtime.report import RunObserver, RunReport
 from mlc.store.base import Store
-from mlc.store.lineage import new_run_id, open_lineage
 
 KILL_GRACE_ENV = "MLC_KILL_GRACE_SECONDS"
 
@@ -38,8 +35,6 @@ class LocalBackend:
         self.store = store
         self.environ = dict(os.environ if environ is None else environ)
 
-    # ------------------------------------------------------------------ public
-
     def machine(self, document: IRDocument) -> Machine:
         """The capacity steps are scheduled against."""
         try:
@@ -47,24 +42,13 @@ class LocalBackend:
         except InventoryError as exc:
             raise PreflightError(str(exc)) from None
 
+    def executor(self, document: IRDocument) -> LocalExecutor:
+        """The executor a run of `document` uses."""
+        return LocalExecutor(self.store, self.environ, lambda: self.machine(document))
+
     def plan(self, document: IRDocument, *, rerun: Collection[str] = ()) -> Plan:
         """What `apply` would do: per invocation, cached or why it will run."""
-        document = _absolute(document)
-        self._check_steps(document)
-        datasets = self._datasets(document)
-        lineage = open_lineage(self.store)
-        try:
-            plan = make_plan(
-                document,
-                self.store,
-                lineage,
-                {name: r.digest for name, r in datasets.by_name.items()},
-                rerun=rerun,
-            )
-        finally:
-            lineage.close()
-        plan.warnings[:0] = datasets.warnings
-        return plan
+        return checks.plan(document, self.store, self.executor(document), rerun=rerun)
 
     def apply(
         self,
@@ -76,79 +60,23 @@ class LocalBackend:
         run_id: str | None = None,
     ) -> RunReport:
         """Runs the pipeline; a `PreflightError` means nothing ran."""
-        document = _absolute(document)
-        preflight = self._preflight(document)
-        ledger = ResourceLedger(self.machine(document))
-        self._check_fit(document, ledger)
+        settings = RunSettings(
+            rerun=frozenset(rerun),
+            keep_going=keep_going,
+            kill_grace_seconds=self._kill_grace(document),
+            target=document.target.name if document.target else "",
+        )
+        executor = self.executor(document)
         remove_abandoned_runs(getattr(self.store, "local_dir", ".mlc"))
-        lineage = open_lineage(self.store)
-        try:
-            run = LocalRun(
-                document,
-                run_id=run_id or new_run_id(),
-                store=self.store,
-                lineage=lineage,
-                ledger=ledger,
-                preflight=preflight,
-                environ=self.environ,
-                settings=RunSettings(
-                    rerun=frozenset(rerun),
-                    keep_going=keep_going,
-                    kill_grace_seconds=self._kill_grace(document),
-                    target=document.target.name if document.target else "",
-                ),
-                observer=observer or SilentObserver(),
-            )
-            return run.execute()
-        finally:
-            lineage.close()
-
-    # ------------------------------------------------------------------ preflight
-
-    def _preflight(self, document: IRDocument) -> Preflight:
-        code = self._check_steps(document)
-        steps = document.pipeline.steps
-        check_secrets(steps, self.environ)
-        secrets: dict[str, dict[str, str]] = {
-            step.id: secret_env(step, self.environ) for step in steps
-        }
-        return Preflight(code=code, secrets=secrets, datasets=self._datasets(document))
-
-    def _check_steps(self, document: IRDocument) -> dict[str, dict[str, str]]:
-        """Features this backend cannot honour, and the code digest of every step."""
-        ignored = set(document.target.ignore_unsupported) if document.target else set()
-        problems: list[str] = []
-        code: dict[str, dict[str, str]] = {}
-        digests = CodeDigests.for_store(document.base_dir, self.store)
-        for step in document.pipeline.steps:
-            if step.image and "image" not in ignored:
-                problems.append(
-                    f"step `{step.name}` sets `image`, but local runs use the current Python "
-                    'environment; add `ignore_unsupported = ["image"]` to the target to run it '
-                    "anyway"
-                )
-            try:
-                code[step.id] = digests.of(step)
-            except PreflightError as exc:
-                problems.append(str(exc))
-        digests.save()
-        if problems:
-            raise PreflightError("\n".join(problems))
-        return code
-
-    def _check_fit(self, document: IRDocument, ledger: ResourceLedger) -> None:
-        problems = []
-        for step in document.pipeline.steps:
-            reason = ledger.never_fits(step.resources)
-            if reason is not None:
-                problems.append(f"step `{step.name}` can never run here: {reason}")
-        if problems:
-            raise PreflightError("\n".join(problems))
-
-    def _datasets(self, document: IRDocument) -> ResolvedDatasets:
-        if not document.pipeline.datasets:
-            return ResolvedDatasets()
-        return resolve_datasets(document, self.store, read_lock(lock_path(document)))
+        return apply_run(
+            document,
+            executor,
+            store=self.store,
+            environ=self.environ,
+            settings=settings,
+            observer=observer,
+            run_id=run_id,
+        )
 
     def _kill_grace(self, document: IRDocument) -> float:
         value = self.environ.get(KILL_GRACE_ENV)
@@ -161,9 +89,3 @@ class LocalBackend:
             return max(0.0, seconds)
         except (TypeError, ValueError):
             raise PreflightError(f"kill grace `{value}` is not a number of seconds") from None
-
-
-def _absolute(document: IRDocument) -> IRDocument:
-    """The document with `base_dir` made absolute (steps run with it as working directory)."""
-    base = str(Path(document.base_dir).resolve())
-    return document if base == document.base_dir else document.model_copy(update={"base_dir": base})

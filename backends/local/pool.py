@@ -112,13 +112,13 @@ class Worker:
 
 
 class WorkerPool:
-    """Idle workers by `CUDA_VISIBLE_DEVICES` value; busy ones are held by their callers."""
+    """Idle workers by `CUDA_VISIBLE_DEVICES` value; busy ones are held by their callers (the
+    executor stops a busy one's group with `kill` or `kill_groups`)."""
 
     def __init__(self, env: Mapping[str, str], stderr_path: str) -> None:
         self._env = dict(env)
         self._stderr_path = stderr_path
         self._idle: dict[str | None, list[Worker]] = {}
-        self._busy: set[Worker] = set()
         self._lock = threading.Lock()
         self.started = 0
 
@@ -129,14 +129,10 @@ class WorkerPool:
             while idle:
                 worker = idle.pop()
                 if worker.alive():
-                    self._busy.add(worker)
                     return worker
                 worker.discard()
             self.started += 1
-        worker = Worker(self._env, cuda, self._stderr_path)
-        with self._lock:
-            self._busy.add(worker)
-        return worker
+        return Worker(self._env, cuda, self._stderr_path)
 
     def start(self, count: int, cuda: str | None) -> None:
         """Starts idle workers ahead of need (up to `count` idle ones for this visibility)."""
@@ -151,7 +147,6 @@ class WorkerPool:
     def release(self, worker: Worker) -> None:
         """Returns a worker after its task; a dead one is discarded."""
         with self._lock:
-            self._busy.discard(worker)
             if worker.alive():
                 self._idle.setdefault(worker.cuda, []).append(worker)
                 return
@@ -160,12 +155,6 @@ class WorkerPool:
     def kill(self, worker: Worker, grace_seconds: float) -> None:
         """Stops a busy worker's group: SIGTERM, `grace_seconds`, then SIGKILL."""
         terminate_group(worker.pid, grace_seconds, reap=worker.process)
-
-    def kill_all(self, grace_seconds: float) -> None:
-        """Stops every busy worker's group at once (cancellation)."""
-        with self._lock:
-            busy = list(self._busy)
-        kill_groups([w.pid for w in busy], grace_seconds, reap=[w.process for w in busy])
 
     def shutdown(self, timeout_seconds: float = 30.0) -> None:
         """Closes the idle workers and waits for them to exit: a worker writes a step's cache

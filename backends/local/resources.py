@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 from mlc.backends.local.inventory import Machine
 from mlc.ir.model import Resources
+from mlc.runtime.report import gib
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +29,9 @@ class Grant:
         return ",".join(str(index) for index in self.gpus)
 
 
-def gib(size: int) -> str:
-    """`3.5 GiB`."""
-    return f"{size / 2**30:.1f} GiB"
-
-
 class ResourceLedger:
-    """Accounts requests against a `Machine`; safe to use from several threads."""
+    """Accounts requests against a `Machine`; safe to use from several threads. The local
+    executor's capacity (`mlc.coordinator.executor.Capacity`): a reservation is a `Grant`."""
 
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
@@ -76,7 +74,7 @@ class ResourceLedger:
             )
         return None
 
-    def try_acquire(self, resources: Resources) -> Grant | None:
+    def try_reserve(self, resources: Resources) -> Grant | None:
         """Takes the request from what is free, or returns None when it does not fit now."""
         memory = resources.memory_bytes or 0
         gpu = resources.gpu
@@ -94,8 +92,9 @@ class ResourceLedger:
             self._free_memory -= memory
             return Grant(resources.cpu_millis, memory, slots)
 
-    def release(self, grant: Grant) -> None:
+    def release(self, reservation: object) -> None:
         """Gives a grant back."""
+        grant = cast(Grant, reservation)
         with self._lock:
             self._free_cpu += grant.cpu_millis
             self._free_memory += grant.memory_bytes

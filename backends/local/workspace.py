@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mlc.backends.local.step_logs import LogPart
+from mlc.runtime.step_logs import ATTEMPT_HEADER, LogPart
 from mlc.runtime.workdir import remove_tree
 
 WORK_DIR = "work"
@@ -94,15 +94,6 @@ class RunWorkspace:
         with contextlib.suppress(OSError):
             remove_tree(self.root)
         os.close(self._lock_fd)
-
-
-ATTEMPT_HEADER = re.compile(rb"^--- mlc: (.+?) attempt \d+ started .*$", re.MULTILINE)
-"""The line a worker writes before each attempt (`mlc.runtime.attempt.AttemptPlan.header`)."""
-
-
-def attempt_header(invocation: str, attempt: int) -> str:
-    """The line a worker writes to its log before an attempt (`ATTEMPT_HEADER` finds it)."""
-    return f"--- mlc: {invocation} attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n"
 
 
 def _claim(lock: Path) -> int | None:

@@ -1,7 +1,9 @@
 """One attempt carried out where it executes: directory, inputs, task, outputs, cache entry.
 
-The scheduler decides and records; the process that executes a step (a local worker, and in
-time a Ray task or a Kubernetes pod) does the file-system work around it. That keeps the
+The coordinator decides an `Attempt` (what to run: the invocation, its input digests, its
+environment, its cache entry); the executor renders it where it runs (`render_attempt`: the
+attempt directory, the log file, the `Task` and its `AttemptPlan`); the process that executes
+it (a local worker, a Ray task, a Kubernetes pod) does the file-system work around it. That keeps the
 per-step work of many steps in as many processes, in parallel, instead of on the scheduler's
 threads, and it is the only arrangement a remote executor can have: it must fetch its own
 inputs and put its own outputs into the shared store.
@@ -18,17 +20,29 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
+from mlc.runtime.context import RunInfo
 from mlc.runtime.errors import StepFailure
+from mlc.runtime.step_logs import EarlierLog, attempt_header
 from mlc.runtime.task import Task, TaskResult, execute_task, open_log
-from mlc.runtime.workdir import OutputSlot, collect_outputs, empty_attempt, prepare_attempt
+from mlc.runtime.workdir import (
+    OutputSlot,
+    attempt_paths,
+    collect_outputs,
+    empty_attempt,
+    prepare_attempt,
+)
 from mlc.store.base import Store
 from mlc.store.digest import Digest
 from mlc.store.errors import StoreError
+
+if TYPE_CHECKING:  # imported when needed: a worker never loads the IR's models
+    from mlc.ir.model import Step
+    from mlc.runtime.invocation import Invocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,99 @@ class CacheEntryPlan:
             "invocation": self.invocation,
             "expire_seconds": self.expire_seconds,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of one invocation, decided by the coordinator, to be carried out.
+
+    Nothing in it depends on where it runs: the executor picks the attempt directory and the
+    log file, adds its own environment (GPU visibility, `TMPDIR`) and renders the task there
+    (`render_attempt`).
+    """
+
+    run_id: str
+    invocation: Invocation
+    number: int
+    """1 for the first attempt, 2 for the first retry, …"""
+    inputs: Mapping[str, Digest | list[Digest]]
+    params: Mapping[str, Any]
+    run: RunInfo
+    env: Mapping[str, str]
+    """What the step adds to the environment: its `env`, its secrets, `MLC_RUN_ID`,
+    `MLC_STEP` (the executor puts it over the environment steps run in where it runs)."""
+    base_dir: str
+    """The spec's directory: the working directory of the step, and where `call` modules
+    are imported from."""
+    cache: CacheEntryPlan | None
+    """The cache entry a successful attempt writes (None when the step is not cached)."""
+    earlier_log: EarlierLog = field(default_factory=EarlierLog)
+    """The log of the earlier attempts, to which this attempt's log is added."""
+    kill_grace_seconds: float = 10.0
+    """How long a stopped attempt gets between SIGTERM and SIGKILL."""
+    reservation: object = None
+    """What the executor's capacity granted it (the executor's own object; not JSON)."""
+
+    @property
+    def step(self) -> Step:
+        """The step the attempt belongs to."""
+        return self.invocation.step
+
+    @property
+    def name(self) -> str:
+        """`train` or `train[2]`."""
+        return self.invocation.name
+
+    @property
+    def key(self) -> str:
+        """`RUN/INVOCATION/NUMBER`: unique in a store, stable across re-attaches."""
+        return f"{self.run_id}/{self.name}/{self.number}"
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        """The step's timeout, which the executor enforces (None: none)."""
+        return self.step.timeout_seconds or None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: what a remote executor ships to where the attempt runs (the step as
+        the IR writes it, so the far side needs nothing but `mlc.runtime` to render it)."""
+        return {
+            "run_id": self.run_id,
+            "step": self.step.model_dump(mode="json"),
+            "index": self.invocation.index,
+            "item": self.invocation.item,
+            "number": self.number,
+            "inputs": dict(self.inputs),
+            "params": dict(self.params),
+            "run": {"id": self.run.id, "status": self.run.status},
+            "env": dict(self.env),
+            "base_dir": self.base_dir,
+            "cache": None if self.cache is None else self.cache.to_json(),
+            "earlier_log": self.earlier_log.to_json(),
+            "kill_grace_seconds": self.kill_grace_seconds,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Attempt:
+        """The attempt a `to_json` dict describes (without a reservation)."""
+        from mlc.ir.model import Step
+        from mlc.runtime.invocation import Invocation
+
+        step = Step.model_validate(data["step"])
+        cache = data.get("cache")
+        return cls(
+            run_id=data["run_id"],
+            invocation=Invocation(step, data.get("index"), data.get("item")),
+            number=data["number"],
+            inputs=data["inputs"],
+            params=data["params"],
+            run=RunInfo(data["run"]["id"], data["run"]["status"]),
+            env=data["env"],
+            base_dir=data["base_dir"],
+            cache=None if cache is None else CacheEntryPlan(**cache),
+            earlier_log=EarlierLog.from_json(data.get("earlier_log") or {}),
+            kill_grace_seconds=data.get("kill_grace_seconds", 10.0),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +206,50 @@ class AttemptPlan:
             empty_log=data.get("empty_log", False),
             timed=data.get("timed", True),
         )
+
+
+def render_attempt(
+    attempt: Attempt,
+    *,
+    root: str,
+    log_path: str,
+    environ: Mapping[str, str],
+    extra_env: Mapping[str, str] | None = None,
+    empty_log: bool = False,
+) -> tuple[Task, AttemptPlan]:
+    """An attempt made concrete where it runs: its task (templates rendered with the paths
+    under `root`, the environment `environ` + the step's + `TMPDIR` + `extra_env`) and the
+    plan of its directory and log. Raises `StepFailure` when a template cannot be rendered."""
+    from mlc.runtime.rendering import render_task
+
+    outputs = tuple(OutputSlot.of(port) for port in attempt.step.outputs)
+    paths = attempt_paths(Path(root), attempt.inputs, outputs)
+    env = dict(environ)
+    env.update(attempt.env)
+    env["TMPDIR"] = f"{root}/tmp"
+    if extra_env:
+        env.update(extra_env)
+    task = render_task(
+        attempt.invocation,
+        params=attempt.params,
+        paths=paths,
+        run=attempt.run,
+        env=env,
+        cwd=attempt.base_dir,
+        log_path=log_path,
+        base_dir=attempt.base_dir,
+    )
+    plan = AttemptPlan(
+        root=root,
+        inputs=attempt.inputs,
+        outputs=outputs,
+        log_path=log_path,
+        header=attempt_header(attempt.name, attempt.number),
+        cache=attempt.cache,
+        empty_log=empty_log,
+        timed=attempt.timeout_seconds is not None,
+    )
+    return task, plan
 
 
 @dataclass(frozen=True, slots=True)

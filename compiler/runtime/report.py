@@ -16,6 +16,15 @@ UNIT_STATUSES = ("pending", "waiting", "running", "ran", "cached", "failed", "sk
 FINAL_STATUSES = frozenset({"ran", "cached", "failed", "skipped", "cancelled"})
 
 
+def gib(size: int) -> str:
+    """A size in bytes as people read it in a message.
+
+    >>> gib(3 * 2**29)
+    '1.5 GiB'
+    """
+    return f"{size / 2**30:.1f} GiB"
+
+
 @dataclass(frozen=True, slots=True)
 class UnitUpdate:
     """A change of one invocation's status, with a short detail (`attempt 2/3`, a reason)."""

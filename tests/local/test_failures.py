@@ -259,8 +259,8 @@ def test_a_log_too_large_for_memory_is_streamed_into_the_store_whole(
     runner: Runner, work: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Any log over 4 KiB takes the streamed path here; a retry continues the stored log.
-    monkeypatch.setattr("mlc.backends.local.step_logs.IN_MEMORY_BYTES", 4096)
-    monkeypatch.setattr("mlc.backends.local.step_logs.TAIL_BYTES", 1024)
+    monkeypatch.setattr("mlc.runtime.step_logs.IN_MEMORY_BYTES", 4096)
+    monkeypatch.setattr("mlc.runtime.step_logs.TAIL_BYTES", 1024)
     script = f"seq 1 3000; [ -e {work}/again ] && exit 0; touch {work}/again; exit 5"
     report = runner.apply(document(work, [step("loud", sh(script), retries=1)]))
     loud = by_name(report)["loud"]
@@ -280,8 +280,8 @@ def test_a_log_too_large_for_memory_is_streamed_into_the_store_whole(
 def test_a_streamed_log_still_shows_its_last_lines(
     runner: Runner, work: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mlc.backends.local.step_logs.IN_MEMORY_BYTES", 4096)
-    monkeypatch.setattr("mlc.backends.local.step_logs.TAIL_BYTES", 1024)
+    monkeypatch.setattr("mlc.runtime.step_logs.IN_MEMORY_BYTES", 4096)
+    monkeypatch.setattr("mlc.runtime.step_logs.TAIL_BYTES", 1024)
     report = runner.apply(document(work, [step("loud", sh("seq 1 5000; exit 2"))]))
     loud = by_name(report)["loud"]
     assert loud.status == "failed"
@@ -297,7 +297,7 @@ def test_an_attempt_that_cannot_be_handed_over_fails_with_the_reason(
     def refuse(*_args: object, **_kwargs: object) -> object:
         raise StepFailure("cannot render `{{ nope }}`")
 
-    monkeypatch.setattr("mlc.backends.local.engine.render_task", refuse)
+    monkeypatch.setattr("mlc.backends.local.executor.render_attempt", refuse)
     report = runner.apply(document(work, [step("never", sh("true"))]))
     never = by_name(report)["never"]
     assert (never.status, never.error) == ("failed", "cannot render `{{ nope }}`")

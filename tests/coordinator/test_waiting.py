@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from mlc.backends.local.units import Unit
-from mlc.backends.local.waiting import WaitingUnits
+from mlc.coordinator.units import Unit
+from mlc.coordinator.waiting import WaitingUnits
 from mlc.runtime.invocation import invocations_of
 
 from tests.runtime.builders import sh, step

@@ -1,59 +1,55 @@
-"""The local run: a scheduler over invocations, resources and a pool of worker processes.
+"""The run coordinator: what a run means, written once for every backend.
 
-One thread (the caller's) owns every decision and all lineage writes; each running attempt
-has a small thread that prepares its directory, hands the task to a worker, waits for it
-(killing the worker's process group at the timeout), and puts the outputs into the store. The
-scheduler loop:
+One thread (the caller's) owns every decision and all lineage writes; an executor
+(`mlc.coordinator.executor`) carries out the attempts it is handed, wherever they run, and
+reports each end as an event. The loop:
 
 1. a step whose upstream steps have all ended is *decided*: skipped (an input is missing, or
    its `when` condition is false), or, per invocation, cached or waiting to run;
-2. waiting invocations start, in order, as soon as their resources fit (and their retry
-   backoff and the `foreach` parallelism allow);
-3. each finished attempt is recorded, retried with exponential backoff, or failed. After a
+2. waiting invocations start, in order, as soon as the executor's capacity reserves their
+   resources (and their retry backoff and the `foreach` parallelism allow); an invocation
+   whose attempt an earlier coordinator of the run left running is adopted, not started again;
+3. each ended attempt is recorded, retried with exponential backoff, or failed. After a
    failure no new step starts unless `keep_going`; running steps finish, `finally` steps run.
 
-Ctrl-C (KeyboardInterrupt) kills every running process group and records the run as
-cancelled.
+Ctrl-C (KeyboardInterrupt) stops every running attempt and records the run as cancelled.
+The coordinator never waits on a clock for an attempt: it sleeps on the executor's events,
+waking only for a retry's backoff, to write lineage, and to let the progress display tick.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import os
 import queue
-import signal
 import time
-import traceback
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
-from mlc.backends.local.attempt_threads import AttemptThreads
-from mlc.backends.local.log_batches import LogBatches
-from mlc.backends.local.pool import CUDA_VARIABLE, Worker, WorkerDied, WorkerPool
-from mlc.backends.local.resources import Grant, ResourceLedger, gib
-from mlc.backends.local.step_logs import EarlierLog, LogPart, store_log
-from mlc.backends.local.units import StepState, Unit, backoff_seconds, describe_result
-from mlc.backends.local.waiting import WaitingUnits
-from mlc.backends.local.workspace import RunWorkspace, attempt_header
+from mlc.coordinator.executor import AttemptEnded, Executor, KnownAttempt
+from mlc.coordinator.preflight import Preflight
+from mlc.coordinator.units import StepState, Unit, backoff_seconds
+from mlc.coordinator.waiting import WaitingUnits
 from mlc.ir.graph import condition_refs, dependencies, steps_in_order
 from mlc.ir.model import IRDocument, Step, StepId
-from mlc.runtime.attempt import AttemptPlan, CacheEntryPlan, Collected
-from mlc.runtime.cache_entries import CachedOutput
+from mlc.runtime.attempt import Attempt, CacheEntryPlan
 from mlc.runtime.cache_key import cache_key_parts
 from mlc.runtime.context import RunInfo
-from mlc.runtime.datasets import ResolvedDatasets
 from mlc.runtime.decisions import decide
 from mlc.runtime.errors import ConditionFailure, StepFailure
 from mlc.runtime.gates import gate_open
 from mlc.runtime.invocation import invocations_of
-from mlc.runtime.rendering import render_task, step_environment
-from mlc.runtime.report import FINAL_STATUSES, RunObserver, RunReport, StepReport, UnitUpdate
-from mlc.runtime.task import TaskResult
+from mlc.runtime.rendering import step_environment
+from mlc.runtime.report import (
+    FINAL_STATUSES,
+    RunObserver,
+    RunReport,
+    StepReport,
+    UnitUpdate,
+    gib,
+)
+from mlc.runtime.step_logs import EarlierLog, describe_result
 from mlc.runtime.wiring import OutputDigests, wire_inputs
-from mlc.runtime.workdir import OutputSlot, attempt_paths, remove_tree
 from mlc.store.base import Store
 from mlc.store.digest import Digest
 from mlc.store.errors import StoreError
@@ -69,51 +65,23 @@ from mlc.store.lineage import (
     current_host,
     current_user,
 )
-from mlc.store.uri import store_address
 
 TICK_SECONDS = 0.2
+"""How often the progress display ticks while nothing happens."""
 LINEAGE_SECONDS = 0.1
+"""How long lineage may trail the steps (see `_write_lineage`)."""
+CANCEL_REPORT_SECONDS = 10.0
+"""How long a cancelled run waits for its stopped attempts to report."""
 
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
-    """How a local run behaves."""
+    """How a run behaves, whatever the backend."""
 
     rerun: frozenset[str] = frozenset()
     keep_going: bool = False
     kill_grace_seconds: float = 10.0
     target: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Preflight:
-    """What was checked and computed before the run: per-step code digests and secrets,
-    resolved datasets."""
-
-    code: Mapping[str, dict[str, str]]
-    secrets: Mapping[str, dict[str, str]]
-    datasets: ResolvedDatasets
-
-
-@dataclass(slots=True)
-class _Outcome:
-    unit: Unit
-    attempt: int
-    result: TaskResult | None = None
-    outputs: dict[str, CachedOutput] | None = None
-    error: str | None = None
-    log_ref: str | None = None
-    log_tail: list[str] | None = None
-    log_problem: str | None = None
-    """Why the log could not be stored, if it could not."""
-    notes: list[str] = field(default_factory=list)
-    """What mlc adds to the attempt's log (an internal error's traceback)."""
-    log_start: int = 0
-    """Where the attempt's part of the worker's log file begins."""
-    killed: bool = False
-    """The worker was killed (timeout, cancel) or died before it reported."""
-    root: Path | None = None
-    """The attempt directory (the worker's)."""
 
 
 @dataclass(slots=True)
@@ -123,8 +91,8 @@ class _Stop:
     failed_units: list[str] = field(default_factory=list)
 
 
-class LocalRun:
-    """One run of one document on this machine (see the module docstring)."""
+class Coordinator:
+    """One run of one document on one executor (see the module docstring)."""
 
     def __init__(
         self,
@@ -133,9 +101,8 @@ class LocalRun:
         run_id: str,
         store: Store,
         lineage: Lineage,
-        ledger: ResourceLedger,
+        executor: Executor,
         preflight: Preflight,
-        environ: Mapping[str, str],
         settings: RunSettings,
         observer: RunObserver,
     ) -> None:
@@ -143,9 +110,9 @@ class LocalRun:
         self.run_id = run_id
         self.store = store
         self.lineage = lineage
-        self.ledger = ledger
+        self.executor = executor
+        self.capacity = executor.capacity
         self.preflight = preflight
-        self.environ = dict(environ)
         self.settings = settings
         self.observer = observer
         self.pipeline = document.pipeline.name
@@ -158,10 +125,11 @@ class LocalRun:
         }
         self.predecessors = {s.id: needs[s.id] for s in self.order}
         self.units = [unit for s in self.order for unit in self.states[s.id].units]
-        # Book-keeping that keeps each scheduler pass proportional to what changed, not to
-        # the size of the pipeline: steps whose upstream steps have all ended (by position),
-        # how many upstream steps each step still waits for, waiting units (by position) and
-        # how many of them share each resource request, running units.
+        self.by_name = {unit.name: unit for unit in self.units}
+        # Book-keeping that keeps each pass proportional to what changed, not to the size
+        # of the pipeline: steps whose upstream steps have all ended (by position), how many
+        # upstream steps each step still waits for, waiting units (by position) and how many
+        # of them share each resource request, running units.
         self.position = {id(unit): index for index, unit in enumerate(self.units)}
         self.step_position = {s.id: index for index, s in enumerate(self.order)}
         self.successors: dict[StepId, list[StepId]] = {s.id: [] for s in self.order}
@@ -178,28 +146,20 @@ class LocalRun:
         self.running: set[Unit] = set()
         self.produced: dict[str, OutputDigests] = {}
         self.stop = _Stop()
-        self.events: queue.Queue[_Outcome] = queue.Queue()
-        self.attempt_threads = AttemptThreads()
-        self.logs = LogBatches(store)
+        self.events: queue.SimpleQueue[AttemptEnded] = queue.SimpleQueue()
         self.started = time.time()
-        self.workspace = RunWorkspace(self._local_dir(), run_id)
-        base_env = {k: v for k, v in self.environ.items() if k != CUDA_VARIABLE}
-        self.pool = WorkerPool(base_env, str(self.workspace.workers_log))
-        self.store_address = store_address(store)
         self.host = current_host()
         self.lineage_queue: list[StepExecution] = []
         self.lineage_due = 0.0
         self.retrying: set[Unit] = set()
-        self.gpus_present = bool(ledger.machine.gpus)
-
-    def _local_dir(self) -> str:
-        return str(getattr(self.store, "local_dir", ".mlc"))
+        self.adoptable: dict[tuple[str, str | None], KnownAttempt] = {}
+        """Attempts an earlier coordinator of this run left running, by invocation and key."""
 
     # ------------------------------------------------------------------ the run
 
     def execute(self) -> RunReport:
         """Runs the pipeline to the end (or until cancelled) and reports."""
-        self._start_workers()
+        self.executor.begin(self.run_id, self.document, self.events.put)
         self._begin()
         try:
             self._loop()
@@ -210,6 +170,16 @@ class LocalRun:
             self._end(status)
         return self._report(status)
 
+    def resume(self, earlier_runs: Sequence[str]) -> None:
+        """Before `execute`: adopt the attempts that earlier coordinators of these runs (killed,
+        or cut off) left running on the executor, instead of starting them again. Ended
+        attempts need nothing: their outputs and cache entries are in the store."""
+        if not earlier_runs:
+            return
+        for known in self.executor.known_attempts(earlier_runs):
+            if known.running:
+                self.adoptable[(known.invocation, known.cache_key)] = known
+
     def _begin(self) -> None:
         version = code_version(self.document.base_dir)
         self.lineage.start_run(
@@ -218,8 +188,8 @@ class LocalRun:
                 pipeline=self.pipeline,
                 spec_path=self.document.spec,
                 target=self.settings.target,
-                backend="local",
-                host=current_host(),
+                backend=self.executor.backend,
+                host=self.host,
                 user=current_user(),
                 git_commit=version.commit,
                 git_dirty=version.dirty,
@@ -235,18 +205,6 @@ class LocalRun:
         for warning in self.preflight.datasets.warnings:
             self.observer.warning(warning)
 
-    def _start_workers(self) -> None:
-        """Starts as many workers as steps of the smallest CPU request can run at once (at
-        most one per core), so that they import while the run is being set up. On a machine
-        with GPUs they start on demand: each is started for a `CUDA_VISIBLE_DEVICES`."""
-        if self.gpus_present:
-            return
-        smallest = min((u.step.resources.cpu_millis for u in self.units), default=0)
-        if smallest <= 0:
-            return
-        fits = self.ledger.machine.cpu_millis // smallest
-        self.pool.start(min(len(self.units), fits, os.cpu_count() or 1), None)
-
     def _loop(self) -> None:
         while len(self.settled) < len(self.states):
             progressed = self._decide_ready_steps()
@@ -260,15 +218,15 @@ class LocalRun:
             if time.monotonic() >= self.lineage_due:
                 self._write_lineage()
             try:
-                outcome: _Outcome | None = self.events.get(timeout=self._wait_seconds())
+                ended: AttemptEnded | None = self.events.get(timeout=self._wait_seconds())
             except queue.Empty:
-                outcome = None
-            while outcome is not None:
-                self._handle(outcome)
+                ended = None
+            while ended is not None:
+                self._handle(ended)
                 try:
-                    outcome = self.events.get_nowait()
+                    ended = self.events.get_nowait()
                 except queue.Empty:
-                    outcome = None
+                    ended = None
             self.observer.tick()
 
     def _backing_off(self) -> bool:
@@ -450,11 +408,11 @@ class LocalRun:
                     if stopping:
                         continue  # the others may still have to be skipped
                     break
-                grant = self.ledger.try_acquire(step.resources)
-                if grant is None:
+                reservation = self.capacity.try_reserve(step.resources)
+                if reservation is None:
                     refused.add(key)
                     continue
-                self._launch(unit, grant)
+                self._launch(unit, reservation)
                 started = True
         return started
 
@@ -465,150 +423,41 @@ class LocalRun:
             return False
         return self.states[step.id].running >= parallelism
 
-    def _launch(self, unit: Unit, grant: Grant) -> None:
+    def _launch(self, unit: Unit, reservation: object) -> None:
         unit.attempts += 1
-        unit.grant = grant
         self._set_status(unit, "running")
         if unit.started_at is None:
             unit.started_at = time.time()
         total = unit.step.retry.retries + 1
         self._notify(unit, f"attempt {unit.attempts}/{total}" if total > 1 else "")
-        self._hand_over(unit, unit.attempts, grant)
+        attempt = unit.attempt = self._attempt(unit, reservation)
+        known = self.adoptable.pop((unit.name, unit.cache_key), None)
+        if known is not None:
+            self.observer.warning(
+                f"`{unit.name}` is still running from run {known.run_id}: waiting for it"
+            )
+            self.executor.adopt(known, attempt)
+        else:
+            self.executor.start(attempt)
 
-    # ------------------------------------------------------------------ one attempt
-
-    def _hand_over(self, unit: Unit, attempt: int, grant: Grant) -> None:
-        """Renders one attempt and hands it to a worker, which prepares it, runs it and
-        collects its outputs (`mlc.runtime.attempt`); a thread then waits for the worker's
-        reports and keeps the timeout (`_see_through`)."""
-        outcome = _Outcome(unit, attempt)
+    def _attempt(self, unit: Unit, reservation: object) -> Attempt:
+        """The unit's next attempt, as the executor receives it."""
         step = unit.step
-        worker = None
-        try:
-            cuda = grant.cuda_visible_devices if grant.gpus or self.gpus_present else None
-            worker = self.pool.acquire(cuda)
-            # Each worker reuses one attempt directory, emptied after every attempt: making
-            # and deleting directories per step makes the filesystem slow to allocate inodes.
-            root = outcome.root = self.workspace.scratch_dir(worker.pid)
-            outputs = tuple(OutputSlot.of(port) for port in step.outputs)
-            paths = attempt_paths(root, unit.inputs, outputs)
-            extra = {"TMPDIR": f"{root}/tmp"}
-            if cuda is not None:
-                extra[CUDA_VARIABLE] = cuda
-            run = RunInfo(self.run_id, self._status_so_far() if step.is_finally else "running")
-            env = step_environment(
-                self.environ, unit.invocation, self.preflight.secrets[step.id], run, extra
-            )
-            # The log goes to the worker's own file (see `WorkerLogs`).
-            log_path = self.workspace.worker_logs.path(worker.pid)
-            outcome.log_start, empty_log = self.workspace.worker_logs.begin(worker.pid)
-            task = render_task(
-                unit.invocation,
-                params=self.params,
-                paths=paths,
-                run=run,
-                env=env,
-                cwd=self.document.base_dir,
-                log_path=log_path,
-                base_dir=self.document.base_dir,
-            )
-            plan = AttemptPlan(
-                root=str(root),
-                inputs=unit.inputs,
-                outputs=outputs,
-                log_path=log_path,
-                header=attempt_header(unit.name, attempt),
-                cache=self._cache_entry_plan(unit),
-                empty_log=empty_log,
-                timed=bool(step.timeout_seconds),
-            )
-            worker.send(
-                {"store": self.store_address, "task": task.to_json(), "attempt": plan.to_json()}
-            )
-        except (StepFailure, StoreError) as exc:
-            outcome.error = str(exc)
-        except Exception as exc:  # an internal error must still end the attempt cleanly
-            outcome.error = f"internal error: {type(exc).__name__}: {exc}"
-            outcome.notes.append(traceback.format_exc())
-        if outcome.error is not None or worker is None:
-            if worker is not None:
-                self.pool.release(worker)
-            self.attempt_threads.submit(self._conclude, outcome, None)
-        else:
-            self.attempt_threads.submit(self._see_through, worker, outcome)
-
-    def _see_through(self, worker: Worker, outcome: _Outcome) -> None:
-        """(On an attempt thread.) Waits for the worker's reports, takes the attempt's log
-        from the worker's log file before the worker may start another, then concludes."""
-        part = None
-        try:
-            self._await(worker, outcome.unit, outcome)
-        except Exception as exc:  # an internal error must still end the attempt cleanly
-            outcome.error = f"internal error: {type(exc).__name__}: {exc}"
-            outcome.notes.append(traceback.format_exc())
-        finally:
-            try:
-                part = self.workspace.worker_logs.take(worker.pid, outcome.log_start)
-            except OSError as exc:
-                outcome.notes.append(f"--- mlc: the attempt's log could not be read: {exc} ---\n")
-            self.pool.release(worker)
-            self._conclude(outcome, part)
-
-    def _conclude(self, outcome: _Outcome, part: LogPart | None) -> None:
-        """(On an attempt thread.) Adds what mlc has to say to the attempt's log, stores the
-        log of every attempt so far and reports the outcome to the scheduler."""
-        unit, attempt = outcome.unit, outcome.attempt
-        notes = list(outcome.notes)
-        failed = outcome.outputs is None
-        if failed:
-            notes.append(
-                f"--- mlc: attempt {attempt} failed: "
-                f"{describe_result(outcome.result, outcome.error)} ---\n"
-            )
-        # Stored here, off the scheduler's thread: the log is complete once the attempt
-        # has ended (a retry stores the logs of both attempts again).
-        try:
-            stored = store_log(
-                self.store, self.logs, unit.earlier_log, part, "".join(notes).encode("utf-8")
-            )
-        except (OSError, StoreError) as exc:
-            outcome.log_problem = str(exc)
-        except Exception as exc:  # the outcome must reach the scheduler, or the run waits
-            outcome.log_problem = f"internal error: {type(exc).__name__}: {exc}"
-        else:
-            outcome.log_ref, outcome.log_tail = stored.digest, stored.tail
-            # Kept only while another attempt may follow: the next one's log is added to it.
-            retried = failed and attempt <= unit.step.retry.retries
-            unit.earlier_log = stored.whole if retried else EarlierLog()
-        self.events.put(outcome)
-        if outcome.killed and outcome.root is not None:
-            # The worker did not get to clean up; its directory dies with it.
-            with contextlib.suppress(OSError):
-                remove_tree(outcome.root)
-
-    def _await(self, worker: Worker, unit: Unit, outcome: _Outcome) -> None:
-        """Waits for the worker's two reports, killing it at the step's timeout."""
-        timeout = unit.step.timeout_seconds
-        deadline = time.monotonic() + timeout if timeout else None
-        try:
-            ended = worker.receive(deadline)
-            if ended is None:
-                self.pool.kill(worker, self.settings.kill_grace_seconds)
-                outcome.killed = True
-                code = worker.process.returncode or -signal.SIGKILL
-                outcome.result = TaskResult(code, f"timed out after {timeout:g}s", timed_out=True)
-                return
-            if ended["ended"] is not None:
-                outcome.result = TaskResult(**ended["ended"])
-            report = worker.receive(None)
-        except WorkerDied as died:
-            outcome.killed = True
-            outcome.result = died.result
-            return
-        collected = Collected.from_json(report["collected"] if report else {})
-        outcome.error = collected.error
-        if collected.outputs is not None and not unit.cancel_requested:
-            outcome.outputs = collected.outputs
+        run = RunInfo(self.run_id, self._status_so_far() if step.is_finally else "running")
+        return Attempt(
+            run_id=self.run_id,
+            invocation=unit.invocation,
+            number=unit.attempts,
+            inputs=unit.inputs,
+            params=self.params,
+            run=run,
+            env=step_environment({}, unit.invocation, self.preflight.secrets[step.id], run),
+            base_dir=self.document.base_dir,
+            cache=self._cache_entry_plan(unit),
+            earlier_log=unit.earlier_log,
+            kill_grace_seconds=self.settings.kill_grace_seconds,
+            reservation=reservation,
+        )
 
     def _cache_entry_plan(self, unit: Unit) -> CacheEntryPlan | None:
         """The cache entry a successful attempt writes (None when the step is not cached)."""
@@ -616,7 +465,7 @@ class LocalRun:
             return None
         return CacheEntryPlan(
             key=unit.cache_key,
-            parts=dict(unit.parts),
+            parts=unit.parts,
             run_id=self.run_id,
             invocation=unit.name,
             expire_seconds=unit.step.cache.expire_seconds,
@@ -624,30 +473,36 @@ class LocalRun:
 
     # ------------------------------------------------------------------ finishing
 
-    def _handle(self, outcome: _Outcome) -> None:
-        unit = outcome.unit
-        unit.log_ref, unit.log_tail = outcome.log_ref, outcome.log_tail or []
-        if outcome.log_problem is not None:
+    def _handle(self, ended: AttemptEnded) -> None:
+        unit = self.by_name.get(ended.attempt.name)
+        if unit is None or unit.attempt is not ended.attempt:
+            return  # not an attempt of this coordinator's (an executor must not do this)
+        unit.attempt = None
+        unit.log_ref, unit.log_tail = ended.log_ref, ended.log_tail
+        unit.host = ended.host
+        if ended.log_problem is not None:
             self.observer.warning(
-                f"the log of `{unit.name}` could not be stored: {outcome.log_problem}"
+                f"the log of `{unit.name}` could not be stored: {ended.log_problem}"
             )
-        if unit.grant is not None:
-            self.ledger.release(unit.grant)
-            unit.grant = None
-        if outcome.result is not None:
-            unit.exit_code = outcome.result.exit_code
-            self._check_memory(unit, outcome.result.peak_memory_bytes)
+        if ended.attempt.reservation is not None:
+            self.capacity.release(ended.attempt.reservation)
+        if ended.result is not None:
+            unit.exit_code = ended.result.exit_code
+            self._check_memory(unit, ended.result.peak_memory_bytes)
         if unit.cancel_requested or self.stop.cancelled:
             self._finish(unit, "cancelled", error="cancelled")
             return
-        if outcome.outputs is not None:
-            unit.outputs = outcome.outputs
+        if ended.outputs is not None:
+            unit.outputs = ended.outputs
             unit.error = None
+            unit.earlier_log = EarlierLog()
             self._finish(unit, "ran")
             return
-        unit.error = describe_result(outcome.result, outcome.error)
+        unit.error = describe_result(ended.result, ended.error)
         retry = unit.step.retry
         if unit.attempts <= retry.retries:
+            # The next attempt's log continues this one's.
+            unit.earlier_log = ended.log_whole
             wait = backoff_seconds(unit.attempts, retry.backoff_seconds, retry.max_backoff_seconds)
             unit.not_before = time.monotonic() + wait
             self.retrying.add(unit)
@@ -656,6 +511,7 @@ class LocalRun:
                 unit, f"attempt {unit.attempts} failed ({unit.error}); retrying in {wait:g}s"
             )
             return
+        unit.earlier_log = EarlierLog()
         self._finish(unit, "failed", error=unit.error)
         if not self.settings.keep_going and not self.stop.reason:
             self.stop.reason = f"the run stopped after `{unit.name}` failed"
@@ -715,7 +571,7 @@ class LocalRun:
                 exit_code=unit.exit_code,
                 started_at=unit.started_at,
                 ended_at=unit.ended_at,
-                host=self.host,
+                host=unit.host or self.host,
                 image=unit.step.image or "",
                 log_ref=unit.log_ref or "",
                 inputs=inputs,
@@ -747,21 +603,24 @@ class LocalRun:
     def _cancel(self) -> None:
         self.stop.cancelled = True
         self.observer.warning("cancelling: stopping the running steps")
-        for unit in self.units:
-            if unit.status == "running":
-                unit.cancel_requested = True
+        attempts = []
+        for unit in self.running:
+            unit.cancel_requested = True
+            if unit.attempt is not None:
+                attempts.append(unit.attempt)
         try:
-            self.pool.kill_all(self.settings.kill_grace_seconds)
-        except KeyboardInterrupt:
-            self.pool.kill_all(0.0)
-        deadline = time.monotonic() + 10
-        while self.attempt_threads.busy() and time.monotonic() < deadline:
+            self.executor.cancel(attempts, self.settings.kill_grace_seconds)
+        except KeyboardInterrupt:  # asked twice: no grace
+            self.executor.cancel(attempts, 0.0)
+        # Every stopped attempt still reports its end (its log, its exit code).
+        deadline = time.monotonic() + CANCEL_REPORT_SECONDS
+        while self.running and time.monotonic() < deadline:
             try:
-                self._handle(self.events.get(timeout=0.1))
+                self._handle(self.events.get(timeout=max(0.01, deadline - time.monotonic())))
             except queue.Empty:
                 pass
             except KeyboardInterrupt:
-                self.pool.kill_all(0.0)
+                self.executor.cancel(attempts, 0.0)
         while True:
             try:
                 self._handle(self.events.get_nowait())
@@ -780,16 +639,13 @@ class LocalRun:
         return "succeeded"
 
     def _end(self, status: str) -> None:
-        self.attempt_threads.wait_idle(10.0)  # an attempt's clean-up may still be under way
-        for problem in self.logs.close():
-            self.observer.warning(f"logs could not be stored: {problem}")
+        for problem in self.executor.end():
+            self.observer.warning(problem)
         self._write_lineage()
         try:
             self.lineage.finish_run(self.run_id, cast(RunStatus, status), time.time())
         except StoreError as exc:
             self.observer.warning(f"the end of the run could not be recorded: {exc}")
-        self.pool.shutdown()
-        self.workspace.close()
 
     def _report(self, status: str) -> RunReport:
         steps = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Hashable, Iterator
 
-from mlc.backends.local.units import Unit
+from mlc.coordinator.units import Unit
 
 
 class WaitingUnits:

@@ -1,23 +1,22 @@
-"""The scheduler's book-keeping: one `Unit` per invocation, grouped by step."""
+"""The coordinator's book-keeping: one `Unit` per invocation, grouped by step."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
-from mlc.backends.local.resources import Grant
-from mlc.backends.local.step_logs import EarlierLog
 from mlc.ir.model import Step
+from mlc.runtime.attempt import Attempt
 from mlc.runtime.cache_entries import CachedOutput
 from mlc.runtime.invocation import Invocation
 from mlc.runtime.report import FINAL_STATUSES
-from mlc.runtime.task import TaskResult
+from mlc.runtime.step_logs import EarlierLog
 from mlc.store.digest import Digest
 
 
 @dataclass(eq=False)
 class Unit:
-    """One invocation as the scheduler tracks it."""
+    """One invocation as the coordinator tracks it."""
 
     invocation: Invocation
     status: str = "pending"
@@ -38,8 +37,11 @@ class Unit:
     log_ref: str | None = None
     log_tail: list[str] = field(default_factory=list)
     earlier_log: EarlierLog = field(default_factory=EarlierLog)
-    """The log of the attempts so far, while another may follow (written by attempt threads)."""
-    grant: Grant | None = None
+    """The log of the attempts so far, while another may follow."""
+    attempt: Attempt | None = None
+    """The attempt running now, if one is."""
+    host: str | None = None
+    """Where its last attempt ran, when the executor says (else the coordinator's host)."""
     cancel_requested: bool = False
 
     @property
@@ -73,7 +75,7 @@ class StepState:
     decided: bool = False
     """Whether its gate, inputs and cache were looked at (once every upstream step ended)."""
     ended: int = 0
-    """How many of its units have ended; kept by the scheduler as statuses change, like
+    """How many of its units have ended; kept by the coordinator as statuses change, like
     `running` (a `foreach` step may have thousands of units)."""
     running: int = 0
 
@@ -102,12 +104,3 @@ def backoff_seconds(result_attempt: int, base: float, cap: float) -> float:
     [10.0, 20.0, 40.0, 60.0]
     """
     return float(min(base * 2 ** (result_attempt - 1), cap))
-
-
-def describe_result(result: TaskResult | None, error: str | None) -> str:
-    """One line saying why an attempt failed."""
-    if error:
-        return error
-    if result is None:
-        return "the attempt ended without a result"
-    return result.error or f"exited with code {result.exit_code}"
