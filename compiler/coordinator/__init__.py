@@ -22,7 +22,7 @@ from mlc.coordinator.run import Coordinator, RunSettings
 from mlc.ir.model import IRDocument
 from mlc.runtime.report import RunObserver, RunReport, SilentObserver
 from mlc.store.base import Store
-from mlc.store.lineage import new_run_id, open_lineage
+from mlc.store.lineage import Lineage, new_run_id, open_lineage
 
 
 def apply_run(
@@ -34,15 +34,20 @@ def apply_run(
     settings: RunSettings,
     observer: RunObserver | None = None,
     run_id: str | None = None,
-    resume: Collection[str] = (),
+    resume: Collection[str] | None = None,
 ) -> RunReport:
     """Runs a document on an executor: preflight (a `PreflightError` means nothing ran), then
-    the coordinator to the end. `resume` names earlier runs of the same pipeline whose
-    attempts the executor may still be running (adopted, not started again)."""
+    the coordinator to the end.
+
+    `resume` names earlier runs whose attempts the executor may still be running: they are
+    adopted, not started again. By default, the runs of the same pipeline on the same target
+    and backend that lineage records as never finished (their coordinator was killed)."""
     document = absolute(document)
     checked = preflight_run(document, store, executor, environ)
     lineage = open_lineage(store)
     try:
+        if resume is None:
+            resume = unfinished_runs(lineage, document.pipeline.name, settings.target, executor)
         coordinator = Coordinator(
             document,
             run_id=run_id or new_run_id(),
@@ -59,4 +64,16 @@ def apply_run(
         lineage.close()
 
 
-__all__ = ["Coordinator", "RunSettings", "apply_run"]
+def unfinished_runs(
+    lineage: Lineage, pipeline: str, target: str, executor: Executor, *, recent: int = 20
+) -> list[str]:
+    """The ids of the recent runs of a pipeline on this target and backend that never
+    finished."""
+    return [
+        run.run_id
+        for run in lineage.list_runs(limit=recent, pipeline=pipeline)
+        if run.status == "running" and run.target == target and run.backend == executor.backend
+    ]
+
+
+__all__ = ["Coordinator", "RunSettings", "apply_run", "unfinished_runs"]
