@@ -580,7 +580,7 @@ class Coordinator:
         )
 
     def _write_lineage(self) -> None:
-        """Writes the queued step executions in one transaction. The scheduler does so at most
+        """Writes the queued step executions in one transaction. The coordinator does so at most
         every `LINEAGE_SECONDS` (and at the end): lineage trails the steps by that much, and a
         crash loses at most that much of it, never a cache entry or an output."""
         self.lineage_due = time.monotonic() + LINEAGE_SECONDS

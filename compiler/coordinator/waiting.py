@@ -1,7 +1,7 @@
 """The units waiting to start, visited in pipeline order one step at a time.
 
 A `foreach` step may have thousands of units waiting while only a few can run (a full
-`parallelism`, a resource request that does not fit): the scheduler looks at a step's units
+`parallelism`, a resource request that does not fit): the coordinator looks at a step's units
 only until one cannot start, and skips a step that cannot start any in one step. A pass
 therefore costs what it starts and what it finds blocked, not the number of units waiting.
 Positions are the units' places in the pipeline's order; each step's units are consecutive,
