@@ -239,7 +239,7 @@ class LocalExecutor:
                 pool.kill(worker, attempt.kill_grace_seconds)
                 outcome.killed = True
                 code = worker.process.returncode or -signal.SIGKILL
-                outcome.result = TaskResult(code, f"timed out after {timeout:g}s", timed_out=True)
+                outcome.result = TaskResult.timed_out_after(code, timeout or 0.0)
                 return
             if ended["ended"] is not None:
                 outcome.result = TaskResult(**ended["ended"])
@@ -266,7 +266,11 @@ class LocalExecutor:
         # has ended (a retry stores the logs of both attempts again).
         try:
             stored = store_log(
-                self.store, self.logs, attempt.earlier_log, part, "".join(notes).encode("utf-8")
+                self.store,
+                self.logs.put,
+                attempt.earlier_log,
+                part,
+                "".join(notes).encode("utf-8"),
             )
         except (OSError, StoreError) as exc:
             ended.log_problem = str(exc)

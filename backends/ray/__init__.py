@@ -1,24 +1,26 @@
-"""The Ray backend: what it honours, declared for the compiler's checks.
+"""The Ray backend: runs pipelines as Ray tasks, one per attempt, with mlc as the driver.
 
-Running on Ray is not available in this version: `mlc lint --target` and `mlc compile
---target` check specs against this description, and `mlc apply` says so plainly (a
-runnable backend also exposes `create(store)`; this one does not yet).
+Registered under the `mlc.backends` entry point `ray`. `description` is read by `mlc lint`
+without importing Ray; `create(store, …)` returns the backend, and Ray is imported only when a
+step must run. See `docs/ray.md`.
 """
 
 from __future__ import annotations
 
-from mlc.checks.targets import BackendDescription
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-# Each step a Ray task with `num_cpus`, `num_gpus`, `memory` and `accelerator_type`.
-description = BackendDescription(
-    name="ray",
-    capabilities=frozenset(
-        {"image", "secrets", "gpu", "accelerator", "retries", "timeout", "foreach"}
-    ),
-    needs_accelerator_mapping=True,
-    settings={
-        "runtime_env": "a Ray runtime environment (pip, env_vars, working_dir, …)",
-        "namespace": "the Ray namespace jobs run in",
-        "resources": "custom Ray resources added to every task",
-    },
-)
+from mlc.backends.ray.capabilities import DESCRIPTION
+
+if TYPE_CHECKING:
+    from mlc.backends.ray.backend import RayBackend
+    from mlc.store.base import Store
+
+description = DESCRIPTION
+
+
+def create(store: Store, *, environ: Mapping[str, str] | None = None) -> RayBackend:
+    """The Ray backend, running pipelines against `store`."""
+    from mlc.backends.ray.backend import RayBackend
+
+    return RayBackend(store, environ=environ)

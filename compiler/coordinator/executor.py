@@ -62,6 +62,9 @@ class AttemptEnded:
     """Why the log could not be stored, if it could not."""
     host: str | None = None
     """Where it ran, when that is not the coordinator's host."""
+    retryable: bool = True
+    """False when another attempt cannot fare better (a request no node can ever satisfy):
+    the step fails without using its retries."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -500,7 +500,7 @@ class Coordinator:
             return
         unit.error = describe_result(ended.result, ended.error)
         retry = unit.step.retry
-        if unit.attempts <= retry.retries:
+        if ended.retryable and unit.attempts <= retry.retries:
             # The next attempt's log continues this one's.
             unit.earlier_log = ended.log_whole
             wait = backoff_seconds(unit.attempts, retry.backoff_seconds, retry.max_backoff_seconds)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
 from mlc.runtime.context import RunInfo
 from mlc.runtime.errors import StepFailure
+from mlc.runtime.process import DEFAULT_KILL_GRACE_SECONDS
 from mlc.runtime.step_logs import EarlierLog, attempt_header
 from mlc.runtime.task import Task, TaskResult, execute_task, open_log
 from mlc.runtime.workdir import (
@@ -286,6 +287,8 @@ def carry_out(
     ended: Callable[[TaskResult | None], None],
     collected: Callable[[Collected], None],
     emptied: set[str] | None = None,
+    timeout_seconds: float | None = None,
+    grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS,
 ) -> None:
     """Prepares the attempt directory, executes the task, collects the outputs into the store,
     writes the cache entry, reports, and empties the directory. Never raises for a failing
@@ -299,6 +302,11 @@ def carry_out(
 
     `emptied` is the attempt directories this process left empty after earlier attempts (a
     worker keeps one set for its life): such a directory is not emptied again first.
+
+    With `timeout_seconds`, a command runs in a process group of its own, which is stopped at
+    the timeout (SIGTERM, `grace_seconds`, SIGKILL); without it the command joins this
+    process's group, which the caller stops (a local worker leads its own group). A `call`
+    runs in this process either way: its caller keeps its timeout.
     """
     reported = False
 
@@ -312,7 +320,15 @@ def carry_out(
     if emptied is not None:
         emptied.discard(plan.root)
     try:
-        outcome = _attempt(plan, task, store, end, known_empty=known_empty)
+        outcome = _attempt(
+            plan,
+            task,
+            store,
+            end,
+            known_empty=known_empty,
+            timeout_seconds=timeout_seconds,
+            grace_seconds=grace_seconds,
+        )
     finally:
         end(None)
     collected(outcome)
@@ -329,6 +345,8 @@ def _attempt(
     ended: Callable[[TaskResult | None], None],
     *,
     known_empty: bool,
+    timeout_seconds: float | None,
+    grace_seconds: float,
 ) -> Collected:
     try:
         log = _start_log(plan)
@@ -341,7 +359,13 @@ def _attempt(
                 raise StepFailure(
                     f"cannot prepare the attempt directory {plan.root}: {exc.strerror}"
                 ) from None
-            result = execute_task(task, new_session=False, log_fd=log)
+            result = execute_task(
+                task,
+                new_session=timeout_seconds is not None,
+                timeout_seconds=timeout_seconds,
+                grace_seconds=grace_seconds,
+                log_fd=log,
+            )
         finally:
             os.close(log)
         ended(result)

@@ -4,7 +4,7 @@ adds (a failed attempt's reason, an internal error's traceback), and its last li
 Every executor writes an attempt's log the same way: a header line (`attempt_header`), what
 the step prints, and mlc's notes (`failure_note`). An attempt's part of a log file (a local
 worker appends all its attempts to one file) is read into memory when the whole log is small, and put into the store with the next batch of
-logs (`LogBatches`). A large one (a chatty training loop) is never held in memory: it is
+logs (`mlc.runtime.log_batches.LogBatches`) by a local executor. A large one (a chatty training loop) is never held in memory: it is
 copied into a temporary file next to the worker's, streamed into the store, and its last
 lines read from the end.
 """
@@ -17,11 +17,10 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from mlc.runtime.log_batches import LogBatches
 from mlc.runtime.task import TaskResult
 from mlc.store.base import Store
 from mlc.store.digest import parse_digest
@@ -100,14 +99,20 @@ class StoredLog:
 
 
 def store_log(
-    store: Store, batches: LogBatches, earlier: EarlierLog, part: LogPart | None, notes: bytes
+    store: Store,
+    put_small: Callable[[bytes], str],
+    earlier: EarlierLog,
+    part: LogPart | None,
+    notes: bytes,
 ) -> StoredLog:
-    """Puts `earlier` + the attempt's `part` + `notes` into the store as one log."""
+    """Puts `earlier` + the attempt's `part` + `notes` into the store as one log. A log small
+    enough to be held in memory goes through `put_small` (a `LogBatches.put`, or the store's
+    own `put_bytes`), which returns its digest."""
     size = earlier.size + (part.size if part else 0) + len(notes)
     if size <= IN_MEMORY_BYTES:
         data = b"".join([_earlier_data(store, earlier), _read(part), notes])
         tail = tail_lines(data[-TAIL_BYTES:], cut=size > TAIL_BYTES)
-        digest = batches.put(data)
+        digest = put_small(data)
         return StoredLog(digest, tail, EarlierLog(data=data, digest=digest, size=size))
     directory = os.path.dirname(part.path) if part else None
     fd, path = tempfile.mkstemp(prefix="log-", suffix=".tmp", dir=directory)

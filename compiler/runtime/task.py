@@ -82,6 +82,11 @@ class TaskResult:
         """A plain dict."""
         return asdict(self)
 
+    @classmethod
+    def timed_out_after(cls, exit_code: int, seconds: float) -> TaskResult:
+        """The result of a task stopped at its timeout (whichever executor stopped it)."""
+        return cls(exit_code, f"timed out after {seconds:g}s", timed_out=True)
+
     def measured(self, peak_memory_bytes: int | None) -> TaskResult:
         """The same result with the step's peak memory."""
         return TaskResult(self.exit_code, self.error, self.timed_out, peak_memory_bytes)

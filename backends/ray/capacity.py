@@ -1,0 +1,124 @@
+"""What the Ray cluster can run at once, and what it can never run.
+
+Ray queues what does not fit, but it leaves a request that no node can ever satisfy pending
+forever, without a word. So the capacity checks each distinct request against every live node
+the first time it sees it: a request that fits no node becomes an `Infeasible` reservation,
+which the executor turns into a failed attempt saying what was asked and what the cluster has.
+Requests that can fit are accounted against the cluster's totals, so that the coordinator's
+"running" means running (or about to), and `foreach` bounds and fail-fast stay meaningful.
+
+The cluster is joined on the first reservation, i.e. when a step must run: before that (`mlc
+plan`, preflight) a request is only checked against the target's declared node pools.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mlc.backends.ray.cluster import RayCluster
+from mlc.backends.ray.placement import describe, ray_resources
+from mlc.ir.model import Resources, Target
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Ray resources held by one attempt."""
+
+    need: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Infeasible:
+    """A request no node of the cluster can ever satisfy (or a cluster that cannot be
+    reached): the attempt fails at once, and is not retried."""
+
+    reason: str
+
+
+class RayCapacity:
+    """Accounts Ray resources against the cluster (see the module docstring)."""
+
+    def __init__(self, cluster: RayCluster, target: Target | None) -> None:
+        self.cluster = cluster
+        self.target = target
+        self._free: dict[str, float] | None = None
+        self._verdicts: dict[tuple[tuple[str, float], ...], str | None] = {}
+        self._lock = threading.Lock()
+
+    def never_fits(self, resources: Resources) -> str | None:
+        """Checked against the target's declared node pools before anything runs (the
+        cluster itself is checked when a step must run: see the module docstring)."""
+        pools = self.target.nodes if self.target else ()
+        if not pools:
+            return None
+        need = ray_resources(resources, self.target)
+        for pool in pools:
+            gpus = pool.gpu.count if pool.gpu else 0
+            if (
+                need["CPU"] * 1000 <= pool.cpu_millis
+                and need.get("memory", 0) <= pool.memory_bytes
+                and need.get("GPU", 0) <= gpus
+            ):
+                return None
+        return (
+            f"it asks for {describe(need)} and no node pool of target `{self.target.name}` has that"  # type: ignore[union-attr]
+        )
+
+    def try_reserve(self, resources: Resources) -> Reservation | Infeasible | None:
+        """A reservation, an `Infeasible` verdict, or None when the cluster is busy."""
+        problem = self.cluster.connect()
+        if problem is not None:
+            return Infeasible(problem)
+        need = ray_resources(resources, self.target)
+        key = tuple(sorted(need.items()))
+        with self._lock:
+            if key not in self._verdicts:
+                self._verdicts[key] = self._never(need)
+            verdict = self._verdicts[key]
+            if verdict is not None:
+                return Infeasible(verdict)
+            free = self._totals()
+            if any(free.get(name, 0.0) < amount - 1e-9 for name, amount in need.items()):
+                return None
+            for name, amount in need.items():
+                free[name] -= amount
+            return Reservation(need)
+
+    def release(self, reservation: object) -> None:
+        """Gives a reservation's resources back (an `Infeasible` one held none)."""
+        if not isinstance(reservation, Reservation):
+            return
+        with self._lock:
+            free = self._totals()
+            for name, amount in reservation.need.items():
+                free[name] = free.get(name, 0.0) + amount
+
+    def _totals(self) -> dict[str, float]:
+        if self._free is None:
+            self._free = {}
+            for node in self.cluster.nodes:
+                for name, amount in node.items():
+                    self._free[name] = self._free.get(name, 0.0) + amount
+        return self._free
+
+    def _never(self, need: Mapping[str, float]) -> str | None:
+        nodes = self.cluster.nodes
+        for node in nodes:
+            if all(node.get(name, 0.0) >= amount - 1e-9 for name, amount in need.items()):
+                return None
+        have = "; ".join(describe(_schedulable(node)) for node in nodes) or "no live node"
+        return (
+            f"it asks for {describe(need)}, which no node of the Ray cluster at "
+            f"`{self.cluster.address}` has (nodes: {have})"
+        )
+
+
+def _schedulable(node: Mapping[str, float]) -> dict[str, float]:
+    """A node's resources less Ray's internal ones (`node:…`, object store memory)."""
+    return {
+        name: amount
+        for name, amount in node.items()
+        if not name.startswith("node:") and name != "object_store_memory"
+    }
