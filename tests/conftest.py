@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.k8s.plugin"]
+pytest_plugins = ["tests.k8s.plugin", "tests.ray.plugin"]

@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -286,7 +286,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = load_backend(document, store)
         progress = make_progress(args.format, sys.stdout)
-        with sigterm_as_interrupt(), user_errors():
+        # stdout is mlc's (the progress, the JSON report): what a backend's libraries print
+        # (Ray's notices of dead workers, say) goes to stderr.
+        with sigterm_as_interrupt(), user_errors(), redirect_stdout(sys.stderr):
             try:
                 report = backend.apply(
                     document,

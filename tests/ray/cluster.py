@@ -1,0 +1,110 @@
+"""A real single-node Ray cluster for the tests: `ray start --head --block`, on loopback.
+
+The head runs in a session of its own, with a temporary directory of its own, 2 CPUs, 2 fake
+GPUs and the resource `accelerator_type:T4` (so GPU placement can be tested without GPUs), and
+no dashboard. `stop` ends the whole session by its process group (SIGTERM, then SIGKILL):
+nothing of it outlives the tests, and no other Ray on the machine is touched.
+
+`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` makes Ray take 127.0.0.1 as the node's address, so every
+connection of the cluster stays on loopback. Drivers need `RAY_AUTH_MODE=token` (token
+authentication is on for clusters started with `ray start`); `driver_environ` has both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+READY_LINE = "will now block forever"
+START_TIMEOUT_S = 120.0
+RESOURCES = {"accelerator_type:T4": 2}
+DRIVER_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+class RayHeadError(RuntimeError):
+    """The head did not start."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RayHead:
+    """One `ray start --head` (see the module docstring)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.temp_dir = tempfile.mkdtemp(prefix="mlc-ray-")  # short: Ray's sockets live here
+        self.log_path = Path(self.temp_dir, "head.log")
+        self.environ = dict(environ or {})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """The head's GCS address, what a driver joins."""
+        return f"127.0.0.1:{self.port}"
+
+    def driver_environ(self) -> dict[str, str]:
+        """What a driver's environment needs to join this cluster."""
+        return dict(DRIVER_ENV)
+
+    def start(self) -> None:
+        ray = Path(sys.executable).with_name("ray")
+        if not ray.exists():
+            raise RayHeadError(f"{ray} is missing: install the test dependencies (`ray[default]`)")
+        env = {**os.environ, **DRIVER_ENV, **self.environ}
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(ray), "start", "--head", "--block",
+                    f"--port={self.port}",
+                    "--node-ip-address=127.0.0.1",
+                    "--num-cpus=2",
+                    "--num-gpus=2",
+                    f"--resources={json.dumps(RESOURCES)}",
+                    "--include-dashboard=false",
+                    "--disable-usage-stats",
+                    f"--temp-dir={self.temp_dir}",
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if READY_LINE in self.log_path.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RayHeadError(f"`ray start --head` did not become ready:\n{tail}")
+
+    def stop(self) -> None:
+        """Ends the head's session: SIGTERM to its group, then SIGKILL."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=20)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+            self.process = None
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
