@@ -5,8 +5,11 @@ Run: `.venv/bin/python bench/gen_local.py [--steps 1000] [--dirs 1000] [--files-
 
 Writes:
 - `sched/run.mlspec`: `steps` no-op `run` steps in a fan-out/fan-in DAG (one source, `steps - 2`
-  parallel steps `after` it, one sink `after` all of them);
-- `sched/call.mlspec` and `sched/noop.py`: the same DAG of `call` steps of a Python no-op;
+  parallel steps `after` it, one sink `after` all of them), each `true` with its own name as
+  an argument, so that every step has a cache key of its own (identical steps would share one:
+  one would run and the others find its cache entry);
+- `sched/call.mlspec` and `sched/noop.py`: the same DAG of `call` steps of a Python no-op, each
+  passed its own name in `args` for the same reason;
 - `foreach/foreach.mlspec` and `foreach/item.py`: one `call` step fanned out over a list param
   of `foreach_items` numbers (10,000 by default), each item a Python no-op;
 - `reapply/data/dNNNN/fNN.bin`: `dirs` directories of `files_per_dir` files of `file_kb` KB
@@ -33,19 +36,28 @@ WORK = ROOT / ".work" / "local"
 NOOP_PY = '''"""A no-op step function for the scheduling benchmark."""
 
 
-def noop() -> None:
-    """Does nothing."""
+def noop(step: str) -> None:
+    """Does nothing with the name of its step (which only makes the step's cache key its own)."""
 '''
 
 
+def sched_step(kind: str, name: str, after: str | None) -> list[str]:
+    """One no-op step whose command names the step, so that no two steps share a cache key."""
+    if kind == "run":
+        body = [f'    run = "true {name}"']
+    else:
+        body = ['    call = "noop:noop"', f'    args {{ step = "{name}" }}']
+    return [f"  step {name} {{", *body, *([f"    after = {after}"] if after else []), "  }"]
+
+
 def sched_spec(kind: str, steps: int) -> str:
-    """A fan-out/fan-in DAG of `steps` no-op steps of one kind (`run` or `call`)."""
-    body = 'run = "true"' if kind == "run" else 'call = "noop:noop"'
+    """A fan-out/fan-in DAG of `steps` distinct no-op steps of one kind (`run` or `call`)."""
     middle = [f"m{index:04d}" for index in range(steps - 2)]
     lines = ["mlspec 1", "", f"pipeline sched_{kind} {{"]
-    lines += [f"  step src {{ {body} }}"]
-    lines += [f"  step {name} {{ {body}\n    after = src }}" for name in middle]
-    lines += [f"  step sink {{ {body}\n    after = [{', '.join(middle)}] }}"]
+    lines += sched_step(kind, "src", None)
+    for name in middle:
+        lines += sched_step(kind, name, "src")
+    lines += sched_step(kind, "sink", f"[{', '.join(middle)}]")
     lines += ["}", "", "target local_run {", "  backend = local", "}", ""]
     return "\n".join(lines)
 
