@@ -2,12 +2,13 @@
 
 Registered under the `mlc.backends` entry point `ray`. `description` is read by `mlc lint`
 without importing Ray; `create(store, …)` returns the backend, and Ray is imported only when a
-step must run. See `docs/ray.md`.
+step must run; `live_log(store, run_id, invocation, ended=…)` is the log of a step that is
+running. See `docs/ray.md`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from mlc.backends.ray.capabilities import DESCRIPTION
@@ -24,3 +25,14 @@ def create(store: Store, *, environ: Mapping[str, str] | None = None) -> RayBack
     from mlc.backends.ray.backend import RayBackend
 
     return RayBackend(store, environ=environ)
+
+
+def live_log(
+    store: Store, run_id: str, invocation: str, *, ended: Callable[[], bool] | None = None
+) -> Iterator[bytes]:
+    """The log of a step of a run still going, when its attempt runs on this machine (see
+    `mlc.backends.ray.logs`)."""
+    from mlc.backends.ray.logs import follow_log
+
+    local_dir = str(getattr(store, "local_dir", ".mlc"))
+    return follow_log(local_dir, run_id, invocation, ended=ended or (lambda: True))

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -34,6 +36,7 @@ from typing import Any
 
 from mlc.backends.ray.capacity import Infeasible, RayCapacity
 from mlc.backends.ray.cluster import RayCluster, address_problem
+from mlc.backends.ray.logs import log_directory
 from mlc.backends.ray.placement import task_options
 from mlc.coordinator.executor import AttemptEnded, KnownAttempt, Report
 from mlc.ir.model import IRDocument, Target
@@ -90,6 +93,11 @@ class RayExecutor:
         """An address this version cannot use; container images (steps run in the cluster's
         Python environment)."""
         problems = []
+        if importlib.util.find_spec("ray") is None:
+            problems.append(
+                "Ray is not installed in this Python environment: "
+                f"`{sys.executable} -m pip install 'ray[default]'`"
+            )
         problem = address_problem(document.target)
         if problem is not None:
             problems.append(problem)
@@ -106,8 +114,7 @@ class RayExecutor:
     def begin(self, run_id: str, document: IRDocument, report: Report) -> None:
         """Nothing is started yet: the cluster is joined when a step must run."""
         self._report = report
-        local_dir = getattr(self.store, "local_dir", ".mlc")
-        self._log_dir = str(Path(local_dir, "work", run_id, "ray").resolve())
+        self._log_dir = str(log_directory(str(getattr(self.store, "local_dir", ".mlc")), run_id))
 
     def start(self, attempt: Attempt) -> None:
         """Submits the attempt as a Ray task; its future reports the end."""

@@ -42,6 +42,14 @@ def nap(out, seconds: float):
     time.sleep(seconds)
     out.write_text("woke")
 
+def chatty(out, state: str):
+    print("hello from the step", flush=True)
+    (Path(state) / "chatty.started").write_text("x")
+    deadline = time.monotonic() + 60
+    while not (Path(state) / "chatty.release").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out.write_text("done")
+
 def slow_note(out, state: str, name: str, seconds: float, data=None):
     with open(Path(state) / "runs", "a") as runs:
         runs.write(name + "\\n")
@@ -272,3 +280,60 @@ def test_a_run_on_ray_is_cached_on_the_local_backend_with_a_shared_s3_store(
     for ray_step, local_step in zip(on_ray["steps"], on_laptop["steps"], strict=True):
         assert ray_step["cache_key"] == local_step["cache_key"]
         assert ray_step["outputs"] == local_step["outputs"]
+
+
+def test_the_log_of_a_step_running_on_ray_can_be_read_before_it_ends(
+    ray_cluster: RayHead, tmp_path: Path
+) -> None:
+    body = """
+  step chatty {
+    call = "steps:chatty"
+    args { state = "state" }
+    outputs { out: file }
+  }"""
+    spec = project(tmp_path, body, ray_target(ray_cluster))
+    store = str(tmp_path / "store")
+    env = environ(ray_cluster)
+    state = spec.parent / "state"
+    driver = subprocess.Popen(
+        [*MLC, "apply", str(spec), "--target", "ray", "--store", store, "--format", "json"],
+        env=env,
+        cwd=spec.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (state / "chatty.started").exists():
+            assert time.monotonic() < deadline and driver.poll() is None, "the step never started"
+            time.sleep(0.1)
+        runs = subprocess.run(
+            [*MLC, "runs", "--store", store, "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        (run,) = json.loads(runs.stdout)
+        assert (run["status"], run["backend"]) == ("running", "ray")
+        logs = subprocess.run(
+            [*MLC, "logs", run["run_id"], "chatty", "--store", store],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert logs.returncode == 0, logs.stderr
+        assert "hello from the step" in logs.stdout
+        assert "is still running" in logs.stderr
+    finally:
+        (state / "chatty.release").write_text("x")
+        out, _ = driver.communicate(timeout=120)
+    report = json.loads(out)
+    assert report["status"] == "succeeded"
+    stored = subprocess.run(
+        [*MLC, "logs", report["run_id"], "chatty", "--store", store],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert "hello from the step" in stored.stdout  # and, once it ended, from the store
