@@ -40,9 +40,13 @@ class Infeasible:
 class RayCapacity:
     """Accounts Ray resources against the cluster (see the module docstring)."""
 
-    def __init__(self, cluster: RayCluster, target: Target | None) -> None:
+    def __init__(
+        self, cluster: RayCluster, target: Target | None, *, local_store: str | None
+    ) -> None:
         self.cluster = cluster
         self.target = target
+        self.local_store = local_store
+        """The store's directory when it is on this machine's disk (None: a shared store)."""
         self._free: dict[str, float] | None = None
         self._verdicts: dict[tuple[tuple[str, float], ...], str | None] = {}
         self._lock = threading.Lock()
@@ -68,7 +72,7 @@ class RayCapacity:
 
     def try_reserve(self, resources: Resources) -> Reservation | Infeasible | None:
         """A reservation, an `Infeasible` verdict, or None when the cluster is busy."""
-        problem = self.cluster.connect()
+        problem = self.cluster.connect() or self._unshared_store()
         if problem is not None:
             return Infeasible(problem)
         need = ray_resources(resources, self.target)
@@ -94,6 +98,18 @@ class RayCapacity:
             free = self._totals()
             for name, amount in reservation.need.items():
                 free[name] = free.get(name, 0.0) + amount
+
+    def _unshared_store(self) -> str | None:
+        """A store on this machine's disk with a cluster of several nodes: the others could
+        neither read inputs nor write outputs."""
+        others = len(self.cluster.nodes) - 1
+        if self.local_store is None or others < 1:
+            return None
+        return (
+            f"the store `{self.local_store}` is a directory on this machine, which the other "
+            f"{others} node{'s' if others > 1 else ''} of the Ray cluster cannot reach: give the "
+            'target a store every node reaches (`store = "s3://…"`, or a shared mount)'
+        )
 
     def _totals(self) -> dict[str, float]:
         if self._free is None:

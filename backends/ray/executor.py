@@ -75,7 +75,8 @@ class RayExecutor:
         self.store = store
         self.target = target
         self.cluster = RayCluster(target, {})
-        self._capacity = RayCapacity(self.cluster, target)
+        local_store = None if store.is_remote else str(getattr(store, "root", store.uri))
+        self._capacity = RayCapacity(self.cluster, target, local_store=local_store)
         self.store_address = store_address(store)
         self._report: Report | None = None
         self._running: dict[str, _Running] = {}

@@ -72,7 +72,8 @@ def task_options(need: Mapping[str, float], name: str) -> dict[str, Any]:
 
 def describe(need: Mapping[str, float]) -> str:
     """A request in words: `2 CPUs, 1 GPU, 4.0 GiB of memory, accelerator_type:T4`."""
-    parts = [f"{need.get('CPU', 0):g} CPUs"]
+    cpus = need.get("CPU", 0)
+    parts = [f"{cpus:g} CPU" + ("" if cpus == 1 else "s")]
     if need.get("GPU"):
         parts.append(f"{need['GPU']:g} GPU" + ("" if need["GPU"] == 1 else "s"))
     if need.get("memory"):

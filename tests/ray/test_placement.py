@@ -1,0 +1,85 @@
+"""How a step's request becomes Ray resources, and how the capacity accounts them: pure
+functions over a cluster's node list (no Ray needed; the live cluster is `test_ray_backend`)."""
+
+from __future__ import annotations
+
+from mlc.backends.ray.capacity import Infeasible, RayCapacity, Reservation
+from mlc.backends.ray.cluster import RayCluster, address_problem
+from mlc.backends.ray.placement import ray_resources, task_options
+from mlc.ir.model import GpuRequest, Resources, Target
+
+T4_NODE = {"CPU": 2.0, "GPU": 2.0, "memory": 8.0 * 2**30, "accelerator_type:T4": 1.0}
+CPU_NODE = {"CPU": 4.0, "memory": 16.0 * 2**30}
+
+
+def target(**accelerators: object) -> Target:
+    return Target(name="dev", backend="ray", accelerators=accelerators)  # type: ignore[arg-type]
+
+
+def capacity(*nodes: dict[str, float], local_store: str | None = None) -> RayCapacity:
+    """A capacity over a cluster already joined, with these nodes."""
+    cluster = RayCluster(target(t4="T4"), {})
+    cluster.nodes = list(nodes)
+    cluster._connected = True
+    return RayCapacity(cluster, cluster.target, local_store=local_store)
+
+
+def gpus(count: int, accelerator: str | None = None) -> Resources:
+    return Resources(cpu_millis=1000, gpu=GpuRequest(count=count, accelerator=accelerator))
+
+
+def test_a_request_becomes_ray_resources_with_the_accelerator_mapped() -> None:
+    need = ray_resources(
+        Resources(cpu_millis=500, memory_bytes=2**30, gpu=GpuRequest(count=1, accelerator="t4")),
+        target(t4="T4"),
+    )
+    assert need == {"CPU": 0.5, "memory": 2.0**30, "GPU": 1.0, "accelerator_type:T4": 0.001}
+    options = task_options(need, "train[2]")
+    assert options == {
+        "num_cpus": 0.5,
+        "num_gpus": 1.0,
+        "memory": 2**30,
+        "resources": {"accelerator_type:T4": 0.001},
+        "name": "train[2]",
+        "max_retries": 0,
+        "retry_exceptions": False,
+    }
+
+
+def test_an_accelerator_may_map_to_custom_resources() -> None:
+    mapped = target(**{"a100-80gb": {"resources": {"a100_80g": 1}}})
+    need = ray_resources(gpus(2, "a100-80gb"), mapped)
+    assert need == {"CPU": 1.0, "GPU": 2.0, "a100_80g": 1.0}
+
+
+def test_a_request_no_node_has_is_infeasible_and_says_what_the_nodes_have() -> None:
+    verdict = capacity(T4_NODE, CPU_NODE).try_reserve(gpus(3, "t4"))
+    assert isinstance(verdict, Infeasible)
+    assert verdict.reason.startswith("it asks for 1 CPU, 3 GPUs, accelerator_type:T4")
+    assert "2 CPUs, 2 GPUs, 8.0 GiB of memory, accelerator_type:T4" in verdict.reason
+
+
+def test_requests_are_accounted_against_the_cluster_and_given_back() -> None:
+    cluster = capacity(T4_NODE)
+    first = cluster.try_reserve(gpus(1, "t4"))
+    second = cluster.try_reserve(gpus(1, "t4"))
+    assert isinstance(first, Reservation) and isinstance(second, Reservation)
+    assert cluster.try_reserve(gpus(1, "t4")) is None  # busy, not infeasible
+    cluster.release(first)
+    assert isinstance(cluster.try_reserve(gpus(1, "t4")), Reservation)
+
+
+def test_a_store_on_this_machine_is_refused_with_a_cluster_of_several_nodes() -> None:
+    verdict = capacity(T4_NODE, CPU_NODE, local_store="/home/me/.mlc").try_reserve(gpus(0))
+    assert isinstance(verdict, Infeasible)
+    assert "the other 1 node of the Ray cluster cannot reach" in verdict.reason
+    alone = capacity(T4_NODE, local_store="/home/me/.mlc").try_reserve(gpus(0))
+    assert isinstance(alone, Reservation)
+
+
+def test_addresses_this_version_cannot_use_say_what_to_give_instead() -> None:
+    client = Target(name="dev", backend="ray", address="ray://head:10001")
+    jobs = Target(name="dev", backend="ray", address="http://head:8265")
+    assert "Ray Client addresses" in (address_problem(client) or "")
+    assert "Jobs API" in (address_problem(jobs) or "")
+    assert address_problem(Target(name="dev", backend="ray", address="head:6379")) is None
