@@ -17,7 +17,7 @@ from mlc.checks.targets import BackendDescription
 DESCRIPTION = BackendDescription(
     name="ray",
     capabilities=frozenset(
-        {"image", "secrets", "gpu", "accelerator", "retries", "timeout", "foreach"}
+        {"secrets", "gpu", "accelerator", "retries", "timeout", "foreach"}
     ),
     needs_accelerator_mapping=True,
     settings={
