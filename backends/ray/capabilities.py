@@ -16,9 +16,7 @@ from mlc.checks.targets import BackendDescription
 
 DESCRIPTION = BackendDescription(
     name="ray",
-    capabilities=frozenset(
-        {"secrets", "gpu", "accelerator", "retries", "timeout", "foreach"}
-    ),
+    capabilities=frozenset({"secrets", "gpu", "accelerator", "retries", "timeout", "foreach"}),
     needs_accelerator_mapping=True,
     settings={
         "runtime_env": "a Ray runtime environment for the run (pip, env_vars, working_dir, …)",

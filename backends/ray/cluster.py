@@ -5,22 +5,28 @@
 - `address = "HOST:PORT"` (the head's GCS address) or `"auto"`: this process joins a running
   cluster as its driver (mlc runs on a node of the cluster, e.g. the head, or a KubeRay
   submitter pod);
-- `ray://…` (Ray Client) and `http(s)://…` (the Jobs API) are refused before anything runs,
-  with what to do instead.
+- `http(s)://HEAD:8265` (the Jobs API): not joined from here; the run is submitted as a Ray Job
+  whose driver runs on the cluster (`mlc.backends.ray.jobs`);
+- `ray://…` (Ray Client) is refused before anything runs, with what to give instead.
 
 A fully cached re-apply never gets here: nothing is started, nothing is joined.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.ir.model import Target
 
 LOCAL = "local"
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Set to 0, Ray takes 127.0.0.1 as the node's address (as it does on a laptop OS)."""
 
 
 def address_problem(target: Target | None) -> str | None:
@@ -30,13 +36,8 @@ def address_problem(target: Target | None) -> str | None:
     if address.startswith("ray://"):
         return (
             f"target `{name}`: Ray Client addresses (`ray://…`) are not supported; give the "
-            'head\'s GCS address (`address = "HEAD:6379"`) and run mlc on a node of the cluster'
-        )
-    if address.startswith(("http://", "https://")):
-        return (
-            f"target `{name}`: submitting through the Ray Jobs API (`{address}`) is not "
-            'available yet; give the head\'s GCS address (`address = "HEAD:6379"`) and run '
-            "mlc on a node of the cluster"
+            'Jobs API address (`address = "http://HEAD:8265"`), or the head\'s GCS address '
+            '(`address = "HEAD:6379"`) to drive the run from a node of the cluster'
         )
     return None
 
@@ -85,6 +86,15 @@ class RayCluster:
         import ray
 
         self.borrowed = ray.is_initialized()
+        with _keeping_signal_handlers():
+            self._start_or_join(ray)
+        self.nodes = [
+            {k: float(v) for k, v in node["Resources"].items()}
+            for node in ray.nodes()  # type: ignore[no-untyped-call]
+            if node.get("Alive")
+        ]
+
+    def _start_or_join(self, ray: Any) -> None:
         if not self.borrowed:
             options: dict[str, Any] = {
                 "include_dashboard": False,
@@ -97,16 +107,13 @@ class RayCluster:
             if isinstance(settings.get("runtime_env"), Mapping):
                 options["runtime_env"] = dict(settings["runtime_env"])
             if self.address == LOCAL:
+                # A Ray started for one run on this machine listens on loopback only.
+                os.environ.setdefault(LOOPBACK_ONLY, "0")
                 ray.init(address=LOCAL, **options)
                 self.started = True
             else:
                 options.pop("include_dashboard")
                 ray.init(address=self.address, **options)
-        self.nodes = [
-            {k: float(v) for k, v in node["Resources"].items()}
-            for node in ray.nodes()  # type: ignore[no-untyped-call]
-            if node.get("Alive")
-        ]
 
     def disconnect(self) -> None:
         """Stops the Ray instance this process started, or leaves the cluster it joined."""
@@ -117,3 +124,20 @@ class RayCluster:
         if not self.borrowed:
             ray.shutdown()
         self._connected = False
+
+
+@contextlib.contextmanager
+def _keeping_signal_handlers() -> Iterator[None]:
+    """Joining Ray installs Ray's own SIGTERM and SIGINT handlers, which end the process
+    without a word: the handlers the process had (`mlc apply` cancels the run on SIGTERM,
+    as on Ctrl-C) are put back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            if handler is not None:
+                signal.signal(number, handler)

@@ -255,6 +255,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="after a failure, keep running the steps that do not depend on it",
     )
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="return once the run is submitted (targets whose runs go on without mlc apply: "
+        "a Ray Jobs API address)",
+    )
 
 
 @contextmanager
@@ -290,11 +296,13 @@ def run(args: argparse.Namespace) -> int:
         # (Ray's notices of dead workers, say) goes to stderr.
         with sigterm_as_interrupt(), user_errors(), redirect_stdout(sys.stderr):
             try:
+                options = {"detach": True} if args.detach else {}
                 report = backend.apply(
                     document,
                     rerun=args.rerun,
                     keep_going=args.keep_going,
                     observer=progress,
+                    **options,
                 )
             finally:
                 progress.close()
@@ -330,6 +338,15 @@ def json_report(document: Mapping[str, Any]) -> str:
 
 
 def _finish(args: argparse.Namespace, report: RunReport) -> int:
+    if report.status == "submitted":
+        if args.format == "json":
+            print(json_report(report.to_json()))
+        else:
+            print(
+                f"run {report.run_id} submitted; follow it with `mlc runs` and "
+                f"`mlc logs {report.run_id} STEP` (with the target's store)"
+            )
+        return EXIT_OK
     if args.format == "json":
         print(json_report(report.to_json()))
     else:

@@ -48,8 +48,16 @@ class CoordinatedBackend:
         keep_going: bool = False,
         observer: RunObserver | None = None,
         run_id: str | None = None,
+        detach: bool = False,
     ) -> RunReport:
-        """Runs the pipeline; a `PreflightError` means nothing ran."""
+        """Runs the pipeline; a `PreflightError` means nothing ran. `detach` (return once the
+        run is submitted) needs a backend whose runs go on without this process."""
+        if detach:
+            name = document.target.name if document.target else "(default)"
+            raise PreflightError(
+                f"--detach needs a target whose run goes on without `mlc apply` (a Ray target "
+                f"with a Jobs API address); target `{name}` runs here"
+            )
         settings = RunSettings(
             rerun=frozenset(rerun),
             keep_going=keep_going,

@@ -6,7 +6,7 @@ renders `RunReport.to_json()`; it never needs to import a backend to do so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,6 +110,23 @@ class StepReport:
             data["peak_memory_bytes"] = self.peak_memory_bytes
         return data
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StepReport:
+        """The report a `to_json` dict describes (the log's last lines are not in it)."""
+        return cls(
+            name=data["name"],
+            status=data["status"],
+            cache_key=data.get("cache_key"),
+            outputs=dict(data.get("outputs") or {}),
+            attempts=data.get("attempts", 0),
+            duration_s=data.get("duration_s", 0.0),
+            reasons=list(data.get("reasons") or []),
+            error=data.get("error"),
+            log_ref=data.get("log"),
+            peak_memory_bytes=data.get("peak_memory_bytes"),
+            exit_code=data.get("exit_code"),
+        )
+
 
 @dataclass(slots=True)
 class RunReport:
@@ -139,3 +156,16 @@ class RunReport:
             "outputs": self.outputs,
             "warnings": self.warnings,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunReport:
+        """The report a `to_json` dict describes (a run reported by another process)."""
+        return cls(
+            run_id=data["run_id"],
+            pipeline=data["pipeline"],
+            status=data["status"],
+            steps=[StepReport.from_json(step) for step in data.get("steps") or []],
+            duration_s=data.get("duration_s", 0.0),
+            outputs=dict(data.get("outputs") or {}),
+            warnings=list(data.get("warnings") or []),
+        )

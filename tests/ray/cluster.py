@@ -44,8 +44,11 @@ def free_port() -> int:
 class RayHead:
     """One `ray start --head` (see the module docstring)."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, *, dashboard: bool = False
+    ) -> None:
         self.port = free_port()
+        self.dashboard_port = free_port() if dashboard else None
         self.temp_dir = tempfile.mkdtemp(prefix="mlc-ray-")  # short: Ray's sockets live here
         self.log_path = Path(self.temp_dir, "head.log")
         self.environ = dict(environ or {})
@@ -56,6 +59,12 @@ class RayHead:
         """The head's GCS address, what a driver joins."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def jobs_address(self) -> str:
+        """The Jobs API's address (a head started with the dashboard)."""
+        assert self.dashboard_port is not None, "started without the dashboard"
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
     def driver_environ(self) -> dict[str, str]:
         """What a driver's environment needs to join this cluster."""
         return dict(DRIVER_ENV)
@@ -64,7 +73,17 @@ class RayHead:
         ray = Path(sys.executable).with_name("ray")
         if not ray.exists():
             raise RayHeadError(f"{ray} is missing: install the test dependencies (`ray[default]`)")
-        env = {**os.environ, **DRIVER_ENV, **self.environ}
+        # A job's entry point is `python …`, found on the head's PATH: this environment's.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = {**os.environ, **DRIVER_ENV, "PATH": path, **self.environ}
+        if self.dashboard_port is None:
+            dashboard = ["--include-dashboard=false"]
+        else:
+            dashboard = [
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={self.dashboard_port}",
+            ]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -74,7 +93,7 @@ class RayHead:
                     "--num-cpus=2",
                     "--num-gpus=2",
                     f"--resources={json.dumps(RESOURCES)}",
-                    "--include-dashboard=false",
+                    *dashboard,
                     "--disable-usage-stats",
                     f"--temp-dir={self.temp_dir}",
                 ],

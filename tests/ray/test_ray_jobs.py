@@ -1,0 +1,154 @@
+"""Runs submitted to a Ray cluster through the Jobs API (`address = "http://HEAD:8265"`): the
+driver runs on the cluster as one Ray Job, and `mlc apply` follows it.
+
+One head with the dashboard (which the Jobs API needs) for this module.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ray.cluster import RayHead
+from tests.ray.plugin import S3_CREDENTIALS
+from tests.ray.test_ray_backend import MLC, apply, environ, project, steps
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+CHAIN = """
+  step first {
+    call = "steps:slow_note"
+    args { state = "state", name = "first", seconds = 0 }
+    outputs { out: file }
+  }
+  step second {
+    run = "cat {{ inputs.data }}"
+    inputs { data = first.out }
+  }"""
+
+
+@pytest.fixture(scope="module")
+def jobs_cluster() -> Iterator[RayHead]:
+    head = RayHead(environ=S3_CREDENTIALS, dashboard=True)
+    head.start()
+    try:
+        yield head
+    finally:
+        head.stop()
+
+
+def jobs_target(cluster: RayHead) -> str:
+    return f'target ray {{\n  backend = ray\n  address = "{cluster.jobs_address}"\n}}\n'
+
+
+def test_a_run_submitted_as_a_ray_job_is_followed_to_its_report(
+    jobs_cluster: RayHead, tmp_path: Path
+) -> None:
+    spec = project(
+        tmp_path, CHAIN, jobs_target(jobs_cluster) + "target laptop { backend = local }\n"
+    )
+    store = str(tmp_path / "store")
+    env = environ(jobs_cluster)
+    code, report = apply(spec, store, env)
+    assert code == 0, report
+    assert {n: s["status"] for n, s in steps(report).items()} == {"first": "ran", "second": "ran"}
+    runs = json.loads(
+        subprocess.run(
+            [*MLC, "runs", "--store", store, "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert [(r["run_id"], r["backend"], r["status"]) for r in runs] == [
+        (report["run_id"], "ray", "succeeded")  # the job's submission id is the run id
+    ]
+    code, again = apply(spec, store, env, target="laptop")
+    assert [s["status"] for s in again["steps"]] == ["cached", "cached"]
+
+
+def test_a_detached_run_goes_on_without_mlc_apply(jobs_cluster: RayHead, tmp_path: Path) -> None:
+    spec = project(tmp_path, CHAIN, jobs_target(jobs_cluster))
+    store = str(tmp_path / "store")
+    env = environ(jobs_cluster)
+    code, report = apply(spec, store, env, "--detach")
+    assert (code, report["status"]) == (0, "submitted")
+    deadline = time.monotonic() + 120
+    while True:
+        runs = subprocess.run(
+            [*MLC, "runs", "--store", store, "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        found = {r["run_id"]: r["status"] for r in json.loads(runs.stdout or "[]")}
+        if found.get(report["run_id"]) == "succeeded":
+            break
+        assert time.monotonic() < deadline, f"the detached run did not finish: {found}"
+        time.sleep(0.5)
+
+
+def test_what_the_driver_refuses_before_running_is_an_error_here(
+    jobs_cluster: RayHead, tmp_path: Path
+) -> None:
+    body = """
+  step needs_secret {
+    run = "true"
+    secrets { TOKEN = "vault/token" }
+  }"""
+    spec = project(tmp_path, body, jobs_target(jobs_cluster))
+    done = subprocess.run(
+        [*MLC, "apply", str(spec), "--target", "ray", "--store", str(tmp_path / "store")],
+        env=environ(jobs_cluster),
+        cwd=spec.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "error: secrets are missing from the environment" in done.stderr
+    assert "MLC_SECRET_VAULT_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_stops_the_job_and_the_run_is_cancelled(
+    jobs_cluster: RayHead, tmp_path: Path
+) -> None:
+    # The job runs in a copy of the project on the cluster: the step leaves its note where the
+    # test can see it, by an absolute path.
+    state = tmp_path / "notes"
+    state.mkdir()
+    body = f"""
+  step long {{
+    call = "steps:slow_note"
+    args {{ state = "{state}", name = "long", seconds = 120 }}
+    outputs {{ out: file }}
+  }}"""
+    spec = project(tmp_path, body, jobs_target(jobs_cluster))
+    client = subprocess.Popen(
+        [*MLC, "apply", str(spec), "--target", "ray", "--store", str(tmp_path / "store"),
+         "--format", "json"],
+        env=environ(jobs_cluster),
+        cwd=spec.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (state / "long.started").exists():
+        if client.poll() is not None or time.monotonic() > deadline:
+            client.kill()
+            raise AssertionError(f"the step never started:\n{client.communicate()[1]}")
+        time.sleep(0.1)
+    client.send_signal(signal.SIGINT)
+    out, err = client.communicate(timeout=120)
+    assert client.returncode == 130, err
+    report = json.loads(out)
+    assert (report["status"], report["steps"][0]["status"]) == ("cancelled", "cancelled")
