@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 from mlc.backends.ray.capabilities import DESCRIPTION
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlc.backends.ray.backend import RayBackend
+    from mlc.ir.model import IRDocument
     from mlc.store.base import Store
 
 description = DESCRIPTION
@@ -36,3 +39,11 @@ def live_log(
 
     local_dir = str(getattr(store, "local_dir", ".mlc"))
     return follow_log(local_dir, run_id, invocation, ended=ended or (lambda: True))
+
+
+def write_artifacts(document: IRDocument, output: Path) -> list[Path]:
+    """What `mlc compile --target NAME --output DIR` writes for a Ray target (see
+    `mlc.backends.ray.artifacts`); raises `ValueError` saying why it cannot."""
+    from mlc.backends.ray.artifacts import write_artifacts as write
+
+    return write(document, output)

@@ -1,9 +1,11 @@
 """The driver of a run submitted as a Ray Job: the coordinator, on the cluster.
 
-    python -m mlc.backends.ray.driver --store-address JSON --ir DIGEST --run-id ID
-                                      [--rerun STEP ...] [--keep-going]
+    python -m mlc.backends.ray.driver --store-address JSON (--ir DIGEST | --ir-file PATH)
+                                      [--run-id ID] [--rerun STEP ...] [--keep-going]
 
-The job's entry point (see `mlc.backends.ray.jobs`). It reads the IR document from the store,
+The job's entry point (see `mlc.backends.ray.jobs`, and `mlc.backends.ray.artifacts` for a job
+submitted by hand). It reads the IR document from the store (or from a file shipped with the
+working directory),
 runs it from the job's working directory (the project, shipped as the job's `working_dir`) on
 the cluster the job runs in (`address = "auto"`), and writes its progress and its report as
 event lines (`mlc.backends.ray.events`) that the client replays. Exit codes as `mlc apply`'s.
@@ -16,10 +18,12 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 from mlc.backends.ray.backend import RayBackend
 from mlc.backends.ray.events import EventWriter
 from mlc.coordinator.backend import KILL_GRACE_ENV
+from mlc.ir.model import IRDocument
 from mlc.ir.serialize import load
 from mlc.runtime.errors import RuntimeFailure
 from mlc.store.digest import parse_digest
@@ -33,12 +37,24 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _on_the_cluster(document: IRDocument) -> IRDocument:
+    """The document as the job's driver runs it: from the job's working directory, on the
+    cluster the job runs in, whose runtime environment the job already has."""
+    target = document.target
+    if target is not None:
+        settings = {k: v for k, v in target.settings.items() if k != "runtime_env"}
+        target = target.model_copy(update={"address": "auto", "settings": settings})
+    return document.model_copy(update={"base_dir": os.getcwd(), "target": target})
+
+
 def main(argv: list[str]) -> int:
     """Runs the document and returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m mlc.backends.ray.driver")
     parser.add_argument("--store-address", required=True)
-    parser.add_argument("--ir", required=True, help="the IR document's digest in the store")
-    parser.add_argument("--run-id", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ir", help="the IR document's digest in the store")
+    source.add_argument("--ir-file", help="the IR document's path in the working directory")
+    parser.add_argument("--run-id", help="the run's id (default: a new one)")
     parser.add_argument("--rerun", action="append", default=[])
     parser.add_argument("--keep-going", action="store_true")
     parser.add_argument("--kill-grace", type=float, help="the client's kill grace (seconds)")
@@ -49,17 +65,12 @@ def main(argv: list[str]) -> int:
     try:
         store = open_store_at(json.loads(args.store_address))
         try:
-            with store.open_bytes(parse_digest(args.ir)) as data:
-                document = load(data.read().decode("utf-8"))
-            target = document.target
-            document = document.model_copy(
-                update={
-                    "base_dir": os.getcwd(),
-                    "target": None
-                    if target is None
-                    else target.model_copy(update={"address": "auto"}),
-                }
-            )
+            if args.ir_file:
+                document = load(Path(args.ir_file).read_text(encoding="utf-8"))
+            else:
+                with store.open_bytes(parse_digest(args.ir)) as data:
+                    document = load(data.read().decode("utf-8"))
+            document = _on_the_cluster(document)
             environ = dict(os.environ)
             if args.kill_grace is not None:
                 environ[KILL_GRACE_ENV] = str(args.kill_grace)
@@ -72,7 +83,7 @@ def main(argv: list[str]) -> int:
             )
         finally:
             store.close()
-    except (RuntimeFailure, StoreError) as exc:
+    except (RuntimeFailure, StoreError, OSError, ValueError) as exc:
         events.error(str(exc))
         return EXIT_FAILED
     events.report(report)

@@ -40,6 +40,8 @@ EXCLUDES = [".git", ".mlc", ".venv", "venv", "env", "__pycache__", "*.pyc", "nod
 UPLOAD_LIMIT_BYTES = 100 << 20
 """Ray refuses job submissions whose `working_dir` is larger (ray-project/ray#55877)."""
 STOP_WAIT_SECONDS = 60.0
+AGENT_WAIT_SECONDS = 30.0
+"""How long a submission is retried while the cluster's job agent is starting."""
 """How long a cancelled job may take to report its end before the client stops waiting."""
 
 
@@ -75,7 +77,8 @@ class JobRun:
         digest = self.store.put_bytes(to_json(self.document).encode("utf-8"))
         client = self._client()
         entrypoint = self._entrypoint(str(digest), run_id, rerun, keep_going)
-        client.submit_job(
+        self._submit(
+            client,
             entrypoint=entrypoint,
             submission_id=run_id,
             runtime_env=self._runtime_env(working_dir),
@@ -122,6 +125,21 @@ class JobRun:
             raise PreflightError(
                 f"cannot reach the Ray Jobs API at {self.address}: {_first_line(exc)}"
             ) from None
+
+    def _submit(self, client: Any, **job: Any) -> None:
+        """Submits the job; a cluster whose job agent is not up yet is asked again for a
+        while (it answers "No available agent to submit job, please try again later")."""
+        deadline = time.monotonic() + AGENT_WAIT_SECONDS
+        while True:
+            try:
+                client.submit_job(**job)
+                return
+            except RuntimeError as exc:
+                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                    raise PreflightError(
+                        f"the Ray cluster at {self.address} refused the job: {_first_line(exc)}"
+                    ) from None
+                time.sleep(1.0)
 
     def _entrypoint(
         self, digest: str, run_id: str, rerun: Collection[str], keep_going: bool

@@ -2,6 +2,9 @@
 
 The IR is byte-identical for the same spec and params. `--target NAME` also checks the
 spec against that target and records it in the IR; `--output PATH` writes to a file.
+`--output DIR` (an existing directory, or a path without a suffix) writes `DIR/pipeline.ir.json`
+and what the target's backend adds for people to review or submit by hand (a Ray target:
+the job's runtime environment and a `ray job submit` script).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlc.cli.common import (
     add_format_option,
@@ -17,6 +21,9 @@ from mlc.cli.common import (
     print_diagnostics,
     spec_options,
 )
+
+if TYPE_CHECKING:
+    from mlc.ir.model import IRDocument
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +60,32 @@ def run(args: argparse.Namespace) -> int:
         )
     if result.document is None:
         return 1
+    if args.output is not None and _is_directory(args.output):
+        return _write_directory(result.document, Path(args.output))
     return _write(to_json(result.document), args.output)
+
+
+def _is_directory(output: str) -> bool:
+    path = Path(output)
+    return path.is_dir() or output.endswith("/") or not path.suffix
+
+
+def _write_directory(document: IRDocument, output: Path) -> int:
+    """The IR, and the backend's own artifacts when it writes any."""
+    from mlc.cli import backends
+    from mlc.ir.serialize import to_json
+
+    plugin = backends.load(document.target.backend) if document.target else None
+    write_artifacts = getattr(plugin, "write_artifacts", None)
+    if write_artifacts is None:
+        return _write(to_json(document), str(output / "pipeline.ir.json"))
+    try:
+        written = write_artifacts(document, output)
+    except (ValueError, OSError) as error:
+        return fail(str(error))
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def _write(text: str, output: str | None) -> int:

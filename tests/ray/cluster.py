@@ -106,13 +106,30 @@ class RayHead:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if READY_LINE in self.log_path.read_text(errors="replace"):
-                return
+                if self.dashboard_port is None or self._jobs_ready(deadline):
+                    return
+                break
             if self.process.poll() is not None:
                 break
             time.sleep(0.2)
         tail = self.log_path.read_text(errors="replace")[-2000:]
         self.stop()
         raise RayHeadError(f"`ray start --head` did not become ready:\n{tail}")
+
+    def _jobs_ready(self, deadline: float) -> bool:
+        """Whether the Jobs API takes jobs: the head's agent starts after the head itself, and
+        refuses submissions until then ("No available agent")."""
+        probe = [
+            str(Path(sys.executable).with_name("ray")), "job", "submit",
+            "--address", self.jobs_address, "--", "true",
+        ]  # fmt: skip
+        env = {**os.environ, **DRIVER_ENV}
+        while time.monotonic() < deadline:
+            done = subprocess.run(probe, env=env, capture_output=True, text=True)
+            if done.returncode == 0:
+                return True
+            time.sleep(1.0)
+        return False
 
     def stop(self) -> None:
         """Ends the head's session: SIGTERM to its group, then SIGKILL."""

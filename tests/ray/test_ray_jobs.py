@@ -7,9 +7,12 @@ One head with the dashboard (which the Jobs API needs) for this module.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import pytest
 from tests.ray.cluster import RayHead
 from tests.ray.plugin import S3_CREDENTIALS
 from tests.ray.test_ray_backend import MLC, apply, environ, project, steps
+from tests.store.conftest import S3Server, s3_server  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -152,3 +156,55 @@ def test_ctrl_c_stops_the_job_and_the_run_is_cancelled(
     assert client.returncode == 130, err
     report = json.loads(out)
     assert (report["status"], report["steps"][0]["status"]) == ("cancelled", "cancelled")
+
+
+def test_compile_writes_a_job_that_ray_job_submit_runs(
+    jobs_cluster: RayHead,
+    s3_server: S3Server,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = f"s3://{s3_server.bucket}/jobs-{uuid.uuid4().hex}"
+    target = f"""target ray {{
+  backend = ray
+  address = "{jobs_cluster.jobs_address}"
+  store = "{store}"
+  ray {{
+    runtime_env = {{ env_vars = {{ "AWS_ENDPOINT_URL" = "{s3_server.endpoint}" }} }}
+  }}
+}}
+
+target laptop {{
+  backend = local
+  store = "{store}"
+}}
+"""
+    spec = project(tmp_path, CHAIN, target)
+    env = environ(
+        jobs_cluster,
+        AWS_ENDPOINT_URL=s3_server.endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        **S3_CREDENTIALS,
+    )
+    compiled = subprocess.run(
+        [*MLC, "compile", str(spec), "--target", "ray", "--output", "build/ray"],
+        env=env,
+        cwd=spec.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    build = spec.parent / "build" / "ray"
+    assert sorted(p.name for p in build.iterdir()) == [
+        "pipeline.ir.json",
+        "runtime_env.json",
+        "submit.sh",
+    ]
+    submitted = subprocess.run(
+        [str(build / "submit.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "succeeded" in submitted.stdout  # the driver's events, as the job's log
+    code, report = apply(spec, store, env, target="laptop")
+    assert code == 0, report
+    assert [s["status"] for s in report["steps"]] == ["cached", "cached"]
