@@ -2,7 +2,7 @@
 
 ```
 mlc apply SPEC [--target NAME] [--param K=V ...] [--rerun STEP|all ...] [--keep-going]
-               [--store URI] [--format human|json]
+               [--detach] [--store URI] [--format human|json]
 ```
 
 SPEC is a `.mlspec` file, or an IR document written by `mlc compile` (`.json`). The target's
