@@ -161,14 +161,28 @@ class Coordinator:
         """Runs the pipeline to the end (or until cancelled) and reports."""
         self.executor.begin(self.run_id, self.document, self.events.put)
         self._begin()
+        ended = False
         try:
             self._loop()
+            ended = True
         except KeyboardInterrupt:
             self._cancel()
+            ended = True
         finally:
-            status = self._run_status()
+            if not ended:  # an internal error: stop what runs, and never record success
+                self._stop_after_error()
+            status = self._run_status() if ended else "failed"
             self._end(status)
         return self._report(status)
+
+    def _stop_after_error(self) -> None:
+        """Stops the running attempts when the coordinator itself fails (its caller reports
+        the error), without waiting for their reports."""
+        attempts = [unit.attempt for unit in self.running if unit.attempt is not None]
+        try:
+            self.executor.cancel(attempts, 0.0)
+        except Exception as exc:  # the original error is the one to report
+            self.observer.warning(f"the running steps could not be stopped: {exc}")
 
     def resume(self, earlier_runs: Sequence[str]) -> None:
         """Before `execute`: adopt the attempts that earlier coordinators of these runs (killed,

@@ -268,3 +268,25 @@ def test_an_attempt_crosses_to_its_executor_as_plain_json(store: Store, tmp_path
     assert (copy.name, copy.invocation.item, copy.step) == ("sweep[1]", "b", attempt.step)
     assert copy.env["MODE"] == "fast" and copy.env["MLC_STEP"] == "sweep[1]"
     assert copy.params == {"lr": 0.1}
+
+
+def test_a_coordinator_that_fails_never_records_the_run_as_succeeded(
+    store: Store, tmp_path: Path
+) -> None:
+    class Broken(FakeExecutor):
+        def start(self, attempt: Attempt) -> None:
+            if attempt.name == "b":
+                raise RuntimeError("the executor broke")
+            super().start(attempt)
+
+    executor = Broken(store, script={"a": ["hold"]}, capacity=Slots(slots=2))
+    steps = [step("a", sh("true")), step("b", sh("true"))]
+    with pytest.raises(RuntimeError, match="the executor broke"):
+        run(executor, document(tmp_path, steps))
+    assert [a.name for a in executor.cancelled] == ["a"]  # what ran was stopped
+    lineage = open_lineage(store)
+    try:
+        (recorded,) = lineage.list_runs()
+    finally:
+        lineage.close()
+    assert recorded.status == "failed"

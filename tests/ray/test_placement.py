@@ -77,9 +77,9 @@ def test_a_store_on_this_machine_is_refused_with_a_cluster_of_several_nodes() ->
     assert isinstance(alone, Reservation)
 
 
-def test_addresses_this_version_cannot_use_say_what_to_give_instead() -> None:
+def test_a_ray_client_address_is_refused_with_what_to_give_instead() -> None:
     client = Target(name="dev", backend="ray", address="ray://head:10001")
-    jobs = Target(name="dev", backend="ray", address="http://head:8265")
     assert "Ray Client addresses" in (address_problem(client) or "")
-    assert "Jobs API" in (address_problem(jobs) or "")
-    assert address_problem(Target(name="dev", backend="ray", address="head:6379")) is None
+    assert "http://HEAD:8265" in (address_problem(client) or "")
+    for usable in ("head:6379", "auto", "http://head:8265"):
+        assert address_problem(Target(name="dev", backend="ray", address=usable)) is None
