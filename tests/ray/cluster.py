@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 READY_LINE = "will now block forever"
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 300.0
+"""Generous: a head starts in 6-12 s on a quiet machine, much later on a loaded one."""
 RESOURCES = {"accelerator_type:T4": 2}
 DRIVER_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -114,7 +115,10 @@ class RayHead:
             time.sleep(0.2)
         tail = self.log_path.read_text(errors="replace")[-2000:]
         self.stop()
-        raise RayHeadError(f"`ray start --head` did not become ready:\n{tail}")
+        raise RayHeadError(
+            f"`ray start --head` did not become ready in {START_TIMEOUT_S:g} s "
+            f"(load {os.getloadavg()[0]:.1f}):\n{tail}"
+        )
 
     def _jobs_ready(self, deadline: float) -> bool:
         """Whether the Jobs API takes jobs: the head's agent starts after the head itself, and

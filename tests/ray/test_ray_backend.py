@@ -100,6 +100,30 @@ def apply(
     return done.returncode, report
 
 
+def start_apply(
+    spec: Path, store: str, env: dict[str, str], *, stdout: int = subprocess.DEVNULL
+) -> subprocess.Popen[str]:
+    """`mlc apply --target ray --format json` in the background (its stderr in a pipe)."""
+    return subprocess.Popen(
+        [*MLC, "apply", str(spec), "--target", "ray", "--store", store, "--format", "json"],
+        env=env,
+        cwd=spec.parent,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_note(note: Path, driver: subprocess.Popen[str], timeout: float = 120.0) -> None:
+    """Waits until a step leaves `note`, failing with the driver's errors if it ends first."""
+    deadline = time.monotonic() + timeout
+    while not note.exists():
+        if driver.poll() is not None or time.monotonic() > deadline:
+            driver.kill()
+            raise AssertionError(f"no `{note.name}` from the step:\n{driver.communicate()[1]}")
+        time.sleep(0.1)
+
+
 def steps(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {step["name"]: step for step in report["steps"]}
 
@@ -221,18 +245,8 @@ def test_a_killed_driver_is_resumed_without_running_finished_steps_again(
     store = str(tmp_path / "store")
     env = environ(ray_cluster)
     state = spec.parent / "state"
-    driver = subprocess.Popen(
-        [*MLC, "apply", str(spec), "--target", "ray", "--store", store, "--format", "json"],
-        env=env,
-        cwd=spec.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not (state / "second.started").exists():
-        assert time.monotonic() < deadline, "the second step never started"
-        assert driver.poll() is None, "the driver ended early"
-        time.sleep(0.1)
+    driver = start_apply(spec, store, env)
+    wait_for_note(state / "second.started", driver)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     (state / "second.started").unlink()
@@ -295,18 +309,9 @@ def test_the_log_of_a_step_running_on_ray_can_be_read_before_it_ends(
     store = str(tmp_path / "store")
     env = environ(ray_cluster)
     state = spec.parent / "state"
-    driver = subprocess.Popen(
-        [*MLC, "apply", str(spec), "--target", "ray", "--store", store, "--format", "json"],
-        env=env,
-        cwd=spec.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    driver = start_apply(spec, store, env, stdout=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while not (state / "chatty.started").exists():
-            assert time.monotonic() < deadline and driver.poll() is None, "the step never started"
-            time.sleep(0.1)
+        wait_for_note(state / "chatty.started", driver)
         runs = subprocess.run(
             [*MLC, "runs", "--store", store, "--format", "json"],
             env=env,

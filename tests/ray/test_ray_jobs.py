@@ -20,7 +20,15 @@ import pytest
 
 from tests.ray.cluster import RayHead
 from tests.ray.plugin import S3_CREDENTIALS
-from tests.ray.test_ray_backend import MLC, apply, environ, project, steps
+from tests.ray.test_ray_backend import (
+    MLC,
+    apply,
+    environ,
+    project,
+    start_apply,
+    steps,
+    wait_for_note,
+)
 from tests.store.conftest import S3Server, s3_server  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -136,21 +144,10 @@ def test_ctrl_c_stops_the_job_and_the_run_is_cancelled(
     outputs {{ out: file }}
   }}"""
     spec = project(tmp_path, body, jobs_target(jobs_cluster))
-    client = subprocess.Popen(
-        [*MLC, "apply", str(spec), "--target", "ray", "--store", str(tmp_path / "store"),
-         "--format", "json"],
-        env=environ(jobs_cluster),
-        cwd=spec.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (state / "long.started").exists():
-        if client.poll() is not None or time.monotonic() > deadline:
-            client.kill()
-            raise AssertionError(f"the step never started:\n{client.communicate()[1]}")
-        time.sleep(0.1)
+    client = start_apply(
+        spec, str(tmp_path / "store"), environ(jobs_cluster), stdout=subprocess.PIPE
+    )
+    wait_for_note(state / "long.started", client)
     client.send_signal(signal.SIGINT)
     out, err = client.communicate(timeout=120)
     assert client.returncode == 130, err
