@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.cache_entries import CachedOutput, CacheEntry, remember
-from mlc.runtime.context import RunInfo
+from mlc.runtime.context import RunInfo, StepPaths
 from mlc.runtime.errors import StepFailure
 from mlc.runtime.process import DEFAULT_KILL_GRACE_SECONDS
 from mlc.runtime.step_logs import EarlierLog, attempt_header
@@ -209,6 +209,25 @@ class AttemptPlan:
         )
 
 
+def render_env(attempt: Attempt, paths: StepPaths) -> dict[str, str]:
+    """The step's `env` values that are templates, rendered with what its command sees
+    (params, input and output paths, the `foreach` variable, `run`, `step`). Secrets are
+    values, never templates: an entry a secret overrides is left alone."""
+    step = attempt.step
+    templates = {
+        name: value
+        for name, value in step.env.items()
+        if "{" in value and name not in step.secrets
+    }
+    if not templates:
+        return {}
+    from mlc.runtime.context import template_context
+    from mlc.runtime.templates import render_template
+
+    context = template_context(attempt.invocation, attempt.params, paths, attempt.run)
+    return {name: render_template(value, context) for name, value in templates.items()}
+
+
 def render_attempt(
     attempt: Attempt,
     *,
@@ -227,6 +246,7 @@ def render_attempt(
     paths = attempt_paths(Path(root), attempt.inputs, outputs)
     env = dict(environ)
     env.update(attempt.env)
+    env.update(render_env(attempt, paths))
     env["TMPDIR"] = f"{root}/tmp"
     if extra_env:
         env.update(extra_env)

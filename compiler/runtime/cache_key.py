@@ -80,8 +80,9 @@ def digest_of_parts(parts: Mapping[str, Any]) -> str:
 
 
 def reads_run(invocation: Invocation) -> bool:
-    """True when the step's command templates read `run` (id or status)."""
-    return "run" in referenced_names(invocation.step.command.argv)
+    """True when the step's command or `env` templates read `run` (id or status)."""
+    step = invocation.step
+    return "run" in referenced_names([*step.command.argv, *step.env.values()])
 
 
 def cache_key_parts(

@@ -67,6 +67,9 @@ def test_the_run_id_matters_only_when_a_template_reads_it() -> None:
     assert key_of(run_id="a") == key_of(run_id="b")
     reads_run = sh("echo {{ run.id }}")
     assert key_of(command=reads_run, run_id="a") != key_of(command=reads_run, run_id="b")
+    # An `env` template that reads the run is part of what the command sees, too.
+    env_reads_run = {"env": {"RUN": "{{ run.id }}"}}
+    assert key_of(run_id="a", **env_reads_run) != key_of(run_id="b", **env_reads_run)
 
 
 def test_each_foreach_item_has_its_own_key() -> None:
