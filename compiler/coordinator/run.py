@@ -23,7 +23,7 @@ import heapq
 import queue
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from mlc.coordinator.executor import AttemptEnded, Executor, KnownAttempt
@@ -86,9 +86,10 @@ class RunSettings:
 
 @dataclass(slots=True)
 class _Stop:
+    """Why no new step starts: a failure without `keep_going` (`reason`), or cancellation."""
+
     reason: str = ""
     cancelled: bool = False
-    failed_units: list[str] = field(default_factory=list)
 
 
 class Coordinator:
@@ -153,7 +154,8 @@ class Coordinator:
         self.lineage_due = 0.0
         self.retrying: set[Unit] = set()
         self.adoptable: dict[tuple[str, str | None], KnownAttempt] = {}
-        """Attempts an earlier coordinator of this run left running, by invocation and key."""
+        """Attempts that an earlier, killed coordinator of the pipeline left running, by
+        invocation and cache key (see `resume`)."""
 
     # ------------------------------------------------------------------ the run
 

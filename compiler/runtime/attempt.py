@@ -215,9 +215,7 @@ def render_env(attempt: Attempt, paths: StepPaths) -> dict[str, str]:
     values, never templates: an entry a secret overrides is left alone."""
     step = attempt.step
     templates = {
-        name: value
-        for name, value in step.env.items()
-        if "{" in value and name not in step.secrets
+        name: value for name, value in step.env.items() if "{" in value and name not in step.secrets
     }
     if not templates:
         return {}
