@@ -54,6 +54,8 @@ class RayHead:
         self.log_path = Path(self.temp_dir, "head.log")
         self.environ = dict(environ or {})
         self.process: subprocess.Popen[bytes] | None = None
+        self.jobs_problem = ""
+        """What the last refused test submission said (a head whose Jobs API never came up)."""
 
     @property
     def address(self) -> str:
@@ -77,14 +79,21 @@ class RayHead:
         # A job's entry point is `python …`, found on the head's PATH: this environment's.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env = {**os.environ, **DRIVER_ENV, "PATH": path, **self.environ}
+        # Every port a head listens on is a free one: Ray's defaults (8265, 10001, 52365, …)
+        # would collide with another head of the same session (one for the suite, one with the
+        # dashboard for the Jobs API), and the second head's job agent would never start.
+        ports = [
+            f"--dashboard-port={self.dashboard_port or free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--ray-client-server-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+        ]
         if self.dashboard_port is None:
-            dashboard = ["--include-dashboard=false"]
+            dashboard = ["--include-dashboard=false", *ports]
         else:
-            dashboard = [
-                "--include-dashboard=true",
-                "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={self.dashboard_port}",
-            ]
+            dashboard = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", *ports]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -117,7 +126,7 @@ class RayHead:
         self.stop()
         raise RayHeadError(
             f"`ray start --head` did not become ready in {START_TIMEOUT_S:g} s "
-            f"(load {os.getloadavg()[0]:.1f}):\n{tail}"
+            f"(load {os.getloadavg()[0]:.1f}):\n{tail}\n{self.jobs_problem}"
         )
 
     def _jobs_ready(self, deadline: float) -> bool:
@@ -132,6 +141,7 @@ class RayHead:
             done = subprocess.run(probe, env=env, capture_output=True, text=True)
             if done.returncode == 0:
                 return True
+            self.jobs_problem = (done.stdout + done.stderr)[-1500:]
             time.sleep(1.0)
         return False
 
