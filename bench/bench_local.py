@@ -729,12 +729,12 @@ READING = """\
 Reading the figures: every scheduling step names itself in its command, so each has a cache
 key of its own; a run into a new store runs all of them and writes as many cache entries, and
 the re-apply finds every one cached (the benchmark checks the statuses in each report). The
-scheduler hands each attempt to a long-lived worker process, which prepares the attempt
+coordinator hands each attempt, through the local executor, to a long-lived worker process, which prepares the attempt
 directory, starts the command (`posix_spawn`) or calls the function, stores the outputs and
 writes the cache entry; a worker appends the logs of its attempts to one file, and the
-scheduler stores them in batches and writes lineage in batched transactions. What is left per
+executor stores them in batches and writes lineage in batched transactions. What is left per
 step is work the bare pool does not do: the cache key and the cache entry, the log, the
-hand-over between the scheduler and the worker and the scheduler's accounting. The wall
+hand-over between the coordinator and the worker and the coordinator's accounting. The wall
 figures also include starting Python and importing mlc and, without the IR cache, compiling
 the 1,000-step spec, none of which the pool does; a `call` no-op in the pool is a pickled
 function call of well under 0.1 ms. The Prefect flow runs its tasks in threads of its own
