@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Build the Kubernetes test control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler and kwok) from Go modules into a cache outside the repository.
+# kube-scheduler and kwok) and the real test node's kubelet from Go modules into a cache outside
+# the repository, then set up the rest of the real node (node-setup.sh: containerd, runc and the
+# CNI plugins from Debian packages when missing, and its two container images).
 #
 #   bash tests/k8s/build.sh            # prints the install prefix on stdout
 #
 # Idempotent: when the binaries for the pinned versions (and the current tests/k8s/testenv
-# go.mod/go.sum) are already in the cache, it prints the prefix and exits within a second.
+# go.mod/go.sum) and the images are already in the cache, it prints the prefix within seconds.
 # The versions below must agree with tests/k8s/testenv/go.mod; tests/k8s/cluster.py reads them here.
 #
 # Environment:
 #   MLC_K8S_PREFIX   install prefix (default: ${XDG_CACHE_HOME:-$HOME/.cache}/mlc-k8s/<versions>)
 #   GOCACHE, GOMODCACHE are honoured; keep them warm between runs to rebuild in about a minute.
+#   MLC_K8S_REAL_NODE=0 skips the real node's set-up (no Debian packages, no images).
 set -euo pipefail
 
 K8S_VERSION=v1.36.3
@@ -19,7 +22,7 @@ KWOK_VERSION=v0.8.0
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 testenv="$here/testenv"
 prefix="${MLC_K8S_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/mlc-k8s/${K8S_VERSION}-kwok${KWOK_VERSION}}"
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kwok)
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }
 
@@ -40,7 +43,15 @@ is_complete() {
     [ -f "$prefix/stamp" ] && [ "$(cat "$prefix/stamp")" = "$want_stamp" ]
 }
 
+# The real node's runtime and images; it logs to stderr and never prints on stdout.
+set_up_real_node() {
+    if [ "${MLC_K8S_REAL_NODE:-1}" != 0 ]; then
+        bash "$here/node-setup.sh" "$prefix"
+    fi
+}
+
 if is_complete; then
+    set_up_real_node
     printf '%s\n' "$prefix"
     exit 0
 fi
@@ -72,6 +83,7 @@ if command -v flock >/dev/null 2>&1; then
     flock 9
 fi
 if is_complete; then
+    set_up_real_node
     printf '%s\n' "$prefix"
     exit 0
 fi
@@ -95,11 +107,12 @@ done
 
 (
     cd "$testenv"
-    log "go build kube-apiserver kube-controller-manager kube-scheduler"
+    log "go build kube-apiserver kube-controller-manager kube-scheduler kubelet"
     "$go_bin" build -ldflags "$k8s_ld" -o "$staging/bin/" \
         k8s.io/kubernetes/cmd/kube-apiserver \
         k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kube-scheduler
+        k8s.io/kubernetes/cmd/kube-scheduler \
+        k8s.io/kubernetes/cmd/kubelet
     log "go build etcd"
     "$go_bin" build -ldflags "-s -w" -o "$staging/bin/etcd" go.etcd.io/etcd/server/v3
 )
@@ -124,4 +137,5 @@ trap - EXIT
 rm -rf "$prefix.old"
 
 log "done in $(($(date +%s) - start)) s"
+set_up_real_node
 printf '%s\n' "$prefix"

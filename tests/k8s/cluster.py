@@ -59,6 +59,8 @@ OUTCOME_ANNOTATION = "mlc.test/outcome"
 EXIT_CODE_ANNOTATION = "mlc.test/exit-code"
 RUN_FOR_ANNOTATION = "mlc.test/run-for"
 TERMINATION_MESSAGE_ANNOTATION = "mlc.test/termination-message"
+#: Node annotation that makes kwok play a node's kubelet (every ``NodeSpec`` carries it).
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
@@ -180,7 +182,7 @@ class NodeSpec:
             "metadata": {
                 "name": self.name,
                 "labels": labels,
-                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "annotations": {FAKE_NODE_ANNOTATION: "fake"},
             },
             "spec": spec,
             "status": {"capacity": resources, "allocatable": dict(resources)},
@@ -687,6 +689,7 @@ class ControlPlane:
 
     def _start_apiserver(self, deadline: float) -> None:
         pki = self.pki
+        assert self._admin is not None
         args = [
             f"--etcd-servers={self._etcd_url}",
             f"--bind-address={self.host}",
@@ -710,6 +713,12 @@ class ControlPlane:
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={self._front_proxy.cert}",
             f"--proxy-client-key-file={self._front_proxy.key}",
+            # For a real node's kubelet (tests/k8s/node.py): logs, exec and attach go through
+            # it, by its InternalIP, with a client certificate it trusts.
+            f"--kubelet-client-certificate={self._admin.cert}",
+            f"--kubelet-client-key={self._admin.key}",
+            f"--kubelet-certificate-authority={pki.ca_cert}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
         ]
         if self._advertise_address:
             # Loopback is refused here; the address only lands in the `kubernetes` Endpoints.
@@ -772,7 +781,8 @@ class ControlPlane:
             [
                 f"--kubeconfig={self.kubeconfig}",
                 f"--config={STAGES_FILE}",
-                "--manage-all-nodes=true",
+                # Only the fake nodes: a real node's kubelet reports its own status.
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
                 "--node-lease-duration-seconds=40",
                 f"--cidr={POD_CIDR}",
                 f"--node-ip={self.host}",
@@ -912,12 +922,26 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    real_node = None
+    if args.real_node:
+        from tests.k8s.node import RealNode  # imports this module
+
+        real_node = RealNode(cluster)
+        try:
+            real_node.start(timeout=args.timeout)
+        except (ControlPlaneError, KeyboardInterrupt) as error:
+            cluster.stop()
+            print(f"error: the real node did not start: {error}", file=sys.stderr)
+            return 1
     pid_file.write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     print(f"control plane ready in {cluster.startup_seconds:.1f} s at {cluster.server}")
     print(f"logs: {cluster.logs}")
-    print(f"nodes: {', '.join(node.name for node in cluster.nodes)}")
+    names = [node.name for node in cluster.nodes] + ([real_node.name] if real_node else [])
+    print(f"nodes: {', '.join(names)}")
+    if real_node is not None:
+        print(f"real node ready in {real_node.startup_seconds:.1f} s; logs: {real_node.logs}")
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     print("press Ctrl-C to stop", flush=True)
     try:
@@ -933,6 +957,10 @@ def _up(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     finally:
         print("stopping...", file=sys.stderr, flush=True)
+        if real_node is not None:
+            real_node.stop()
+            for problem in real_node.leftovers():
+                print(f"warning: the real node left {problem}", file=sys.stderr)
         cluster.stop()
         pid_file.unlink(missing_ok=True)
         print(f"stopped; {cluster.describe_peak_memory()}", file=sys.stderr)
@@ -954,6 +982,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="state, logs and kubeconfig (default: %(default)s)",
     )
     up.add_argument("--prefix", type=Path, default=None, help="where build.sh put the binaries")
+    up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also join a real node (containerd and a kubelet; needs root), see node.py",
+    )
     up.add_argument(
         "--timeout", type=float, default=START_TIMEOUT_S, help="start-up timeout in seconds"
     )

@@ -1,5 +1,8 @@
 """Helpers for tests that run Jobs on the test control plane: manifests and waits.
 
+``job_manifest`` makes Jobs for the fake nodes (kwok ends their pods as annotations ask);
+``python_job_manifest`` makes Jobs whose pods run Python for real on the real node.
+
 Waits use watches with a deadline, never fixed sleeps: a watch started without a resource
 version first replays the current state, so nothing that already happened is missed.
 """
@@ -7,7 +10,7 @@ version first replays the current state, so nothing that already happened is mis
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tests.k8s.cluster import (
@@ -18,6 +21,8 @@ from tests.k8s.cluster import (
     RUN_FOR_ANNOTATION,
     TERMINATION_MESSAGE_ANNOTATION,
 )
+from tests.k8s.node import project_mounts, real_node_placement
+from tests.k8s.node_images import STEP_IMAGE
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, CoreV1Event, V1Job, V1Pod
@@ -88,6 +93,61 @@ def job_manifest(
         "kind": "Job",
         "metadata": {"name": name},
         "spec": spec,
+    }
+
+
+def python_job_manifest(
+    name: str,
+    code: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    memory_limit: str | None = None,
+    volumes: Sequence[Mapping[str, Any]] = (),
+    volume_mounts: Sequence[Mapping[str, Any]] = (),
+    init_code: str | None = None,
+    host_network: bool = False,
+    backoff_limit: int = 0,
+) -> dict[str, Any]:
+    """A one-pod Job for the real node whose container runs ``python3 -c code``.
+
+    The pod runs the step image (Debian's Python 3.11) with the repository and the test
+    virtual environment mounted read-only, so ``import mlc`` works. ``init_code`` runs first
+    in an init container with the same mounts; ``host_network`` puts the pod on the host's
+    network, where services on 127.0.0.1 (the S3 test server, the API server) are reachable.
+    """
+    project_volumes, project_volume_mounts, project_env = project_mounts()
+    environment = [*project_env, *({"name": k, "value": v} for k, v in (env or {}).items())]
+    mounts = [*project_volume_mounts, *volume_mounts]
+    resources: dict[str, Any] = {"requests": {"cpu": "50m", "memory": "32Mi"}}
+    if memory_limit is not None:
+        resources["limits"] = {"memory": memory_limit}
+
+    def container(container_name: str, script: str) -> dict[str, Any]:
+        return {
+            "name": container_name,
+            "image": STEP_IMAGE,
+            "imagePullPolicy": "Never",
+            "command": ["python3", "-c", script],
+            "env": environment,
+            "volumeMounts": mounts,
+            "resources": resources,
+        }
+
+    pod_spec: dict[str, Any] = {
+        **real_node_placement(),
+        "restartPolicy": "Never",
+        "hostNetwork": host_network,
+        "terminationGracePeriodSeconds": 5,
+        "containers": [container("main", code)],
+        "volumes": [*project_volumes, *volumes],
+    }
+    if init_code is not None:
+        pod_spec["initContainers"] = [container("init", init_code)]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"backoffLimit": backoff_limit, "template": {"spec": pod_spec}},
     }
 
 

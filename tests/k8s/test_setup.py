@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.k8s import plugin
+from tests.k8s import node, plugin
 from tests.k8s.cluster import (
     A100_NODE,
     BUILD_COMMAND,
@@ -20,6 +21,7 @@ from tests.k8s.cluster import (
     missing_prerequisites,
     pinned_versions,
 )
+from tests.k8s.helpers import python_job_manifest
 
 GO_MOD = Path(__file__).with_name("testenv") / "go.mod"
 
@@ -78,3 +80,60 @@ def test_missing_control_plane_fails_in_ci_and_skips_elsewhere(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="build"):
         plugin._unavailable(f"build them with `{BUILD_COMMAND}`")
+
+
+def test_real_node_names_each_missing_prerequisite(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(node.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(node.shutil, "which", lambda name: None)
+
+    problems = node.missing_prerequisites(tmp_path)
+
+    assert any(p.startswith("the real node needs root") and "uid 1000" in p for p in problems)
+    assert any(f"the kubelet is not in {tmp_path}/bin" in p for p in problems)
+    assert any(p.startswith("containerd, containerd-shim-runc-v2, ctr, runc") for p in problems)
+    assert any("pause.tar, step.tar" in p and BUILD_COMMAND in p for p in problems)
+
+
+def test_missing_real_node_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    what = "the real Kubernetes test node"
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=f"^{what} unavailable: .*needs root"):
+        plugin._unavailable("the real node needs root", what)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=f"^{what} unavailable: .*needs root"):
+        plugin._unavailable("the real node needs root", what)
+
+
+def test_real_node_pods_select_and_tolerate_only_the_real_node() -> None:
+    job = python_job_manifest("j", "pass")
+    spec = job["spec"]["template"]["spec"]
+    key, value, effect = node.REAL_NODE_TAINT
+    assert spec["tolerations"] == [
+        {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    ]
+    assert spec["nodeSelector"] == dict([node.REAL_NODE_LABEL])
+    mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts[str(node.REPOSITORY)]["readOnly"] is True
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+    assert env["MLC_SITE_DIRS"] == str(node.site_packages())
+    # Fake nodes never carry the real node's label, so fake-node Jobs cannot land there.
+    assert all(
+        node.REAL_NODE_LABEL[0] not in n.manifest()["metadata"]["labels"] for n in DEFAULT_NODES
+    )
+
+
+def test_host_snapshot_survives_the_registry_for_a_later_cleanup() -> None:
+    snapshot = node.HostSnapshot(
+        existing_directories={
+            Path("/var/lib/kubelet"): None,
+            Path("/run/containerd"): frozenset({"s"}),
+        },
+        settings={"kernel/panic": "1", "vm/overcommit_memory": None},
+        iptables_chains={("filter", "INPUT")},
+    )
+
+    again = node.HostSnapshot.from_json(json.loads(json.dumps(snapshot.to_json())))
+
+    assert again == snapshot
