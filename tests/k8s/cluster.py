@@ -275,6 +275,16 @@ def _run_openssl(args: Sequence[str], cwd: Path) -> None:
         )
 
 
+def log_tails(logs: Path, names: Iterable[str], lines: int = 25) -> str:
+    """The last lines of the log of each named component under `logs`, for failure reports."""
+    parts = []
+    for name in names:
+        path = logs / f"{name}.log"
+        if path.exists():
+            parts.append(f"--- {path} (last {lines} lines) ---\n{_tail(path, lines)}")
+    return "\n".join(parts)
+
+
 def _tail(path: Path, lines: int, width: int = 400) -> str:
     try:
         with path.open("rb") as handle:
@@ -589,12 +599,7 @@ class ControlPlane:
 
     def log_tails(self, lines: int = 25) -> str:
         """The last lines of every component log, for failure reports."""
-        parts = []
-        for name in COMPONENTS:
-            path = self.logs / f"{name}.log"
-            if path.exists():
-                parts.append(f"--- {path} (last {lines} lines) ---\n{_tail(path, lines)}")
-        return "\n".join(parts)
+        return log_tails(self.logs, COMPONENTS, lines)
 
     def __enter__(self) -> ControlPlane:
         self.start()

@@ -52,6 +52,7 @@ from tests.k8s.cluster import (
     _tail,
     default_prefix,
     free_port,
+    log_tails,
     write_kubeconfig,
 )
 from tests.k8s.node_images import ARCHIVES, PAUSE_IMAGE, SITE_DIRS_VARIABLE, STEP_IMAGE
@@ -447,12 +448,7 @@ class RealNode:
 
     def log_tails(self, lines: int = 25) -> str:
         """The last lines of containerd's and the kubelet's logs."""
-        parts = []
-        for name in ("containerd", "kubelet"):
-            path = self.logs / f"{name}.log"
-            if path.exists():
-                parts.append(f"--- {path} (last {lines} lines) ---\n{_tail(path, lines)}")
-        return "\n".join(parts)
+        return log_tails(self.logs, ("containerd", "kubelet"), lines)
 
     def __enter__(self) -> RealNode:
         self.start()
