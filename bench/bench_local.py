@@ -83,6 +83,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import baseline
+from docs_section import write_section
 from gen_local import generate
 from peers import peer_bin
 
@@ -750,21 +751,12 @@ keeps its stores until every run is done.
 
 def write_docs(text: str, argv: list[str], mlcs: Sequence[Mlc]) -> None:
     command = "python bench/bench_local.py " + " ".join(argv)
-    section = (
-        f"{SECTION}\n\n"
+    body = (
         f"Measured {dt.date.today().isoformat()} on {machine()}; {versions(mlcs)}; "
         f"with `{command.strip()}` (best of the repetitions; see the docstring of "
         "`bench/bench_local.py` for what each figure is).\n\n" + text + "\n\n" + READING
     )
-    content = DOCS.read_text()
-    if SECTION in content:
-        start = content.index(SECTION)
-        following = content.find("\n## ", start + len(SECTION))
-        rest = content[following + 1 :] if following != -1 else ""
-        content = content[:start] + section + ("\n" + rest if rest else "")
-    else:
-        content = content.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(content)
+    write_section(DOCS, SECTION, body)
 
 
 def main() -> None:

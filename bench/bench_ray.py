@@ -86,6 +86,7 @@ from bench_local import (
     statuses,
     verdict,
 )
+from docs_section import write_section
 from gen_ray import generate
 
 from tests.ray.cluster import RayHead
@@ -790,21 +791,12 @@ def versions() -> str:
 def write_docs(text: str, argv: list[str]) -> None:
     """Replaces (or appends) the `## Ray backend` section of `docs/benchmarks.md`."""
     command = "python bench/bench_ray.py " + " ".join(argv)
-    section = (
-        f"{SECTION}\n\n"
+    body = (
         f"Measured {dt.date.today().isoformat()} on {machine()}; {versions()}; with "
         f"`{command.strip()}` (best of the repetitions; see the docstring of "
         "`bench/bench_ray.py` for what each figure is).\n\n" + text + "\n\n" + READING
     )
-    content = DOCS.read_text()
-    if SECTION in content:
-        start = content.index(SECTION)
-        following = content.find("\n## ", start + len(SECTION))
-        rest = content[following + 1 :] if following != -1 else ""
-        content = content[:start] + section + ("\n" + rest if rest else "")
-    else:
-        content = content.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(content)
+    write_section(DOCS, SECTION, body)
 
 
 def main() -> None:
