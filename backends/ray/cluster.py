@@ -48,7 +48,6 @@ class RayCluster:
     """A connection to Ray, made on first use (see the module docstring)."""
 
     target: Target | None
-    environ: Mapping[str, str]
     nodes: list[dict[str, float]] = field(default_factory=list)
     """The resources of each live node, once connected."""
     started: bool = False

@@ -74,7 +74,7 @@ class RayExecutor:
     def __init__(self, store: Store, target: Target | None) -> None:
         self.store = store
         self.target = target
-        self.cluster = RayCluster(target, {})
+        self.cluster = RayCluster(target)
         local_store = None if store.is_remote else str(getattr(store, "root", store.uri))
         self._capacity = RayCapacity(self.cluster, target, local_store=local_store)
         self.store_address = store_address(store)

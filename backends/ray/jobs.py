@@ -134,7 +134,7 @@ class JobRun:
             try:
                 client.submit_job(**job)
                 return
-            except RuntimeError as exc:
+            except Exception as exc:  # Ray raises RuntimeError, and requests' errors as they come
                 if "No available agent" not in str(exc) or time.monotonic() > deadline:
                     raise PreflightError(
                         f"the Ray cluster at {self.address} refused the job: {_first_line(exc)}"
@@ -175,16 +175,24 @@ class JobRun:
 
     def _follow(self, client: Any, run_id: str, observer: RunObserver) -> RunReport:
         try:
-            report = asyncio.run(self._tail(client, run_id, observer))
-        except KeyboardInterrupt:
-            observer.warning(f"cancelling: stopping Ray job {run_id}")
-            client.stop_job(run_id)
-            report = self._after_stop(client, run_id, observer)
+            try:
+                report = asyncio.run(self._tail(client, run_id, observer))
+            except KeyboardInterrupt:
+                observer.warning(f"cancelling: stopping Ray job {run_id}")
+                client.stop_job(run_id)
+                report = self._after_stop(client, run_id, observer)
+            if report is not None:
+                return report
+            info = client.get_job_info(run_id)
         except DriverError as exc:
             raise PreflightError(str(exc)) from None
-        if report is not None:
-            return report
-        info = client.get_job_info(run_id)
+        except (RuntimeFailure, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the Jobs API went away while the job goes on
+            raise RuntimeFailure(
+                f"lost the Ray Jobs API at {self.address} while following job {run_id} "
+                f"({_first_line(exc)}); the job goes on: `mlc runs` shows it once it ends"
+            ) from None
         if str(info.status) == "STOPPED":  # killed before it could report
             observer.warning(f"Ray job {run_id} was stopped before its driver reported")
             return RunReport(

@@ -8,7 +8,8 @@ reports each end as an event. The loop:
    its `when` condition is false), or, per invocation, cached or waiting to run;
 2. waiting invocations start, in order, as soon as the executor's capacity reserves their
    resources (and their retry backoff and the `foreach` parallelism allow); an invocation
-   whose attempt an earlier coordinator of the run left running is adopted, not started again;
+   whose attempt an earlier, killed coordinator of the pipeline left running is adopted, not
+   started again;
 3. each ended attempt is recorded, retried with exponential backoff, or failed. After a
    failure no new step starts unless `keep_going`; running steps finish, `finally` steps run.
 

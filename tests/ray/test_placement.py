@@ -18,7 +18,7 @@ def target(**accelerators: object) -> Target:
 
 def capacity(*nodes: dict[str, float], local_store: str | None = None) -> RayCapacity:
     """A capacity over a cluster already joined, with these nodes."""
-    cluster = RayCluster(target(t4="T4"), {})
+    cluster = RayCluster(target(t4="T4"))
     cluster.nodes = list(nodes)
     cluster._connected = True
     return RayCapacity(cluster, cluster.target, local_store=local_store)
