@@ -11,6 +11,8 @@ knows whether an attempt is a worker process, a Ray task or a Kubernetes Job.
  capacity.never_fits(resources)   ───────▶  "it asks for 8 CPUs and this machine has 2"
  capacity.try_reserve(resources)  ───────▶  a reservation, or None: not now
  start(Attempt)                   ───────▶  runs it somewhere; returns at once
+                                  ◀───────  report(AttemptNote)    (while it waits: why, e.g.
+                                                                     "0/3 nodes have a GPU")
                                   ◀───────  report(AttemptEnded)   (exactly once per attempt,
                                                                      from any thread)
  cancel(attempts, grace)          ───────▶  stops them; each still reports its end
@@ -79,6 +81,15 @@ class KnownAttempt:
     """False once it has ended (its outputs, if any, are in the store and its cache)."""
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptNote:
+    """What a started attempt is doing, when the user should know before it ends (it waits
+    for a node: the cluster's reason). Shown as the step's progress detail."""
+
+    attempt: Attempt
+    detail: str
+
+
 class Capacity(Protocol):
     """What an executor can run at once, and what it can never run."""
 
@@ -93,8 +104,8 @@ class Capacity(Protocol):
         """Gives a reservation back (its attempt ended)."""
 
 
-Report = Callable[[AttemptEnded], None]
-"""How an executor reports ended attempts (callable from any thread)."""
+Report = Callable[[AttemptEnded | AttemptNote], None]
+"""How an executor reports notes and ended attempts (callable from any thread)."""
 
 
 class Executor(Protocol):

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from mlc.coordinator.executor import AttemptEnded, Executor, KnownAttempt
+from mlc.coordinator.executor import AttemptEnded, AttemptNote, Executor, KnownAttempt
 from mlc.coordinator.preflight import Preflight
 from mlc.coordinator.units import StepState, Unit, backoff_seconds
 from mlc.coordinator.waiting import WaitingUnits
@@ -148,7 +148,7 @@ class Coordinator:
         self.running: set[Unit] = set()
         self.produced: dict[str, OutputDigests] = {}
         self.stop = _Stop()
-        self.events: queue.SimpleQueue[AttemptEnded] = queue.SimpleQueue()
+        self.events: queue.SimpleQueue[AttemptEnded | AttemptNote] = queue.SimpleQueue()
         self.started = time.time()
         self.host = current_host()
         self.lineage_queue: list[StepExecution] = []
@@ -235,7 +235,9 @@ class Coordinator:
             if time.monotonic() >= self.lineage_due:
                 self._write_lineage()
             try:
-                ended: AttemptEnded | None = self.events.get(timeout=self._wait_seconds())
+                ended: AttemptEnded | AttemptNote | None = self.events.get(
+                    timeout=self._wait_seconds()
+                )
             except queue.Empty:
                 ended = None
             while ended is not None:
@@ -490,10 +492,13 @@ class Coordinator:
 
     # ------------------------------------------------------------------ finishing
 
-    def _handle(self, ended: AttemptEnded) -> None:
+    def _handle(self, ended: AttemptEnded | AttemptNote) -> None:
         unit = self.by_name.get(ended.attempt.name)
         if unit is None or unit.attempt is not ended.attempt:
             return  # not an attempt of this coordinator's (an executor must not do this)
+        if isinstance(ended, AttemptNote):
+            self._notify(unit, ended.detail)
+            return
         unit.attempt = None
         unit.log_ref, unit.log_tail = ended.log_ref, ended.log_tail
         unit.host = ended.host

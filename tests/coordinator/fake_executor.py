@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlc.coordinator.executor import AttemptEnded, KnownAttempt, Report
+from mlc.coordinator.executor import AttemptEnded, AttemptNote, KnownAttempt, Report
 from mlc.ir.model import IRDocument, Resources
 from mlc.runtime.attempt import Attempt
 from mlc.runtime.cache_entries import CachedOutput
@@ -47,7 +47,8 @@ class Slots:
 @dataclass
 class FakeExecutor:
     """Runs attempts as `script` says: per invocation, one word per attempt (`ok`, `fail`,
-    `hold`: wait for `cancel`); `ok` when the script says nothing. `metrics` gives the
+    `hold`: wait for `cancel`; `wait:WHY`: note WHY, then succeed); `ok` when the script says
+    nothing. `metrics` gives the
     content of a step's `metrics` outputs."""
 
     store: Store
@@ -82,6 +83,9 @@ class FakeExecutor:
             with self._lock:
                 self._held[attempt.key] = attempt
             return
+        if word.startswith("wait:"):
+            self._later(AttemptNote(attempt, word.removeprefix("wait:")))
+            word = "ok"
         self._later(self._ended(attempt, ok=word == "ok"))
 
     def cancel(self, attempts: Sequence[Attempt], grace_seconds: float) -> None:
@@ -119,8 +123,10 @@ class FakeExecutor:
             attempt, TaskResult(0), outputs=outputs, log_whole=log, log_ref=log.digest
         )
 
-    def _later(self, ended: AttemptEnded) -> None:
-        """Reports from another thread, as a real executor's watcher does."""
+    def _later(self, event: AttemptEnded | AttemptNote) -> None:
+        """Reports from another thread, as a real executor's watcher does (in order)."""
         report = self._report
         assert report is not None, "start before begin"
-        threading.Thread(target=report, args=(ended,)).start()
+        thread = threading.Thread(target=report, args=(event,))
+        thread.start()
+        thread.join()

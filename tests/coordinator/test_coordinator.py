@@ -228,6 +228,36 @@ def test_cancelling_stops_running_attempts_and_skips_the_rest(store: Store, tmp_
     assert [a.name for a in executor.cancelled] == ["a"]
 
 
+class Updates:
+    """An observer that keeps every progress update."""
+
+    def __init__(self) -> None:
+        self.updates: list[UnitUpdate] = []
+
+    def run_started(self, run_id: str, pipeline: str, units: Sequence[str]) -> None:
+        pass
+
+    def unit_changed(self, update: UnitUpdate) -> None:
+        self.updates.append(update)
+
+    def warning(self, message: str) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+
+def test_what_an_executor_notes_about_a_waiting_attempt_is_shown_as_its_progress(
+    store: Store, tmp_path: Path
+) -> None:
+    why = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu"
+    executor = FakeExecutor(store, script={"a": [f"wait:{why}"]})
+    observer = Updates()
+    report = run(executor, document(tmp_path, chain(["a"])), observer=observer)
+    assert statuses(report) == {"a": "ran"}
+    assert ("a", "running", why) in [(u.name, u.status, u.detail) for u in observer.updates]
+
+
 def test_an_attempt_left_running_by_a_killed_coordinator_is_adopted_not_started_again(
     store: Store, tmp_path: Path
 ) -> None:

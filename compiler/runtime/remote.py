@@ -1,0 +1,120 @@
+"""One attempt carried out in this process, for executors whose attempts run elsewhere.
+
+A Ray task and a Kubernetes pod both receive an attempt as plain JSON and a store, and hand
+back how it ended as plain JSON: `run_attempt` is that whole round, the same code a local
+worker runs. It renders the attempt in a directory of its own, materialises the inputs from
+the store, runs the `call` function or the `run` command (a command in a process group of its
+own, stopped at the step's timeout), puts the outputs into the store, writes the cache entry,
+stores the step's log, and returns digests and the result, never data.
+
+A `KeyboardInterrupt` while the attempt runs (Ray's cancel, or a signal its host turns into
+one) stops it: the log is still stored and the result says it was stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlc.runtime.attempt import Attempt, Collected, carry_out, render_attempt
+from mlc.runtime.errors import StepFailure
+from mlc.runtime.step_logs import LogPart, failure_note, store_log
+from mlc.runtime.task import TaskResult
+from mlc.runtime.workdir import remove_tree
+from mlc.store.base import Store
+from mlc.store.errors import StoreError
+
+NO_TIMEOUT_SECONDS = 10 * 365 * 86400.0
+"""The timeout of a command whose step has none. A command always runs with one here, in a
+group of its own: waiting with a timeout lets a `KeyboardInterrupt` reach this process, which
+then stops the command's whole group instead of leaving it behind."""
+STOPPED = "stopped by mlc"
+
+
+def run_attempt(
+    attempt: Attempt,
+    store: Store,
+    *,
+    log_path: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Carries out one attempt in this process and returns how it ended (see the module
+    docstring). The attempt's log is written to `log_path` while it runs (a live reader may
+    follow it there), then stored, and the file removed."""
+    root = tempfile.mkdtemp(prefix="mlc-attempt-")
+    result: TaskResult | None = None
+    collected = Collected()
+    notes: list[str] = []
+
+    def ended(value: TaskResult | None) -> None:
+        nonlocal result
+        result = value
+
+    def reported(value: Collected) -> None:
+        nonlocal collected
+        collected = value
+
+    try:
+        try:
+            task, plan = render_attempt(
+                attempt,
+                root=root,
+                log_path=log_path,
+                environ=os.environ,
+                extra_env=dict(extra_env or {}),
+            )
+        except StepFailure as exc:
+            collected = Collected(error=str(exc))
+        else:
+            try:
+                carry_out(
+                    plan,
+                    task,
+                    store,
+                    ended=ended,
+                    collected=reported,
+                    timeout_seconds=attempt.timeout_seconds or NO_TIMEOUT_SECONDS,
+                    grace_seconds=attempt.kill_grace_seconds,
+                )
+            except KeyboardInterrupt:
+                result = result or TaskResult(-2, STOPPED)
+                collected = Collected(error=STOPPED)
+        if result is not None and result.timed_out and attempt.timeout_seconds:
+            result = TaskResult.timed_out_after(result.exit_code, attempt.timeout_seconds)
+        if collected.outputs is None:
+            notes.append(failure_note(attempt.number, result, collected.error))
+        log = _store_log(store, attempt, log_path, "".join(notes))
+    finally:
+        with contextlib.suppress(OSError):
+            remove_tree(Path(root))
+    return {
+        "result": None if result is None else result.to_json(),
+        "collected": collected.to_json(),
+        "log": log,
+        "host": socket.gethostname(),
+    }
+
+
+def _store_log(store: Store, attempt: Attempt, log_path: str, notes: str) -> dict[str, Any]:
+    """The step's log so far (earlier attempts, this one, mlc's notes) put into the store."""
+    try:
+        size = os.stat(log_path).st_size if os.path.exists(log_path) else 0
+        part = LogPart(log_path, 0, size) if size else None
+        stored = store_log(
+            store,
+            lambda data: str(store.put_bytes(data)),
+            attempt.earlier_log,
+            part,
+            notes.encode("utf-8"),
+        )
+    except (OSError, StoreError) as exc:
+        return {"problem": str(exc)}
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(log_path)
+    return {"ref": stored.digest, "tail": stored.tail, "whole": stored.whole.to_json()}
