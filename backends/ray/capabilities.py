@@ -23,5 +23,7 @@ DESCRIPTION = BackendDescription(
         "namespace": "the Ray namespace jobs run in",
         "resources": "custom Ray resources added to every task",
         "kill_grace": "seconds a stopped step gets between SIGTERM and SIGKILL (default 10)",
+        "pending_timeout": "how long a step may wait for a node before it fails (`10m`; "
+        "default: no limit)",
     },
 )

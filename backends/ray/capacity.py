@@ -7,6 +7,12 @@ which the executor turns into a failed attempt saying what was asked and what th
 Requests that can fit are accounted against the cluster's totals, so that the coordinator's
 "running" means running (or about to), and `foreach` bounds and fail-fast stay meaningful.
 
+Beyond the totals, up to as much again may be granted as *queued* reservations (`queue_ahead`):
+their tasks wait in Ray's own queue, so a worker that finishes a task gets the next one at once,
+on the lease it holds, instead of idling while the end travels to the coordinator and the next
+submission back (and Ray leasing a worker per task). Not with a `pending_timeout`: a task
+queued behind the run's own steps would count that wait against it.
+
 The cluster is joined on the first reservation, i.e. when a step must run: before that (`mlc
 plan`, preflight) a request is only checked against the target's declared node pools.
 """
@@ -18,8 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlc.backends.ray.cluster import RayCluster
-from mlc.backends.ray.placement import describe, ray_resources
+from mlc.backends.ray.placement import describe, describe_free, ray_resources
 from mlc.ir.model import Resources, Target
+
+QUEUE_AHEAD_SHARE = 1.0
+"""How much may be granted beyond the cluster's totals, as a share of them (see the module
+docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,8 @@ class Reservation:
     """Ray resources held by one attempt."""
 
     need: Mapping[str, float]
+    queued: bool = False
+    """Granted beyond the cluster's free resources: the task waits in Ray's queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +53,19 @@ class RayCapacity:
     """Accounts Ray resources against the cluster (see the module docstring)."""
 
     def __init__(
-        self, cluster: RayCluster, target: Target | None, *, local_store: str | None
+        self,
+        cluster: RayCluster,
+        target: Target | None,
+        *,
+        local_store: str | None,
+        queue_ahead: bool = False,
     ) -> None:
         self.cluster = cluster
         self.target = target
         self.local_store = local_store
         """The store's directory when it is on this machine's disk (None: a shared store)."""
+        self.queue_ahead = queue_ahead
+        """Whether requests may be granted beyond the free resources (module docstring)."""
         self._free: dict[str, float] | None = None
         self._verdicts: dict[tuple[tuple[str, float], ...], str | None] = {}
         self._lock = threading.Lock()
@@ -84,11 +103,17 @@ class RayCapacity:
             if verdict is not None:
                 return Infeasible(verdict)
             free = self._totals()
-            if any(free.get(name, 0.0) < amount - 1e-9 for name, amount in need.items()):
-                return None
+            queued = any(free.get(name, 0.0) < amount - 1e-9 for name, amount in need.items())
+            if queued:
+                if not self.queue_ahead:
+                    return None
+                totals = self._sums()
+                room = {n: free.get(n, 0.0) + totals.get(n, 0.0) * QUEUE_AHEAD_SHARE for n in need}
+                if any(room[name] < amount - 1e-9 for name, amount in need.items()):
+                    return None
             for name, amount in need.items():
                 free[name] -= amount
-            return Reservation(need)
+            return Reservation(need, queued)
 
     def release(self, reservation: object) -> None:
         """Gives a reservation's resources back (an `Infeasible` one held none)."""
@@ -112,12 +137,49 @@ class RayCapacity:
         )
 
     def _totals(self) -> dict[str, float]:
+        """What is free (the cluster's totals less what is reserved; below zero when queued)."""
         if self._free is None:
-            self._free = {}
-            for node in self.cluster.nodes:
-                for name, amount in node.items():
-                    self._free[name] = self._free.get(name, 0.0) + amount
+            self._free = self._sums()
         return self._free
+
+    def _sums(self) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        for node in self.cluster.nodes:
+            for name, amount in node.items():
+                sums[name] = sums.get(name, 0.0) + amount
+        return sums
+
+    def waiting_reason(self, need: Mapping[str, float]) -> tuple[str, bool]:
+        """Why a request waits, from the cluster as it is now (its live nodes and what they
+        have free), and whether a live node could hold it at all."""
+        import ray
+
+        try:
+            nodes = [
+                _schedulable({k: float(v) for k, v in node["Resources"].items()})
+                for node in ray.nodes()  # type: ignore[no-untyped-call]
+                if node.get("Alive")
+            ]
+            free = _schedulable({k: float(v) for k, v in ray.available_resources().items()})  # type: ignore[no-untyped-call]
+        except Exception as exc:  # the cluster cannot say: say that
+            return f"it asks for {describe(need)} (the Ray cluster cannot say why: {exc})", True
+        fits = any(
+            all(node.get(name, 0.0) >= amount - 1e-9 for name, amount in need.items())
+            for node in nodes
+        )
+        have = "; ".join(describe(node) for node in nodes) or "no live node"
+        if not fits:
+            return (
+                f"it asks for {describe(need)}, which no live node of the Ray cluster at "
+                f"`{self.cluster.address}` has (nodes: {have})",
+                False,
+            )
+        short = [name for name, amount in need.items() if free.get(name, 0.0) < amount - 1e-9]
+        return (
+            f"it asks for {describe(need)}; the Ray cluster at `{self.cluster.address}` has "
+            f"{describe_free(free, short or list(need))} free now (nodes: {have})",
+            True,
+        )
 
     def _never(self, need: Mapping[str, float]) -> str | None:
         nodes = self.cluster.nodes

@@ -80,3 +80,17 @@ def describe(need: Mapping[str, float]) -> str:
         parts.append(f"{need['memory'] / 2**30:.1f} GiB of memory")
     parts += [name for name in need if name not in ("CPU", "GPU", "memory")]
     return ", ".join(parts)
+
+
+def describe_free(free: Mapping[str, float], names: list[str]) -> str:
+    """How much of each named resource is free: `0 CPUs, 1 GPU`."""
+    parts = []
+    for name in names:
+        amount = free.get(name, 0.0)
+        if name in ("CPU", "GPU"):
+            parts.append(f"{amount:g} {name}" + ("" if amount == 1 else "s"))
+        elif name == "memory":
+            parts.append(f"{amount / 2**30:.1f} GiB of memory")
+        else:
+            parts.append(f"{amount:g} of {name}")
+    return ", ".join(parts)

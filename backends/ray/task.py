@@ -6,12 +6,22 @@ Kubernetes pod run), returning digests and the result as JSON.
 
 A step without GPUs gets `CUDA_VISIBLE_DEVICES` empty (Ray leaves it unset, and the step would
 see every GPU of the node); a GPU step gets the devices Ray assigned.
+
+`run_attempt_signalled` is the same as a Ray streaming generator that first says where it
+started: the driver learns the moment a task leaves Ray's queue (a step's timeout counts from
+there, and a step still waiting after the target's `pending_timeout` fails). It costs one more
+message per task, so only the tasks that need it are signalled (see `mlc.backends.ray.executor`).
+
+A log smaller than `inline_log_bytes` comes back with the result instead of being stored by
+the task: the driver stores the logs of many steps in one batch.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 from mlc.runtime.attempt import Attempt
@@ -24,7 +34,10 @@ _stores: dict[str, Store] = {}
 
 
 def run_attempt(
-    attempt_json: dict[str, Any], store_address: dict[str, Any], log_dir: str
+    attempt_json: dict[str, Any],
+    store_address: dict[str, Any],
+    log_dir: str,
+    inline_log_bytes: int = 0,
 ) -> dict[str, Any]:
     """Carries out one attempt in this Ray worker and returns how it ended. `log_dir` is where
     the attempt's log is written while it runs (`mlc logs -f` reads it there on a single-node
@@ -35,8 +48,24 @@ def run_attempt(
     os.makedirs(log_dir, exist_ok=True)
     log_path = os.path.join(log_dir, f"{attempt.name}.{attempt.number}.log")
     return carry_out_here(
-        attempt, _store(store_address), log_path=log_path, extra_env={CUDA_VARIABLE: cuda}
+        attempt,
+        _store(store_address),
+        log_path=log_path,
+        extra_env={CUDA_VARIABLE: cuda},
+        inline_log_bytes=inline_log_bytes,
     )
+
+
+def run_attempt_signalled(
+    attempt_json: dict[str, Any],
+    store_address: dict[str, Any],
+    log_dir: str,
+    inline_log_bytes: int = 0,
+) -> Iterator[dict[str, Any]]:
+    """`run_attempt` as a streaming generator: `{"started": HOST}` as soon as the task runs,
+    then how the attempt ended."""
+    yield {"started": socket.gethostname()}
+    yield run_attempt(attempt_json, store_address, log_dir, inline_log_bytes)
 
 
 def _store(address: dict[str, Any]) -> Store:

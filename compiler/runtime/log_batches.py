@@ -26,6 +26,8 @@ class LogBatches:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        """Held while a batch is stored: `flush` returns once every earlier log is in."""
         self._pending: list[bytes] = []
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -47,16 +49,21 @@ class LogBatches:
         while not self._closed.wait(FLUSH_SECONDS):
             self._flush()
 
+    def flush(self) -> None:
+        """Stores the pending logs now (another process is about to read one of them)."""
+        self._flush()
+
     def _flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            self._store.put_bytes_many(batch)
-        except (OSError, StoreError) as exc:
+        with self._flushing:
             with self._lock:
-                self._problems.append(str(exc))
+                batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                self._store.put_bytes_many(batch)
+            except (OSError, StoreError) as exc:
+                with self._lock:
+                    self._problems.append(str(exc))
 
     def close(self) -> list[str]:
         """Stores every pending log and stops; returns what went wrong, if anything."""

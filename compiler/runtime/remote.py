@@ -9,6 +9,11 @@ stores the step's log, and returns digests and the result, never data.
 
 A `KeyboardInterrupt` while the attempt runs (Ray's cancel, or a signal its host turns into
 one) stops it: the log is still stored and the result says it was stopped.
+
+A caller that stores logs itself, in batches (`mlc.runtime.log_batches`), may have a small
+attempt log handed back instead of stored (`inline_log_bytes`): storing each log on its own
+costs a couple of filesystem flushes, more than a short step. The caller then puts it into
+the store after the earlier attempts' log, as the step's log.
 """
 
 from __future__ import annotations
@@ -42,10 +47,13 @@ def run_attempt(
     *,
     log_path: str,
     extra_env: Mapping[str, str] | None = None,
+    inline_log_bytes: int = 0,
 ) -> dict[str, Any]:
     """Carries out one attempt in this process and returns how it ended (see the module
     docstring). The attempt's log is written to `log_path` while it runs (a live reader may
-    follow it there), then stored, and the file removed."""
+    follow it there), then stored, and the file removed. With `inline_log_bytes`, this
+    attempt's log (without the earlier attempts') is returned as `log.inline` (text, bytes
+    that are not UTF-8 escaped as surrogates) instead, when it is smaller than that."""
     root = tempfile.mkdtemp(prefix="mlc-attempt-")
     result: TaskResult | None = None
     collected = Collected()
@@ -88,7 +96,7 @@ def run_attempt(
             result = TaskResult.timed_out_after(result.exit_code, attempt.timeout_seconds)
         if collected.outputs is None:
             notes.append(failure_note(attempt.number, result, collected.error))
-        log = _store_log(store, attempt, log_path, "".join(notes))
+        log = _store_log(store, attempt, log_path, "".join(notes), inline_log_bytes)
     finally:
         with contextlib.suppress(OSError):
             remove_tree(Path(root))
@@ -100,17 +108,27 @@ def run_attempt(
     }
 
 
-def _store_log(store: Store, attempt: Attempt, log_path: str, notes: str) -> dict[str, Any]:
-    """The step's log so far (earlier attempts, this one, mlc's notes) put into the store."""
+def _store_log(
+    store: Store, attempt: Attempt, log_path: str, notes: str, inline_log_bytes: int
+) -> dict[str, Any]:
+    """The step's log so far (earlier attempts, this one, mlc's notes) put into the store, or
+    this attempt's part handed back when it is small enough (see `run_attempt`)."""
     try:
         size = os.stat(log_path).st_size if os.path.exists(log_path) else 0
+        ending = notes.encode("utf-8")
+        if size + len(ending) < inline_log_bytes:
+            data = b""
+            if size:
+                with open(log_path, "rb") as handle:
+                    data = handle.read()
+            return {"inline": (data + ending).decode("utf-8", "surrogateescape")}
         part = LogPart(log_path, 0, size) if size else None
         stored = store_log(
             store,
             lambda data: str(store.put_bytes(data)),
             attempt.earlier_log,
             part,
-            notes.encode("utf-8"),
+            ending,
         )
     except (OSError, StoreError) as exc:
         return {"problem": str(exc)}

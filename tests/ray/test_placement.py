@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mlc.backends.ray.capacity import Infeasible, RayCapacity, Reservation
 from mlc.backends.ray.cluster import RayCluster, address_problem
+from mlc.backends.ray.executor import pending_timeout
 from mlc.backends.ray.placement import ray_resources, task_options
 from mlc.ir.model import GpuRequest, Resources, Target
 
@@ -16,12 +17,14 @@ def target(**accelerators: object) -> Target:
     return Target(name="dev", backend="ray", accelerators=accelerators)  # type: ignore[arg-type]
 
 
-def capacity(*nodes: dict[str, float], local_store: str | None = None) -> RayCapacity:
+def capacity(
+    *nodes: dict[str, float], local_store: str | None = None, queue_ahead: bool = False
+) -> RayCapacity:
     """A capacity over a cluster already joined, with these nodes."""
     cluster = RayCluster(target(t4="T4"))
     cluster.nodes = list(nodes)
     cluster._connected = True
-    return RayCapacity(cluster, cluster.target, local_store=local_store)
+    return RayCapacity(cluster, cluster.target, local_store=local_store, queue_ahead=queue_ahead)
 
 
 def gpus(count: int, accelerator: str | None = None) -> Resources:
@@ -67,6 +70,30 @@ def test_requests_are_accounted_against_the_cluster_and_given_back() -> None:
     assert cluster.try_reserve(gpus(1, "t4")) is None  # busy, not infeasible
     cluster.release(first)
     assert isinstance(cluster.try_reserve(gpus(1, "t4")), Reservation)
+
+
+def test_with_queue_ahead_as_much_again_is_granted_as_queued_then_nothing() -> None:
+    cluster = capacity(T4_NODE, queue_ahead=True)
+    granted = [cluster.try_reserve(gpus(1, "t4")) for _ in range(4)]
+    assert all(isinstance(r, Reservation) for r in granted)
+    assert [r.queued for r in granted] == [False, False, True, True]  # type: ignore[union-attr]
+    assert cluster.try_reserve(gpus(1, "t4")) is None
+    cluster.release(granted[0])
+    again = cluster.try_reserve(gpus(1, "t4"))
+    assert isinstance(again, Reservation) and again.queued
+    # Infeasible stays infeasible: nothing is queued that no node can ever run.
+    assert isinstance(cluster.try_reserve(gpus(3, "t4")), Infeasible)
+
+
+def test_pending_timeout_is_a_positive_duration_in_seconds() -> None:
+    def with_setting(value: object) -> Target:
+        return Target(name="dev", backend="ray", settings={"pending_timeout": value})
+
+    assert pending_timeout(with_setting(300.0)) == 300.0
+    assert pending_timeout(with_setting(45)) == 45.0
+    for bad in ("soon", 0, -1.0, True):
+        assert pending_timeout(with_setting(bad)) is None
+    assert pending_timeout(target()) is None
 
 
 def test_a_store_on_this_machine_is_refused_with_a_cluster_of_several_nodes() -> None:

@@ -1,5 +1,6 @@
 """The Ray backend on a real Ray cluster (`ray_cluster`): placement, GPU isolation, timeouts
-and failures kept by mlc, and a run that resumes on Ray and is cached on the local backend.
+and failures kept by mlc, steps that wait for a busy cluster, and a run that resumes on Ray
+and is cached on the local backend.
 
 Every run is a real `mlc apply` process, the Ray driver; the cluster is one `ray start --head`
 with 2 CPUs, 2 fake GPUs and `accelerator_type:T4`.
@@ -49,6 +50,13 @@ def chatty(out, state: str):
     while not (Path(state) / "chatty.release").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     out.write_text("done")
+
+def hold(out, state: str, name: str):
+    (Path(state) / (name + ".started")).write_text("x")
+    deadline = time.monotonic() + 120
+    while not (Path(state) / (name + ".release")).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out.write_text(name)
 
 def slow_note(out, state: str, name: str, seconds: float, data=None):
     with open(Path(state) / "runs", "a") as runs:
@@ -342,3 +350,130 @@ def test_the_log_of_a_step_running_on_ray_can_be_read_before_it_ends(
         text=True,
     )
     assert "hello from the step" in stored.stdout  # and, once it ended, from the store
+
+
+T4 = '  accelerators { "t4" = "T4" }\n'
+HOG = """
+  step hog {
+    call = "steps:hold"
+    args { state = "state", name = "hog" }
+    outputs { out: file }
+    resources { gpu = 2 of "t4" }
+  }"""
+"""A step that holds both GPUs of the cluster until the test releases it."""
+
+
+def read_until(driver: subprocess.Popen[str], text: str, timeout: float = 120.0) -> list[str]:
+    """The driver's output lines until one contains `text` (failing if it ends first)."""
+    assert driver.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = driver.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    driver.kill()
+    raise AssertionError(f"no `{text}` in the output:\n{''.join(lines)}{driver.communicate()[1]}")
+
+
+def human_apply(spec: Path, store: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`mlc apply --target ray` with its line-per-change progress on stdout."""
+    return subprocess.Popen(
+        [*MLC, "apply", str(spec), "--target", "ray", "--store", store],
+        env=env,
+        cwd=spec.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_step_waiting_for_a_busy_cluster_says_why_and_its_timeout_counts_only_running_time(
+    ray_cluster: RayHead, tmp_path: Path
+) -> None:
+    env = environ(ray_cluster)
+    hog_spec = project(tmp_path / "hog", HOG, ray_target(ray_cluster, T4))
+    hog = start_apply(hog_spec, str(tmp_path / "hog-store"), env)
+    released = hog_spec.parent / "state" / "hog.release"
+    try:
+        wait_for_note(hog_spec.parent / "state" / "hog.started", hog)
+        body = """
+  step late {
+    call = "steps:nap"
+    args { seconds = 1 }
+    outputs { out: file }
+    resources { gpu = 1 of "t4" }
+    timeout = 3s
+  }"""
+        spec = project(tmp_path / "late", body, ray_target(ray_cluster, T4))
+        late = human_apply(spec, str(tmp_path / "store"), env)
+        lines = read_until(late, "waiting for a Ray node")
+        note = lines[-1]
+        assert "it asks for 1 CPU, 1 GPU, accelerator_type:T4" in note, note
+        assert "0 GPUs" in note and "free now" in note, note  # what the cluster has
+        time.sleep(2.5)  # it has now waited longer than its timeout, without running
+        released.write_text("x")
+        out, err = late.communicate(timeout=120)
+        assert late.returncode == 0, "".join(lines) + out + err
+        assert "late: ran" in out
+    finally:
+        released.write_text("x")
+        hog.communicate(timeout=120)
+    assert hog.returncode == 0
+
+
+def test_a_step_still_waiting_after_the_pending_timeout_fails_saying_what_the_cluster_has(
+    ray_cluster: RayHead, tmp_path: Path
+) -> None:
+    env = environ(ray_cluster)
+    hog_spec = project(tmp_path / "hog", HOG, ray_target(ray_cluster, T4))
+    hog = start_apply(hog_spec, str(tmp_path / "hog-store"), env)
+    released = hog_spec.parent / "state" / "hog.release"
+    try:
+        wait_for_note(hog_spec.parent / "state" / "hog.started", hog)
+        body = """
+  step late {
+    call = "steps:visible"
+    outputs { out: file }
+    resources { gpu = 1 of "t4" }
+    retries = 1
+    backoff = 1s
+  }"""
+        target = ray_target(ray_cluster, T4 + "  ray { pending_timeout = 3s }\n")
+        spec = project(tmp_path / "late", body, target)
+        code, report = apply(spec, str(tmp_path / "store"), env)
+    finally:
+        released.write_text("x")
+        hog.communicate(timeout=120)
+    assert code == 1, report
+    late = steps(report)["late"]
+    # A node could hold it (the cluster was busy): it was retried, and waited in vain again.
+    assert (late["status"], late["attempts"]) == ("failed", 2), late
+    assert late["error"].startswith("it waited 3s for a Ray node (`pending_timeout`): "), late
+    assert "it asks for 1 CPU, 1 GPU, accelerator_type:T4" in late["error"]
+    assert "0 GPUs free now" in late["error"]
+
+
+def test_a_pending_timeout_that_is_not_a_duration_is_refused_before_anything_runs(
+    ray_cluster: RayHead, tmp_path: Path
+) -> None:
+    body = """
+  step one {
+    call = "steps:visible"
+    outputs { out: file }
+  }"""
+    target = ray_target(ray_cluster, '  ray { pending_timeout = "soon" }\n')
+    spec = project(tmp_path, body, target)
+    done = subprocess.run(
+        [*MLC, "apply", str(spec), "--target", "ray", "--store", str(tmp_path / "store")],
+        env=environ(ray_cluster),
+        cwd=spec.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "`pending_timeout = soon` is not a duration above zero" in done.stdout + done.stderr
