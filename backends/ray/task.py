@@ -14,6 +14,11 @@ message per task, so only the tasks that need it are signalled (see `mlc.backend
 
 A log smaller than `inline_log_bytes` comes back with the result instead of being stored by
 the task: the driver stores the logs of many steps in one batch.
+
+A worker that runs task after task (every step without GPUs) reuses one attempt directory,
+`<run's work directory>/attempts/<pid>`, which the driver removes with the run's work
+directory; a GPU step's worker exits after its task, so its attempt gets a temporary directory
+of its own, removed after it.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlc.runtime.attempt import Attempt
+from mlc.runtime.remote import AttemptRoot
 from mlc.runtime.remote import run_attempt as carry_out_here
 from mlc.store.base import Store
 from mlc.store.uri import open_store_at
 
 CUDA_VARIABLE = "CUDA_VISIBLE_DEVICES"
 _stores: dict[str, Store] = {}
+_roots: dict[str, AttemptRoot] = {}
+"""This worker's attempt directory, by the run's log directory."""
 
 
 def run_attempt(
@@ -44,8 +52,11 @@ def run_attempt(
     cluster)."""
     attempt = Attempt.from_json(attempt_json)
     gpus = attempt.step.resources.gpu
-    cuda = os.environ.get(CUDA_VARIABLE, "") if gpus is not None and gpus.count else ""
-    os.makedirs(log_dir, exist_ok=True)
+    gpu_step = gpus is not None and bool(gpus.count)
+    cuda = os.environ.get(CUDA_VARIABLE, "") if gpu_step else ""
+    root = None if gpu_step else _root(log_dir)
+    if root is None:
+        os.makedirs(log_dir, exist_ok=True)
     log_path = os.path.join(log_dir, f"{attempt.name}.{attempt.number}.log")
     return carry_out_here(
         attempt,
@@ -53,6 +64,7 @@ def run_attempt(
         log_path=log_path,
         extra_env={CUDA_VARIABLE: cuda},
         inline_log_bytes=inline_log_bytes,
+        attempt_dir=root,
     )
 
 
@@ -66,6 +78,16 @@ def run_attempt_signalled(
     then how the attempt ended."""
     yield {"started": socket.gethostname()}
     yield run_attempt(attempt_json, store_address, log_dir, inline_log_bytes)
+
+
+def _root(log_dir: str) -> AttemptRoot:
+    """This worker's attempt directory for the run whose log directory is `log_dir` (made,
+    with the log directory, on first use)."""
+    if log_dir not in _roots:
+        os.makedirs(log_dir, exist_ok=True)
+        path = os.path.join(os.path.dirname(log_dir), "attempts", str(os.getpid()))
+        _roots[log_dir] = AttemptRoot(path)
+    return _roots[log_dir]
 
 
 def _store(address: dict[str, Any]) -> Store:

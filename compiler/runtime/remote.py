@@ -23,6 +23,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,17 @@ def run_attempt(
     log_path: str,
     extra_env: Mapping[str, str] | None = None,
     inline_log_bytes: int = 0,
+    attempt_dir: AttemptRoot | None = None,
 ) -> dict[str, Any]:
     """Carries out one attempt in this process and returns how it ended (see the module
     docstring). The attempt's log is written to `log_path` while it runs (a live reader may
     follow it there), then stored, and the file removed. With `inline_log_bytes`, this
     attempt's log (without the earlier attempts') is returned as `log.inline` (text, bytes
-    that are not UTF-8 escaped as surrogates) instead, when it is smaller than that."""
-    root = tempfile.mkdtemp(prefix="mlc-attempt-")
+    that are not UTF-8 escaped as surrogates) instead, when it is smaller than that.
+
+    The attempt runs in a new temporary directory, removed afterwards, or in `attempt_dir`, a
+    directory this process reuses attempt after attempt (emptied after each)."""
+    root = attempt_dir.path if attempt_dir is not None else tempfile.mkdtemp(prefix="mlc-attempt-")
     result: TaskResult | None = None
     collected = Collected()
     notes: list[str] = []
@@ -86,6 +91,7 @@ def run_attempt(
                     store,
                     ended=ended,
                     collected=reported,
+                    emptied=attempt_dir.emptied if attempt_dir is not None else None,
                     timeout_seconds=attempt.timeout_seconds or NO_TIMEOUT_SECONDS,
                     grace_seconds=attempt.kill_grace_seconds,
                 )
@@ -98,14 +104,26 @@ def run_attempt(
             notes.append(failure_note(attempt.number, result, collected.error))
         log = _store_log(store, attempt, log_path, "".join(notes), inline_log_bytes)
     finally:
-        with contextlib.suppress(OSError):
-            remove_tree(Path(root))
+        if attempt_dir is None:
+            with contextlib.suppress(OSError):
+                remove_tree(Path(root))
     return {
         "result": None if result is None else result.to_json(),
         "collected": collected.to_json(),
         "log": log,
         "host": socket.gethostname(),
     }
+
+
+@dataclass
+class AttemptRoot:
+    """A directory one process carries out its attempts in, one after another: making and
+    deleting a directory tree per attempt costs more than a short step (the local backend's
+    workers keep theirs too)."""
+
+    path: str
+    emptied: set[str] = field(default_factory=set)
+    """Given to `carry_out`: whether the directory was left empty by the last attempt."""
 
 
 def _store_log(
