@@ -1,41 +1,38 @@
-"""The Kubernetes backend: what it honours, declared for the compiler's checks.
+"""The Kubernetes backend: runs pipelines as Kubernetes Jobs, one per attempt, no controller.
 
-Submitting Jobs is not available in this version: `mlc lint --target` and `mlc compile
---target` check specs against this description, and `mlc apply` says so plainly (a
-runnable backend also exposes `create(store)`; this one does not yet).
+Registered under the `mlc.backends` entry point `kubernetes`. `description` is read by `mlc
+lint` without importing the Kubernetes client; `create(store, …)` returns the backend, which
+connects only when a step must run; `write_artifacts` is what `mlc compile --target NAME
+--output DIR` writes (RBAC and one Job manifest per step). See `docs/kubernetes.md`.
 """
 
 from __future__ import annotations
 
-from mlc.checks.targets import BackendDescription
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-# One Job per step, Indexed Jobs for `foreach`, accelerators through node selectors.
-description = BackendDescription(
-    name="kubernetes",
-    capabilities=frozenset(
-        {
-            "image",
-            "secrets",
-            "gpu",
-            "accelerator",
-            "mig",
-            "shm",
-            "disk",
-            "retries",
-            "timeout",
-            "foreach",
-        }
-    ),
-    requires=frozenset({"image"}),
-    needs_accelerator_mapping=True,
-    settings={
-        "service_account": "the ServiceAccount pods run as",
-        "image_pull_secrets": "names of image pull secrets",
-        "tolerations": "tolerations added to every pod",
-        "node_selector": "labels every pod must match",
-        "labels": "extra labels on every object",
-        "annotations": "extra annotations on every object",
-        "priority_class": "the PriorityClass of every pod",
-        "ttl_seconds_after_finished": "how long finished Jobs are kept",
-    },
-)
+from mlc.backends.kubernetes.capabilities import DESCRIPTION
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mlc.backends.kubernetes.backend import KubernetesBackend
+    from mlc.ir.model import IRDocument
+    from mlc.store.base import Store
+
+description = DESCRIPTION
+
+
+def create(store: Store, *, environ: Mapping[str, str] | None = None) -> KubernetesBackend:
+    """The Kubernetes backend, running pipelines against `store`."""
+    from mlc.backends.kubernetes.backend import KubernetesBackend
+
+    return KubernetesBackend(store, environ=environ)
+
+
+def write_artifacts(document: IRDocument, output: Path) -> list[Path]:
+    """What `mlc compile --target NAME --output DIR` writes for a Kubernetes target (see
+    `mlc.backends.kubernetes.artifacts`); raises `ValueError` saying why it cannot."""
+    from mlc.backends.kubernetes.artifacts import write_artifacts as write
+
+    return write(document, output)

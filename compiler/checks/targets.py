@@ -108,7 +108,8 @@ def check_capabilities(
                 continue
             found.append(_unsupported(target, feature, span))
         for feature in sorted(description.requires):
-            if feature not in step.features:
+            # A setting of that name in the target's backend block is every step's default.
+            if feature not in step.features and feature not in target.setting_spans:
                 found.append(
                     codes.MISSING_ATTRIBUTE.at(
                         step.head_span,
@@ -116,7 +117,8 @@ def check_capabilities(
                         context=f"step `{step.name}`",
                         name=feature,
                         help=f"backend `{target.backend}` runs every step in a container: "
-                        f"set `{feature}` on the step or its template",
+                        f"set `{feature}` on the step or its template, or a default `{feature}` "
+                        f"in the target's `{target.backend}` block",
                     )
                 )
         gpu = step.resources.gpu

@@ -1,7 +1,8 @@
 """What is checked and computed before a run, the same for every backend.
 
 Nothing runs until all of it holds: every step's code can be digested, the executor can run
-every step (`Executor.check`), every secret is in the environment, every dataset resolves,
+every step (`Executor.check`), every secret is in the environment (unless the executor holds
+secrets itself: `holds_secrets`, as Kubernetes does), every dataset resolves,
 and every resource request can ever be granted (`Capacity.never_fits`). Every problem is
 reported at once, in one `PreflightError`. `mlc plan` runs the same checks, less the secrets
 and the capacity, which only a run needs.
@@ -84,8 +85,10 @@ def preflight_run(
     """Everything a run checks before it starts (see the module docstring)."""
     code = check_steps(document, store, executor)
     steps = document.pipeline.steps
-    check_secrets(steps, environ)
-    secrets: dict[str, dict[str, str]] = {step.id: secret_env(step, environ) for step in steps}
+    secrets: dict[str, dict[str, str]] = {step.id: {} for step in steps}
+    if not getattr(executor, "holds_secrets", False):  # else the cluster's secret store does
+        check_secrets(steps, environ)
+        secrets = {step.id: secret_env(step, environ) for step in steps}
     datasets = datasets_of(document, store)
     check_fit(document, executor)
     return Preflight(code=code, secrets=secrets, datasets=datasets)

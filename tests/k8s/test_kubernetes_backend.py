@@ -1,0 +1,282 @@
+"""The Kubernetes backend against the test control plane's fake (kwok) nodes.
+
+Every run is a real `mlc apply` process against the real API server, scheduler and Job
+controller. kwok plays the kubelet: annotations on the pod template (set through the target's
+`annotations`) say how each pod ends, with which exit code and termination message (see
+`stages.yaml`). Pods that must really run mlc's runtime are in `test_kubernetes_real.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.k8s.cluster import ControlPlane
+from tests.store.conftest import S3Server, s3_server
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+__all__ = ["s3_server"]  # the S3 test server's fixture, used here too
+
+pytestmark = pytest.mark.k8s
+
+MLC = [sys.executable, "-m", "mlc"]
+APPLY_TIMEOUT_S = 120.0
+#: What a pod's runtime writes when its attempt succeeded and produced no outputs.
+SUCCESS = json.dumps(
+    {
+        "collected": {"outputs": {}, "error": None},
+        "result": {"exit_code": 0, "error": None, "timed_out": False, "peak_memory_bytes": None},
+        "log": {},
+        "host": "kwok",
+    }
+)
+
+
+def failure(exit_code: int) -> str:
+    """What a pod's runtime writes when the step's command exited with `exit_code`."""
+    return json.dumps(
+        {
+            "collected": {"outputs": None, "error": None},
+            "result": {"exit_code": exit_code, "error": None, "timed_out": False},
+            "log": {},
+            "host": "kwok",
+        }
+    )
+
+
+def target(namespace: str, **settings: Any) -> str:
+    """A Kubernetes target on the test cluster whose pods end as `settings["annotations"]`
+    say (kwok), for steps with no outputs."""
+    annotations = {"mlc.test/termination-message": SUCCESS, **settings.pop("annotations", {})}
+    settings = {"image": "registry.invalid/mlc/step:1", "annotations": annotations, **settings}
+    lines = "\n".join(f"    {key} = {_value(value)}" for key, value in settings.items())
+    return (
+        f'target k8s {{\n  backend = kubernetes\n  namespace = "{namespace}"\n'
+        f'  accelerators {{\n    "a100-80gb" = "NVIDIA-A100-SXM4-80GB"\n    "t4" = "Tesla-T4"\n  }}\n'
+        f"  kubernetes {{\n{lines}\n  }}\n}}\n"
+    )
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def write_spec(tmp_path: Path, steps: str, target_text: str) -> Path:
+    spec = tmp_path / "pipeline.mlspec"
+    spec.write_text(f"mlspec 1\n\npipeline p {{\n{steps}\n}}\n\n{target_text}\n")
+    return spec
+
+
+def environ(cluster: ControlPlane, s3: S3Server, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLC_", "AWS_"))}
+    env.update(
+        KUBECONFIG=str(cluster.kubeconfig),
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=s3.endpoint,
+        MLC_IR_CACHE="0",
+        MLC_KILL_GRACE_SECONDS="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Runner:
+    """`mlc apply` of one spec against the test cluster and a fresh S3 prefix."""
+
+    def __init__(self, tmp_path: Path, cluster: ControlPlane, s3: S3Server) -> None:
+        self.tmp_path = tmp_path
+        self.store = f"s3://{s3.bucket}/{uuid.uuid4().hex}"
+        self.env = environ(cluster, s3)
+
+    def args(self, spec: Path, *options: str) -> list[str]:
+        return [
+            *MLC,
+            "apply",
+            str(spec),
+            "--target",
+            "k8s",
+            "--store",
+            self.store,
+            "--format",
+            "json",
+            *options,
+        ]
+
+    def start(self, spec: Path, *options: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.args(spec, *options),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            cwd=spec.parent,
+        )
+
+    def finish(self, process: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
+        try:
+            stdout, stderr = process.communicate(timeout=APPLY_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"mlc apply did not end:\n{stdout}\n{stderr}") from None
+        assert "Traceback" not in stderr, stderr
+        try:
+            report = json.loads(stdout)
+        except json.JSONDecodeError:
+            raise AssertionError(f"no report ({process.returncode}):\n{stdout}\n{stderr}") from None
+        return process.returncode, report, stderr
+
+    def apply(self, spec: Path, *options: str) -> tuple[int, dict[str, Any], str]:
+        return self.finish(self.start(spec, *options))
+
+
+@pytest.fixture
+def runner(tmp_path: Path, kube_cluster: ControlPlane, s3_server: S3Server) -> Runner:
+    return Runner(tmp_path, kube_cluster, s3_server)
+
+
+def steps_of(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["name"]: step for step in report["steps"]}
+
+
+def jobs(client: ApiClient, namespace: str) -> list[Any]:
+    from kubernetes.client import BatchV1Api
+
+    return list(BatchV1Api(client).list_namespaced_job(namespace).items)
+
+
+def pods(client: ApiClient, namespace: str) -> list[Any]:
+    from kubernetes.client import CoreV1Api
+
+    return list(CoreV1Api(client).list_namespaced_pod(namespace).items)
+
+
+def test_each_step_is_one_job_and_dependents_start_after_their_upstream_pod_ends(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    spec = write_spec(
+        runner.tmp_path,
+        'step a { run = "true" }\n  step b { run = "true"\n after = [a] }',
+        target(kube_namespace),
+    )
+    code, report, stderr = runner.apply(spec)
+    assert code == 0, stderr
+    assert {n: s["status"] for n, s in steps_of(report).items()} == {"a": "ran", "b": "ran"}
+    made = jobs(kube_client, kube_namespace)
+    assert len(made) == 2
+    (a,) = [j for j in made if j.metadata.annotations["mlc.dev/invocation"] == "a"]
+    (b,) = [j for j in made if j.metadata.annotations["mlc.dev/invocation"] == "b"]
+    assert a.spec.backoff_limit == 0
+    assert a.metadata.owner_references[0].kind == "ConfigMap"
+    assert b.metadata.creation_timestamp >= a.metadata.creation_timestamp
+
+
+def test_gpu_steps_land_on_the_node_with_their_gpu_model(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    spec = write_spec(
+        runner.tmp_path,
+        'step big { run = "true"\n resources { gpu = 2 of "a100-80gb" } }\n'
+        '  step small { run = "true"\n resources { gpu = 1 of "t4" } }\n'
+        '  step plain { run = "true" }',
+        target(kube_namespace),
+    )
+    code, _report, stderr = runner.apply(spec)
+    assert code == 0, stderr
+    nodes = {
+        p.metadata.labels["app.kubernetes.io/component"]: p.spec.node_name
+        for p in pods(kube_client, kube_namespace)
+    }
+    assert nodes["big"] == "gpu-a100-0"
+    assert nodes["small"] == "gpu-t4-0"
+    by_step = {
+        p.metadata.labels["app.kubernetes.io/component"]: p
+        for p in pods(kube_client, kube_namespace)
+    }
+    assert by_step["big"].spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
+    plain_env = {e.name: e.value for e in by_step["plain"].spec.containers[0].env}
+    assert plain_env["NVIDIA_VISIBLE_DEVICES"] == "void"
+
+
+def test_an_unschedulable_step_shows_the_scheduler_reason_and_fails_after_pending_timeout(
+    runner: Runner, kube_namespace: str
+) -> None:
+    spec = write_spec(
+        runner.tmp_path,
+        'step huge { run = "true"\n resources { gpu = 16 of "a100-80gb" } }',
+        target(kube_namespace, pending_timeout=3),
+    )
+    started = time.monotonic()
+    code, report, _stderr = runner.apply(spec)
+    assert code == 1
+    step = steps_of(report)["huge"]
+    assert step["status"] == "failed"
+    assert "no node could run it within 3s" in step["error"]
+    assert "Insufficient nvidia.com/gpu" in step["error"]
+    assert time.monotonic() - started < 60
+
+
+def test_a_step_whose_pod_fails_keeps_its_exit_code_and_is_retried_as_a_new_job(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    spec = write_spec(
+        runner.tmp_path,
+        'step flaky { run = "true"\n retries = 1\n backoff = 1s }',
+        target(
+            kube_namespace,
+            annotations={
+                "mlc.test/outcome": "fail",
+                "mlc.test/exit-code": "3",
+                "mlc.test/termination-message": failure(3),
+            },
+        ),
+    )
+    code, report, _stderr = runner.apply(spec)
+    assert code == 1
+    step = steps_of(report)["flaky"]
+    assert step["status"] == "failed"
+    assert step["error"] == "exited with code 3"
+    attempts = sorted(
+        j.metadata.labels["mlc.dev/attempt"] for j in jobs(kube_client, kube_namespace)
+    )
+    assert attempts == ["1", "2"]
+
+
+def test_ctrl_c_deletes_the_running_jobs_and_cancels_the_run(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    spec = write_spec(
+        runner.tmp_path,
+        'step forever { run = "true" }',
+        target(kube_namespace, annotations={"mlc.test/outcome": "hang"}),
+    )
+    process = runner.start(spec)
+    deadline = time.monotonic() + 60
+    while not jobs(kube_client, kube_namespace) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _code, report, stderr = runner.finish(process)
+    assert report["status"] == "cancelled", stderr
+    deadline = time.monotonic() + 30
+    while jobs(kube_client, kube_namespace) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert jobs(kube_client, kube_namespace) == []
