@@ -1,0 +1,98 @@
+"""The Kubernetes backend end to end: pods on the real test node run mlc's step runtime.
+
+Containers really start (containerd and a kubelet, `node.py`), import mlc from the mounted
+repository, fetch inputs from the S3 test server, run the step, put outputs back and report
+through their termination message. What they leave in the store is the same as a local run's:
+a local apply on the same store afterwards is all cache hits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.k8s.cluster import ControlPlane
+from tests.k8s.real_target import (
+    client_environ,
+    create_store_secret,
+    real_target,
+    write_pod_template,
+)
+from tests.store.conftest import S3Server, s3_server
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+__all__ = ["s3_server"]
+
+pytestmark = [pytest.mark.k8s, pytest.mark.k8s_real]
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+MLC = [sys.executable, "-m", "mlc"]
+TIMEOUT_S = 300.0
+
+
+def mlc(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float = TIMEOUT_S
+) -> tuple[int, Any, str]:
+    completed = subprocess.run(
+        [*MLC, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert "Traceback" not in completed.stderr, completed.stderr
+    try:
+        report = json.loads(completed.stdout) if completed.stdout.strip() else None
+    except json.JSONDecodeError:
+        report = completed.stdout
+    return completed.returncode, report, completed.stderr
+
+
+@pytest.fixture
+def cluster_env(
+    kube_cluster: ControlPlane, kube_client: ApiClient, kube_namespace: str, s3_server: S3Server
+) -> dict[str, str]:
+    create_store_secret(kube_client, kube_namespace)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLC_", "AWS_"))}
+    env.update(client_environ(kube_cluster.kubeconfig, s3_server))
+    env.update(MLC_IR_CACHE="0", MLC_KILL_GRACE_SECONDS="2")
+    return env
+
+
+def test_the_quickstart_runs_as_jobs_and_a_local_apply_then_finds_it_all_cached(
+    tmp_path: Path, kube_namespace: str, s3_server: S3Server, cluster_env: dict[str, str]
+) -> None:
+    spec_dir = tmp_path / "quickstart"
+    shutil.copytree(REPOSITORY / "examples" / "quickstart", spec_dir)
+    template = write_pod_template(tmp_path, tmp_path)
+    spec = spec_dir / "pipeline.mlspec"
+    spec.write_text(spec.read_text() + "\n" + real_target("cluster", kube_namespace, template))
+    store = f"s3://{s3_server.bucket}/{uuid.uuid4().hex}"
+
+    code, report, stderr = mlc(
+        ["apply", "pipeline.mlspec", "--target", "cluster", "--store", store, "--format", "json"],
+        spec_dir,
+        cluster_env,
+    )
+    assert code == 0, f"{report}\n{stderr}"
+    statuses = {s["name"]: s["status"] for s in report["steps"]}
+    assert statuses == {"prepare": "ran", "train": "ran", "evaluate": "ran", "register": "ran"}
+
+    code, again, stderr = mlc(
+        ["apply", "pipeline.mlspec", "--target", "laptop", "--store", store, "--format", "json"],
+        spec_dir,
+        cluster_env,
+    )
+    assert code == 0, stderr
+    assert {s["name"]: s["status"] for s in again["steps"]} == {
+        name: "cached" for name in statuses
+    }
+
+    code, log, stderr = mlc(["logs", report["run_id"], "train", "--store", store], spec_dir, cluster_env)
+    assert code == 0, stderr
