@@ -66,7 +66,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         value = run_attempt(attempt, store, log_path=LOG_PATH)
     signal.setitimer(signal.ITIMER_REAL, 0)
     if timed_out.is_set() and timeout:
-        value["result"] = TaskResult.timed_out_after(-14, timeout).to_json()
+        value["result"] = TaskResult.timed_out_after(-15, timeout).to_json()
     message = encode_result(value, store)
     try:
         with open(TERMINATION_LOG, "w", encoding="utf-8") as handle:

@@ -3,7 +3,9 @@ cannot support."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,8 +19,16 @@ from tests.conformance.harness import (  # noqa: E402
     declared,
 )
 from tests.ray.cluster import RayHead  # noqa: E402
+from tests.store.conftest import S3Server, s3_server  # noqa: E402
 
-CLUSTERS: dict[str, str] = {"ray": "conformance_ray"}
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from tests.k8s.cluster import ControlPlane
+
+__all__ = ["s3_server"]  # the S3 test server's fixture: the Kubernetes backend's store
+
+CLUSTERS: dict[str, str] = {"ray": "conformance_ray", "kubernetes": "conformance_kubernetes"}
 """For a backend that needs a running cluster, the name of the (session) fixture that starts it
 and returns the `Backend` to test: `declared(name, settings)` with its placeholders filled, and
 the environment its commands need. A backend without an entry needs nothing started."""
@@ -64,6 +74,50 @@ def conformance_ray(ray_cluster: RayHead) -> Backend:
     `mlc apply` processes as their driver."""
     ray = declared("ray", {"address": ray_cluster.address})
     return Backend(ray.name, ray.target, ray_cluster.driver_environ())
+
+
+@pytest.fixture(scope="session")
+def conformance_kubernetes(
+    kube_cluster: ControlPlane,
+    kube_client: ApiClient,
+    kube_real_node: object,
+    s3_server: S3Server,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Backend:
+    """The Kubernetes backend on the test control plane, its pods on the real node (they
+    run mlc's runtime for real, `tests.k8s.real_target`), its stores on the S3 server."""
+    from kubernetes.client import CoreV1Api
+
+    from tests.k8s.node_images import STEP_IMAGE
+    from tests.k8s.real_target import (
+        CREDENTIALS_SECRET,
+        client_environ,
+        create_store_secret,
+        write_pod_template,
+    )
+
+    namespace = f"conformance-{secrets.token_hex(3)}"
+    core = CoreV1Api(kube_client)
+    core.create_namespace(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    )
+    create_store_secret(kube_client, namespace)
+    directory = tmp_path_factory.mktemp("conformance-kubernetes")
+    template = write_pod_template(directory, tmp_path_factory.getbasetemp())
+    settings = {
+        "namespace": namespace,
+        "image": STEP_IMAGE,
+        "pod_template": str(template),
+        "credentials": CREDENTIALS_SECRET,
+    }
+    kubernetes = declared("kubernetes", settings)
+    return Backend(
+        kubernetes.name,
+        kubernetes.target,
+        client_environ(kube_cluster.kubeconfig, s3_server),
+        attempts_outlive_coordinator=True,
+        store=f"s3://{s3_server.bucket}/conformance",
+    )
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import string
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,11 @@ import pytest
 TARGETS: dict[str, str] = {
     "local": "target conformance {\n  backend = local\n}\n",
     "ray": 'target conformance {\n  backend = ray\n  address = "${address}"\n}\n',
+    "kubernetes": (
+        'target conformance {\n  backend = kubernetes\n  namespace = "${namespace}"\n'
+        '  kubernetes {\n    image = "${image}"\n    pod_template = "${pod_template}"\n'
+        '    env_from_secrets = ["${credentials}"]\n  }\n}\n'
+    ),
 }
 """The target declaration of each backend under test (`--target conformance`). A declaration
 may use `${placeholders}` filled from the settings its cluster fixture returns (see
@@ -52,6 +58,12 @@ class Backend:
     name: str
     target: str
     environ: Mapping[str, str] = field(default_factory=dict)
+    attempts_outlive_coordinator: bool = False
+    """Whether what a killed `mlc apply` started goes on without it (Kubernetes Jobs), to be
+    adopted by the next apply, rather than stopping with it (a local worker, a Ray task)."""
+    store: str | None = None
+    """Where each project's store goes, for a backend whose workers cannot reach this
+    machine's directories (a URI prefix: `s3://bucket/prefix`); None: in the project."""
 
 
 def declared(name: str, settings: Mapping[str, str] | None = None) -> Backend:
@@ -184,7 +196,9 @@ class Project:
         self.backend = backend
         self.root = root
         self.spec_dir = root / "spec"
-        self.store = root / "store"
+        self.store: Path | str = root / "store"
+        if backend.store is not None:
+            self.store = f"{backend.store}/{root.name}-{uuid.uuid4().hex[:12]}"
         self.state = self.spec_dir / "state"
         self.state.mkdir(parents=True)
         spec = f"mlspec 1\n\n{pipeline.strip()}\n\n{backend.target.strip()}\n"

@@ -48,7 +48,7 @@ ARCHIVES = {PAUSE_IMAGE: "pause.tar", STEP_IMAGE: "step.tar"}
 SITE_DIRS_VARIABLE = "MLC_SITE_DIRS"
 
 #: The step image's packages; their dependencies come along, less ``SKIPPED_PACKAGES``.
-STEP_PACKAGES = ("python3.11", "libstdc++6", "libgomp1", "dash")
+STEP_PACKAGES = ("python3.11", "libstdc++6", "libgomp1", "dash", "coreutils")
 #: Packaging machinery and the like that nothing in a pod runs.
 SKIPPED_PACKAGES = frozenset(
     {"dpkg", "debconf", "perl-base", "debianutils", "tar", "install-info", "readline-common"}

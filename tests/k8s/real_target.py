@@ -56,6 +56,9 @@ def pod_template(writable: Path) -> dict[str, Any]:
     return {
         **real_node_placement(),
         "hostNetwork": True,
+        # Host PIDs: the conformance cases check by process id that a stopped step leaves
+        # nothing running.
+        "hostPID": True,
         "dnsPolicy": "ClusterFirstWithHostNet",
         "securityContext": {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0},
         "containers": [
@@ -80,10 +83,10 @@ def write_pod_template(directory: Path, writable: Path) -> Path:
 def real_target(name: str, namespace: str, pod_template_file: Path, extra: str = "") -> str:
     """The target declaration (`pod_template` is a path relative to the spec, or absolute)."""
     return (
-        f"target {name} {{\n  backend = kubernetes\n  namespace = \"{namespace}\"\n"
-        f"  kubernetes {{\n    image = \"{STEP_IMAGE}\"\n"
-        f"    pod_template = \"{pod_template_file}\"\n"
-        f"    env_from_secrets = [\"{CREDENTIALS_SECRET}\"]\n{extra}  }}\n}}\n"
+        f'target {name} {{\n  backend = kubernetes\n  namespace = "{namespace}"\n'
+        f'  kubernetes {{\n    image = "{STEP_IMAGE}"\n'
+        f'    pod_template = "{pod_template_file}"\n'
+        f'    env_from_secrets = ["{CREDENTIALS_SECRET}"]\n{extra}  }}\n}}\n'
     )
 
 

@@ -90,9 +90,9 @@ def test_the_quickstart_runs_as_jobs_and_a_local_apply_then_finds_it_all_cached(
         cluster_env,
     )
     assert code == 0, stderr
-    assert {s["name"]: s["status"] for s in again["steps"]} == {
-        name: "cached" for name in statuses
-    }
+    assert {s["name"]: s["status"] for s in again["steps"]} == {name: "cached" for name in statuses}
 
-    code, log, stderr = mlc(["logs", report["run_id"], "train", "--store", store], spec_dir, cluster_env)
+    code, _log, stderr = mlc(
+        ["logs", report["run_id"], "train", "--store", store], spec_dir, cluster_env
+    )
     assert code == 0, stderr
