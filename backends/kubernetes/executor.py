@@ -463,7 +463,9 @@ class KubernetesExecutor:
         while not self._stopping.wait(TICK_SECONDS):
             now = time.monotonic()
             with self._lock:
-                waiting = [t for t in self._tracked.values() if not t.done and t.state.since]
+                waiting = [
+                    t for t in self._tracked.values() if not t.done and t.state.since is not None
+                ]
             for tracked in waiting:
                 verdict = tracked.state.overdue(now, self.settings)
                 if verdict is not None:

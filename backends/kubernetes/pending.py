@@ -60,14 +60,14 @@ class Verdict:
 
 @dataclass
 class PodState:
-    """Why an attempt's pod waits, and since when (monotonic seconds; 0: it does not)."""
+    """Why an attempt's pod waits, and since when (monotonic seconds; None: it does not)."""
 
     kind: str = ""
     reason: str = ""
-    since: float = 0.0
+    since: float | None = None
 
     def wait(self, kind: str, reason: str, now: float) -> Verdict:
-        if self.kind != kind or not self.since:
+        if self.kind != kind or self.since is None:
             self.kind, self.since = kind, now
         self.reason = reason
         prefix = {
@@ -78,11 +78,11 @@ class PodState:
         return Verdict(note=f"{prefix}: {reason}")
 
     def clear(self) -> None:
-        self.kind, self.reason, self.since = "", "", 0.0
+        self.kind, self.reason, self.since = "", "", None
 
     def overdue(self, now: float, settings: KubeSettings) -> Verdict | None:
         """A failure once the wait has lasted longer than the target allows."""
-        if not self.since:
+        if self.since is None:
             return None
         if self.kind == IMAGE:
             limit, retryable = settings.image_pull_timeout_seconds, True
@@ -121,7 +121,7 @@ def judge_pod(
     scheduled = _condition(status, "PodScheduled", "False")
     if phase == "Pending" and scheduled is not None and scheduled.get("reason") == "Unschedulable":
         return state.wait(UNSCHEDULABLE, scheduled.get("message", "unschedulable"), now)
-    if phase == "Running" and state.since:
+    if phase == "Running" and state.since is not None:
         state.clear()
         node = pod.get("spec", {}).get("nodeName")
         return Verdict(note=f"running on {node}" if node else "running")
