@@ -557,6 +557,18 @@ class ControlPlane:
         self.components.clear()
         self._api = None
 
+    def restart_apiserver(
+        self, down_seconds: float = 1.0, timeout: float = START_TIMEOUT_S
+    ) -> None:
+        """Stops kube-apiserver, waits `down_seconds`, and starts it again on the same port
+        (for tests of clients that must ride out an API server restart)."""
+        (component,) = [c for c in self.components if c.name == "kube-apiserver"]
+        self._record_peak(component)
+        self._terminate(component)
+        self.components.remove(component)
+        time.sleep(down_seconds)
+        self._start_apiserver(time.monotonic() + timeout)
+
     def create_nodes(self, nodes: Iterable[NodeSpec], timeout: float = 60.0) -> None:
         """Create fake nodes and wait until each is Ready and free of the not-ready taint."""
         nodes = list(nodes)

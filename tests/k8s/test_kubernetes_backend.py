@@ -280,3 +280,110 @@ def test_ctrl_c_deletes_the_running_jobs_and_cancels_the_run(
     while jobs(kube_client, kube_namespace) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert jobs(kube_client, kube_namespace) == []
+
+
+def test_after_kill_9_of_apply_the_next_apply_adopts_the_running_job_and_duplicates_nothing(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    spec = write_spec(
+        runner.tmp_path,
+        'step a { run = "true" }\n  step b { run = "true"\n after = [a] }',
+        target(kube_namespace, annotations={"mlc.test/run-for": "6s"}),
+    )
+    process = runner.start(spec)
+    deadline = time.monotonic() + 60
+    while not jobs(kube_client, kube_namespace) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.kill()
+    process.communicate()
+    (first,) = jobs(kube_client, kube_namespace)
+
+    code, report, stderr = runner.apply(spec)
+    assert code == 0, stderr
+    assert "`a` is still running from run" in stderr
+    assert {n: s["status"] for n, s in steps_of(report).items()} == {"a": "ran", "b": "ran"}
+    made = jobs(kube_client, kube_namespace)
+    assert sorted(j.metadata.annotations["mlc.dev/invocation"] for j in made) == ["a", "b"]
+    assert first.metadata.name in {j.metadata.name for j in made}
+
+
+def test_an_api_server_restart_mid_run_is_ridden_out_without_duplicate_jobs(
+    runner: Runner, kube_cluster: ControlPlane, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    spec = write_spec(
+        runner.tmp_path,
+        'step a { run = "true" }\n  step b { run = "true"\n after = [a] }\n'
+        '  step c { run = "true"\n after = [b] }',
+        target(kube_namespace, annotations={"mlc.test/run-for": "2s"}),
+    )
+    process = runner.start(spec)
+    deadline = time.monotonic() + 60
+    while not jobs(kube_client, kube_namespace) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    kube_cluster.restart_apiserver(down_seconds=3.0)
+    code, report, stderr = runner.finish(process)
+    assert code == 0, stderr
+    assert {n: s["status"] for n, s in steps_of(report).items()} == {
+        "a": "ran",
+        "b": "ran",
+        "c": "ran",
+    }
+    made = jobs(kube_client, kube_namespace)
+    assert sorted(j.metadata.annotations["mlc.dev/invocation"] for j in made) == ["a", "b", "c"]
+
+
+def restrict(client: ApiClient, namespace: str) -> None:
+    from kubernetes.client import CoreV1Api
+
+    CoreV1Api(client).patch_namespace(
+        namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+
+
+def test_pods_meet_the_restricted_pod_security_standard_as_they_are(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    restrict(kube_client, kube_namespace)
+    spec = write_spec(runner.tmp_path, 'step a { run = "true" }', target(kube_namespace))
+    code, report, stderr = runner.apply(spec)
+    assert code == 0, stderr
+
+
+def test_a_pod_security_rejection_fails_the_step_at_once_with_the_api_servers_reason(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    restrict(kube_client, kube_namespace)
+    (runner.tmp_path / "pod.yaml").write_text("hostNetwork: true\n")
+    spec = write_spec(
+        runner.tmp_path,
+        'step a { run = "true"\n retries = 2 }',
+        target(kube_namespace, pod_template="pod.yaml"),
+    )
+    code, report, stderr = runner.apply(spec)
+    assert code == 1
+    step = steps_of(report)["a"]
+    assert step["attempts"] == 1
+    assert step["error"].startswith("Kubernetes refused to create its pod:")
+    assert "violates PodSecurity" in step["error"]
+    assert "hostNetwork=true" in step["error"]
+
+
+def test_an_exceeded_quota_is_shown_and_fails_after_pending_timeout(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    from kubernetes.client import CoreV1Api
+
+    CoreV1Api(kube_client).create_namespaced_resource_quota(
+        kube_namespace,
+        {"metadata": {"name": "small"}, "spec": {"hard": {"requests.cpu": "1"}}},
+    )
+    spec = write_spec(
+        runner.tmp_path,
+        'step big { run = "true"\n resources { cpu = 2 } }',
+        target(kube_namespace, pending_timeout=3),
+    )
+    code, report, stderr = runner.apply(spec)
+    assert code == 1
+    error = steps_of(report)["big"]["error"]
+    assert error.startswith("no quota was left within 3s:")
+    assert "exceeded quota: small" in error
