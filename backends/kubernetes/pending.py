@@ -141,8 +141,7 @@ def judge_warning(state: PodState, event: dict[str, Any], now: float) -> Verdict
     if reason == "FailedScheduling":
         return state.wait(UNSCHEDULABLE, message, now)
     if reason in ("Failed", "BackOff", "InspectFailed") and "image" in message.lower():
-        if "InvalidImageName" in message:
-            return Verdict(fail=True, error=f"its image cannot be used: {message}", retryable=False)
+        # Shown while it lasts; the pod's own status (which says more) decides.
         return state.wait(IMAGE, message, now)
     return Verdict()
 

@@ -64,7 +64,6 @@ def pod_template(writable: Path) -> dict[str, Any]:
         "containers": [
             {
                 "name": "main",
-                "imagePullPolicy": "Never",
                 "env": env,
                 "volumeMounts": mounts,
                 "securityContext": {"runAsNonRoot": False},

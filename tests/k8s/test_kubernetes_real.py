@@ -96,3 +96,38 @@ def test_the_quickstart_runs_as_jobs_and_a_local_apply_then_finds_it_all_cached(
         ["logs", report["run_id"], "train", "--store", store], spec_dir, cluster_env
     )
     assert code == 0, stderr
+
+
+def test_an_image_that_cannot_be_pulled_is_shown_then_fails_with_the_kubelets_message(
+    tmp_path: Path, kube_namespace: str, s3_server: S3Server, cluster_env: dict[str, str]
+) -> None:
+    template = write_pod_template(tmp_path, tmp_path)
+    spec = tmp_path / "pipeline.mlspec"
+    spec.write_text(
+        "mlspec 1\n\npipeline p {\n"
+        '  step missing {\n    image = "registry.invalid/mlc/missing:1"\n    run = "true"\n  }\n'
+        '  step malformed {\n    image = "UPPER/Case::bad"\n    run = "true"\n  }\n'
+        "}\n\n" + real_target("cluster", kube_namespace, template, "    image_pull_timeout = 5\n")
+    )
+    store = f"s3://{s3_server.bucket}/{uuid.uuid4().hex}"
+    code, report, stderr = mlc(
+        [
+            "apply",
+            "pipeline.mlspec",
+            "--target",
+            "cluster",
+            "--store",
+            store,
+            "--format",
+            "json",
+            "--keep-going",
+        ],
+        tmp_path,
+        cluster_env,
+    )
+    assert code == 1, stderr
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["malformed"]["error"].startswith("its image cannot be used: InvalidImageName")
+    missing = steps["missing"]["error"]
+    assert missing.startswith("its container could not start within 5s: "), missing
+    assert "registry.invalid/mlc/missing:1" in missing
