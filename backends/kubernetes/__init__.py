@@ -2,13 +2,14 @@
 
 Registered under the `mlc.backends` entry point `kubernetes`. `description` is read by `mlc
 lint` without importing the Kubernetes client; `create(store, …)` returns the backend, which
-connects only when a step must run; `write_artifacts` is what `mlc compile --target NAME
+connects only when a step must run; `live_log` is the log of a step still running;
+`write_artifacts` is what `mlc compile --target NAME
 --output DIR` writes (RBAC and one Job manifest per step). See `docs/kubernetes.md`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from mlc.backends.kubernetes.capabilities import DESCRIPTION
@@ -28,6 +29,15 @@ def create(store: Store, *, environ: Mapping[str, str] | None = None) -> Kuberne
     from mlc.backends.kubernetes.backend import KubernetesBackend
 
     return KubernetesBackend(store, environ=environ)
+
+
+def live_log(
+    store: Store, run_id: str, invocation: str, *, ended: Callable[[], bool] | None = None
+) -> Iterator[bytes]:
+    """The log of a step of a run still going: its pod's (see `mlc.backends.kubernetes.logs`)."""
+    from mlc.backends.kubernetes.logs import follow_log
+
+    return follow_log(store, run_id, invocation, ended=ended or (lambda: True))
 
 
 def write_artifacts(document: IRDocument, output: Path) -> list[Path]:

@@ -93,7 +93,7 @@ class KubeApi:
         """One call; the decoded JSON (or the raw response for `stream`). Raises `KubeError`."""
         from kubernetes.client.exceptions import ApiException
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "*/*" if stream else "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         params = [(k, v) for k, v in (query or {}).items() if v is not None]

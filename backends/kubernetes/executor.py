@@ -31,6 +31,7 @@ from typing import Any
 
 from mlc.backends.kubernetes import names
 from mlc.backends.kubernetes.api import Conflict, KubeApi, KubeError
+from mlc.backends.kubernetes.logs import record_cluster
 from mlc.backends.kubernetes.manifests import JobIdentity, PodEnvironment, job_manifest
 from mlc.backends.kubernetes.message import STORE, attempt_environment, decode_result
 from mlc.backends.kubernetes.pending import PodState, Verdict, judge_pod, judge_warning
@@ -332,6 +333,7 @@ class KubernetesExecutor:
                 },
             }
             created, _ = api.create(api.config_maps_path(), manifest)
+            record_cluster(self.store, self._run_id, self.settings)
             self._owner = {"name": name, "uid": created["metadata"]["uid"]}
             return self._owner
 

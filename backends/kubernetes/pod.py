@@ -77,20 +77,25 @@ def main(environ: Mapping[str, str] | None = None) -> int:
 
 
 class _Echo:
-    """Copies the step's log file to this process's output while the step runs."""
+    """Copies the step's log file to the container's output while the step runs (to a copy
+    of the output taken before: a `call` step's own output goes to the log file)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._follow, daemon=True)
+        self.out = -1
 
     def __enter__(self) -> _Echo:
+        sys.stdout.flush()
+        self.out = os.dup(1)
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.done.set()
         self.thread.join(timeout=5)
+        os.close(self.out)
 
     def _follow(self) -> None:
         """Opens the log once it exists and keeps reading it (the runtime removes the file
@@ -106,9 +111,8 @@ class _Echo:
                         handle = None
                 if handle is not None:
                     chunk = handle.read()
-                    if chunk:
-                        sys.stdout.buffer.write(chunk)
-                        sys.stdout.buffer.flush()
+                    while chunk:
+                        chunk = chunk[os.write(self.out, chunk) :]
                 if finished:
                     return
                 self.done.wait(0.2)

@@ -345,7 +345,7 @@ def test_pods_meet_the_restricted_pod_security_standard_as_they_are(
 ) -> None:
     restrict(kube_client, kube_namespace)
     spec = write_spec(runner.tmp_path, 'step a { run = "true" }', target(kube_namespace))
-    code, report, stderr = runner.apply(spec)
+    code, _report, stderr = runner.apply(spec)
     assert code == 0, stderr
 
 
@@ -359,7 +359,7 @@ def test_a_pod_security_rejection_fails_the_step_at_once_with_the_api_servers_re
         'step a { run = "true"\n retries = 2 }',
         target(kube_namespace, pod_template="pod.yaml"),
     )
-    code, report, stderr = runner.apply(spec)
+    code, report, _stderr = runner.apply(spec)
     assert code == 1
     step = steps_of(report)["a"]
     assert step["attempts"] == 1
@@ -382,7 +382,7 @@ def test_an_exceeded_quota_is_shown_and_fails_after_pending_timeout(
         'step big { run = "true"\n resources { cpu = 2 } }',
         target(kube_namespace, pending_timeout=3),
     )
-    code, report, stderr = runner.apply(spec)
+    code, report, _stderr = runner.apply(spec)
     assert code == 1
     error = steps_of(report)["big"]["error"]
     assert error.startswith("no quota was left within 3s:")

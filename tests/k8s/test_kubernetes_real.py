@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,3 +132,60 @@ def test_an_image_that_cannot_be_pulled_is_shown_then_fails_with_the_kubelets_me
     missing = steps["missing"]["error"]
     assert missing.startswith("its container could not start within 5s: "), missing
     assert "registry.invalid/mlc/missing:1" in missing
+
+
+CHATTY = """
+import time
+from pathlib import Path
+
+def chatty(out, state: str):
+    print("hello from the pod", flush=True)
+    (Path(state) / "started").write_text("x")
+    deadline = time.monotonic() + 60
+    while not (Path(state) / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out.write_text("done")
+"""
+
+
+def test_mlc_logs_shows_a_running_steps_log_from_its_pod(
+    tmp_path: Path, kube_namespace: str, s3_server: S3Server, cluster_env: dict[str, str]
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (tmp_path / "steps.py").write_text(CHATTY)
+    template = write_pod_template(tmp_path, tmp_path)
+    (tmp_path / "pipeline.mlspec").write_text(
+        "mlspec 1\n\npipeline p {\n"
+        f'  step chatty {{\n    call = "steps:chatty"\n    args {{ state = "{state}" }}\n'
+        "    outputs { out: file }\n  }\n}\n\n" + real_target("cluster", kube_namespace, template)
+    )
+    store = f"s3://{s3_server.bucket}/{uuid.uuid4().hex}"
+    apply = subprocess.Popen(
+        [*MLC, "apply", "pipeline.mlspec", "--target", "cluster", "--store", store],
+        cwd=tmp_path,
+        env=cluster_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (state / "started").exists():
+            assert time.monotonic() < deadline and apply.poll() is None, apply.communicate()
+            time.sleep(0.2)
+        code, runs, stderr = mlc(
+            ["runs", "--store", store, "--format", "json"], tmp_path, cluster_env
+        )
+        assert code == 0, stderr
+        (run,) = runs
+        code, log, stderr = mlc(
+            ["logs", run["run_id"], "chatty", "--store", store], tmp_path, cluster_env
+        )
+        assert code == 0, stderr
+        assert "hello from the pod" in log
+        assert "is still running" in stderr
+    finally:
+        (state / "release").write_text("x")
+        _stdout, stderr = apply.communicate(timeout=TIMEOUT_S)
+    assert apply.returncode == 0, stderr
