@@ -73,6 +73,7 @@ class KubeApi:
         self.limit = RateLimit(settings.qps)
         self.writes = 0
         self.reads = 0
+        self._warnings: list[str] = []
 
     @property
     def server(self) -> str:
@@ -119,10 +120,18 @@ class KubeApi:
             if response.status >= 400:
                 raise _api_error(response.status, response.reason, response.read())
             return response.response
+        warning = response.getheader("Warning")
+        if warning:
+            self._warnings += [_warning_text(w) for w in str(warning).split(", 299 ")]
         data = response.read()
         if response.status >= 400:
             raise _api_error(response.status, response.reason, data)
         return json.loads(data) if data else {}
+
+    def take_warnings(self) -> list[str]:
+        """The API server's warnings (`Warning` headers) since the last call."""
+        warnings, self._warnings = self._warnings, []
+        return warnings
 
     def write(self, method: str, path: str, **options: Any) -> Any:
         """A rate-limited write, retried while the API server cannot be reached."""
@@ -267,6 +276,17 @@ def _client(settings: KubeSettings) -> Any:
             "run in a pod with a service account"
         ) from None
     return client.ApiClient()
+
+
+def _warning_text(header: str) -> str:
+    """`299 - "would violate PodSecurity …"` → `would violate PodSecurity …`."""
+    text = header.strip()
+    if text.startswith("299 "):
+        text = text[4:]
+    text = text.removeprefix("- ").strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1].replace('\\"', '"')
+    return text
 
 
 def _api_error(status: int, reason: str, body: Any) -> KubeError:

@@ -387,3 +387,53 @@ def test_an_exceeded_quota_is_shown_and_fails_after_pending_timeout(
     error = steps_of(report)["big"]["error"]
     assert error.startswith("no quota was left within 3s:")
     assert "exceeded quota: small" in error
+
+
+def plan(runner: Runner, spec: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MLC, "plan", str(spec), "--target", "k8s", "--store", runner.store],
+        capture_output=True,
+        text=True,
+        env=runner.env,
+        cwd=spec.parent,
+        timeout=APPLY_TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_plan_reports_what_the_api_server_would_refuse_at_the_steps_line(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    (runner.tmp_path / "pod.yaml").write_text(
+        'containers: [{name: main, resources: {limits: {cpu: "1"}}}]\n'
+    )
+    spec = write_spec(
+        runner.tmp_path,
+        'step fine { run = "true"\n resources { cpu = 1 } }\n'
+        '  step greedy {\n    run = "true"\n    resources { cpu = 2 }\n  }',
+        target(kube_namespace, pod_template="pod.yaml"),
+    )
+    planned = plan(runner, spec)
+    assert planned.returncode != 0
+    assert "pipeline.mlspec:6:3: step `greedy`: the cluster refuses its Job:" in planned.stderr
+    assert "must be less than or equal to cpu limit of 1" in planned.stderr
+    assert "step `fine`" not in planned.stderr
+    assert "Traceback" not in planned.stderr
+    assert jobs(kube_client, kube_namespace) == []
+
+
+def test_plan_shows_the_api_servers_warnings_such_as_a_pod_security_level(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    from kubernetes.client import CoreV1Api
+
+    CoreV1Api(kube_client).patch_namespace(
+        kube_namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/warn": "baseline"}}}
+    )
+    (runner.tmp_path / "pod.yaml").write_text("hostNetwork: true\n")
+    spec = write_spec(
+        runner.tmp_path, 'step a { run = "true" }', target(kube_namespace, pod_template="pod.yaml")
+    )
+    planned = plan(runner, spec)
+    assert planned.returncode == 0, planned.stderr
+    assert 'would violate PodSecurity "baseline:latest": host namespaces' in planned.stdout
