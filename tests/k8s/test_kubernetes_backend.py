@@ -437,3 +437,57 @@ def test_plan_shows_the_api_servers_warnings_such_as_a_pod_security_level(
     planned = plan(runner, spec)
     assert planned.returncode == 0, planned.stderr
     assert 'would violate PodSecurity "baseline:latest": host namespaces' in planned.stdout
+
+
+def test_a_mig_slice_lands_on_a_node_of_the_mixed_strategy_and_too_many_slices_wait(
+    runner: Runner, kube_cluster: ControlPlane, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    from kubernetes.client import CoreV1Api
+
+    node = f"mig-{uuid.uuid4().hex[:6]}"
+    slices = "nvidia.com/mig-3g.40gb"
+    capacity = {"cpu": "32", "memory": "256Gi", "pods": "110", slices: "2"}
+    core = CoreV1Api(kube_client)
+    core.create_node(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": node,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {
+                    "kubernetes.io/hostname": node,
+                    "type": "kwok",
+                    "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB",
+                },
+            },
+            "status": {"capacity": capacity, "allocatable": capacity},
+        }
+    )
+    try:
+        spec = write_spec(
+            runner.tmp_path,
+            'step one { run = "true"\n resources { gpu = 1 of "a100-80gb/3g.40gb" } }\n'
+            '  step three { run = "true"\n resources { gpu = 3 of "a100-80gb/3g.40gb" } }',
+            target(kube_namespace, pending_timeout=3),
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # kwok makes the node Ready
+            status = core.read_node(node).status
+            if any(c.type == "Ready" and c.status == "True" for c in status.conditions or []):
+                break
+            time.sleep(0.2)
+        _code, report, _stderr = runner.apply(spec, "--keep-going")
+        steps = steps_of(report)
+        assert steps["one"]["status"] == "ran"
+        assert steps["three"]["status"] == "failed"
+        assert f"Insufficient {slices}" in steps["three"]["error"]
+        (pod,) = [
+            p
+            for p in pods(kube_client, kube_namespace)
+            if p.metadata.labels["app.kubernetes.io/component"] == "one"
+        ]
+        assert pod.spec.node_name == node
+        assert pod.spec.containers[0].resources.limits == {slices: "1"}
+    finally:
+        core.delete_node(node)
