@@ -88,7 +88,7 @@ class KubeApi:
         *,
         query: Mapping[str, Any] | None = None,
         body: Any = None,
-        timeout: float | tuple[float, float] | None = 30.0,
+        timeout: float | tuple[float, float | None] | None = 30.0,
         stream: bool = False,
     ) -> Any:
         """One call; the decoded JSON (or the raw response for `stream`). Raises `KubeError`."""

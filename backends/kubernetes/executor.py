@@ -19,6 +19,7 @@ the same attempt (same spec hash) adopts it too. Nothing is created twice.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import sys
@@ -75,12 +76,19 @@ class _Tracked:
 
     attempt: Attempt
     job: str
+    index: int | None = None
+    """Its completion index in an Indexed Job (the items of a `foreach` step), else None."""
     created: bool = False
     done: bool = False
     stop_reason: str | None = None
     state: PodState = field(default_factory=PodState)
     node: str | None = None
     last_note: str = ""
+
+    @property
+    def key(self) -> str:
+        """Its pod's key: the Job's name, and the index in an Indexed Job."""
+        return pod_key(self.job, self.index)
 
 
 class KubernetesExecutor:
@@ -109,7 +117,10 @@ class KubernetesExecutor:
         self._by_key: dict[str, _Tracked] = {}
         self._pods: dict[str, dict[str, Any]] = {}
         self._pod_jobs: dict[str, str] = {}
-        self._known_jobs: dict[tuple[str, str, int], str] = {}
+        self._known_jobs: dict[tuple[str, str, int], tuple[str, int | None]] = {}
+        self._batches: dict[str, list[_Tracked]] = {}
+        """First attempts of `foreach` items started in this pass, by step: one Indexed Job
+        each, at `flush`."""
         self._pool: ThreadPoolExecutor | None = None
         self._watchers: list[Watcher] = []
         self._problems: list[str] = []
@@ -168,14 +179,35 @@ class KubernetesExecutor:
         self._spec = document.spec
 
     def start(self, attempt: Attempt) -> None:
-        """Queues the creation of the attempt's Job and returns."""
+        """Queues the creation of the attempt's Job and returns. The first attempts of a
+        `foreach` step's items wait for `flush`, to become one Indexed Job."""
         cache_key = attempt.cache.key if attempt.cache is not None else None
         name = names.job_name(attempt.run_id, attempt.name, cache_key, attempt.number)
         tracked = _Tracked(attempt, name)
         with self._lock:
-            self._tracked[name] = tracked
             self._by_key[attempt.key] = tracked
+            if attempt.invocation.index is not None and attempt.number == 1:
+                self._batches.setdefault(attempt.step.id, []).append(tracked)
+                return
+            self._tracked[tracked.key] = tracked
         self._submit(self._create, tracked)
+
+    def flush(self) -> None:
+        """The coordinator's pass ended: each step's batch of items becomes one Job."""
+        with self._lock:
+            batches, self._batches = list(self._batches.values()), {}
+            for batch in batches:
+                if len(batch) > 1:
+                    job = indexed_job_name(batch)
+                    for index, tracked in enumerate(batch):
+                        tracked.job, tracked.index = job, index
+                for tracked in batch:
+                    self._tracked[tracked.key] = tracked
+        for batch in batches:
+            if len(batch) == 1:
+                self._submit(self._create, batch[0])
+            else:
+                self._submit(self._create_indexed, batch)
 
     def cancel(self, attempts: Sequence[Attempt], grace_seconds: float) -> None:
         """Deletes the attempts' Jobs and pods (the pods get the grace period) and reports
@@ -188,7 +220,7 @@ class KubernetesExecutor:
                 tracked.stop_reason = "cancelled"
                 created = tracked.created
             if created:
-                self._delete(tracked, grace_seconds)
+                self._delete(tracked, grace_seconds, whole=self._all_stopping(tracked.job))
             self._end(tracked, result=TaskResult(-15, "cancelled"))
 
     def known_attempts(self, run_ids: Sequence[str]) -> list[KnownAttempt]:
@@ -208,31 +240,39 @@ class KubernetesExecutor:
             metadata = job.get("metadata", {})
             labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
             run_id = by_label.get(labels.get(names.RUN, ""))
-            invocation = annotations.get(names.INVOCATION)
-            if run_id is None or not invocation:
+            if run_id is None:
                 continue
             number = int(labels.get(names.ATTEMPT, "1"))
-            self._known_jobs[(run_id, invocation, number)] = metadata["name"]
             finished = _condition(job, "Complete") or _condition(job, "Failed")
-            known.append(
-                KnownAttempt(
-                    run_id,
-                    invocation,
-                    number,
-                    annotations.get(names.CACHE_KEY) or None,
-                    running=not finished,
+            if names.INVOCATIONS in annotations:  # an Indexed Job: one attempt per index
+                invocations = json.loads(annotations[names.INVOCATIONS])
+                keys = json.loads(annotations.get(names.CACHE_KEYS) or "[]")
+                status = job.get("status") or {}
+                ended = indexes(status.get("completedIndexes")) | indexes(
+                    status.get("failedIndexes")
                 )
-            )
+                for index, invocation in enumerate(invocations):
+                    self._known_jobs[(run_id, invocation, number)] = (metadata["name"], index)
+                    key = keys[index] if index < len(keys) else None
+                    running = not finished and index not in ended
+                    known.append(KnownAttempt(run_id, invocation, number, key or None, running))
+                continue
+            invocation = annotations.get(names.INVOCATION)
+            if not invocation:
+                continue
+            self._known_jobs[(run_id, invocation, number)] = (metadata["name"], None)
+            key = annotations.get(names.CACHE_KEY) or None
+            known.append(KnownAttempt(run_id, invocation, number, key, running=not finished))
         return known
 
     def adopt(self, known: KnownAttempt, attempt: Attempt) -> None:
         """Follows a known Job: its pod's end is reported as `attempt`'s."""
-        name = self._known_jobs[(known.run_id, known.invocation, known.number)]
-        tracked = _Tracked(attempt, name, created=True)
+        name, index = self._known_jobs[(known.run_id, known.invocation, known.number)]
+        tracked = _Tracked(attempt, name, index=index, created=True)
         with self._lock:
-            self._tracked[name] = tracked
+            self._tracked[tracked.key] = tracked
             self._by_key[attempt.key] = tracked
-            pod = self._pods.get(name)
+            pod = self._pods.get(tracked.key)
         if pod is not None:
             self._judge(tracked, pod)
 
@@ -275,7 +315,7 @@ class KubernetesExecutor:
         with self._lock:
             tracked.created = True
             stopped = tracked.stop_reason is not None
-            pod = None if created else self._pods.get(tracked.job)
+            pod = None if created else self._pods.get(tracked.key)
         if stopped:  # cancelled while it was being created
             self._delete(tracked, 0.0)
         elif pod is not None:
@@ -283,10 +323,67 @@ class KubernetesExecutor:
         elif job.get("spec", {}).get("suspend") and self.settings.queue:
             self._note(tracked, f"queued in Kueue queue `{self.settings.queue}`")
 
+    def _create_indexed(self, batch: list[_Tracked]) -> None:
+        """(On a pool thread.) Creates one Indexed Job for the items of a `foreach` step."""
+        try:
+            api = self.api
+            manifest = self.indexed_manifest([t.attempt for t in batch], owner=self._run_owner())
+            _, created = api.create(api.jobs_path(), manifest)
+        except (KubeError, StoreError, OSError) as exc:
+            retryable = not isinstance(exc, KubeError) or exc.status not in (400, 403, 409, 422)
+            for tracked in batch:
+                self._end(
+                    tracked, error=f"the Job could not be created: {exc}", retryable=retryable
+                )
+            return
+        with self._lock:
+            for tracked in batch:
+                tracked.created = True
+            stopped = [t for t in batch if t.stop_reason is not None]
+            pods = [(t, None if created else self._pods.get(t.key)) for t in batch]
+        if stopped:
+            self._delete(batch[0], 0.0, whole=len(stopped) == len(batch))
+        for tracked, pod in pods:
+            if pod is not None:
+                self._judge(tracked, pod)
+
+    def indexed_manifest(
+        self, attempts: Sequence[Attempt], *, owner: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """One Indexed Job for the first attempts of several items of one step: index `i`
+        runs `attempts[i]` (the pod picks it by `JOB_COMPLETION_INDEX`)."""
+        first = attempts[0]
+        keys = [a.cache.key if a.cache is not None else "" for a in attempts]
+        data = [_shipped(a) for a in attempts]
+        environment = {
+            STORE: json.dumps(pod_store_address(self.store), sort_keys=True),
+            **attempt_environment(data, self.store),
+        }
+        identity = JobIdentity(
+            run_id=first.run_id,
+            pipeline=self._pipeline,
+            invocation=first.step.name,
+            cache_key=None,
+            number=1,
+            owner=owner,
+        )
+        manifest = job_manifest(
+            first.step,
+            identity,
+            self.settings,
+            PodEnvironment(environment),
+            kill_grace_seconds=first.kill_grace_seconds,
+            indexed=len(attempts),
+        )
+        manifest["metadata"]["name"] = indexed_job_name_of(first.run_id, first.step.name, keys)
+        annotations = manifest["metadata"]["annotations"]
+        annotations[names.INVOCATIONS] = json.dumps([a.name for a in attempts])
+        annotations[names.CACHE_KEYS] = json.dumps(keys)
+        return manifest
+
     def manifest(self, attempt: Attempt, *, owner: dict[str, str] | None) -> dict[str, Any]:
         """The attempt's Job: its step, where it runs, and the attempt itself for the pod."""
-        data = attempt.to_json()
-        data["env"] = {k: v for k, v in data["env"].items() if k not in attempt.step.secrets}
+        data = _shipped(attempt)
         environment = {
             STORE: json.dumps(pod_store_address(self.store), sort_keys=True),
             **attempt_environment(data, self.store),
@@ -337,15 +434,24 @@ class KubernetesExecutor:
             self._owner = {"name": name, "uid": created["metadata"]["uid"]}
             return self._owner
 
-    def _delete(self, tracked: _Tracked, grace_seconds: float) -> None:
-        """Deletes the Job and its pods (with the grace period)."""
+    def _all_stopping(self, job: str) -> bool:
+        with self._lock:
+            return all(
+                t.stop_reason is not None or t.done for t in self._tracked.values() if t.job == job
+            )
+
+    def _delete(self, tracked: _Tracked, grace_seconds: float, *, whole: bool = True) -> None:
+        """Deletes the Job and its pods (with the grace period); for one index of an Indexed
+        Job whose other indexes go on, only that index's pods."""
         api = self.api
+        selector = f"{names.JOB_NAME}={tracked.job}"
+        if tracked.index is not None and not whole:
+            selector += f",{names.COMPLETION_INDEX}={tracked.index}"
         try:
-            api.delete(api.jobs_path(tracked.job), grace_seconds=grace_seconds)
+            if whole:
+                api.delete(api.jobs_path(tracked.job), grace_seconds=grace_seconds)
             api.delete(
-                api.pods_path(),
-                grace_seconds=grace_seconds,
-                query={"labelSelector": f"{names.JOB_NAME}={tracked.job}"},
+                api.pods_path(), grace_seconds=grace_seconds, query={"labelSelector": selector}
             )
         except KubeError as exc:
             self._problems.append(f"Job `{tracked.job}` could not be deleted: {exc}")
@@ -392,22 +498,34 @@ class KubernetesExecutor:
         job = labels.get(names.JOB_NAME) or labels.get("job-name")
         if not job:
             return
+        index = labels.get(names.COMPLETION_INDEX)
+        key = pod_key(job, None if index is None else int(index))
         with self._lock:
             if kind == "DELETED":
-                self._pods.pop(job, None)
+                self._pods.pop(key, None)
             else:
-                self._pods[job] = pod
-                self._pod_jobs[metadata.get("name", "")] = job
-            tracked = self._tracked.get(job)
+                self._pods[key] = pod
+                self._pod_jobs[metadata.get("name", "")] = key
+            tracked = self._tracked.get(key)
         if tracked is not None and kind != "DELETED":
             self._judge(tracked, pod)
 
     def _on_job(self, kind: str, job: dict[str, Any]) -> None:
         name = job.get("metadata", {}).get("name", "")
         with self._lock:
-            tracked = self._tracked.get(name)
-        if tracked is None or tracked.done or not tracked.created:
+            followed = [t for t in self._tracked.values() if t.job == name]
+        for tracked in followed:
+            self._job_changed(tracked, kind, job)
+
+    def _job_changed(self, tracked: _Tracked, kind: str, job: dict[str, Any]) -> None:
+        name = tracked.job
+        if tracked.done or not tracked.created:
             return
+        if tracked.index is not None and kind != "DELETED":
+            suspended = (job.get("spec") or {}).get("suspend")
+            if suspended and self.settings.queue:
+                self._note(tracked, f"queued in Kueue queue `{self.settings.queue}`")
+            return  # an index ends with its pod; the Job's conditions are about all of them
         if kind == "DELETED":
             if tracked.stop_reason is None:
                 self._end(tracked, error=f"its Job `{name}` was deleted (not by mlc)")
@@ -426,12 +544,16 @@ class KubernetesExecutor:
         involved = event.get("involvedObject") or {}
         name = involved.get("name", "")
         with self._lock:
-            job = name if involved.get("kind") == "Job" else self._pod_jobs.get(name)
-            tracked = self._tracked.get(job or "")
-        if tracked is None or tracked.done or kind == "DELETED":
+            if involved.get("kind") == "Job":
+                concerned = [t for t in self._tracked.values() if t.job == name]
+            else:
+                one = self._tracked.get(self._pod_jobs.get(name, ""))
+                concerned = [] if one is None else [one]
+        if kind == "DELETED":
             return
-        verdict = judge_warning(tracked.state, event, time.monotonic())
-        self._apply(tracked, verdict)
+        for tracked in concerned:
+            if not tracked.done:
+                self._apply(tracked, judge_warning(tracked.state, event, time.monotonic()))
 
     def _judge(self, tracked: _Tracked, pod: dict[str, Any]) -> None:
         """What a pod's status means for its attempt."""
@@ -455,7 +577,8 @@ class KubernetesExecutor:
     def _apply(self, tracked: _Tracked, verdict: Verdict) -> None:
         if verdict.fail:
             if tracked.created:
-                self._submit(self._delete, tracked, 0.0)
+                whole = tracked.index is None
+                self._submit(functools.partial(self._delete, tracked, 0.0, whole=whole))
             self._end(tracked, error=verdict.error, retryable=verdict.retryable)
         elif verdict.note:
             self._note(tracked, verdict.note)
@@ -506,7 +629,7 @@ class KubernetesExecutor:
             if tracked.done:
                 return
             tracked.done = True
-            self._tracked.pop(tracked.job, None)
+            self._tracked.pop(tracked.key, None)
             self._by_key.pop(tracked.attempt.key, None)
         ended = attempt_ended(
             self.store,
@@ -519,6 +642,41 @@ class KubernetesExecutor:
         )
         if self._report is not None:
             self._report(ended)
+
+
+def pod_key(job: str, index: int | None) -> str:
+    """How a pod is known: its Job's name, and its index in an Indexed Job."""
+    return job if index is None else f"{job}#{index}"
+
+
+def indexed_job_name(batch: Sequence[_Tracked]) -> str:
+    first = batch[0].attempt
+    keys = [t.attempt.cache.key if t.attempt.cache is not None else "" for t in batch]
+    return indexed_job_name_of(first.run_id, first.step.name, keys)
+
+
+def indexed_job_name_of(run_id: str, step: str, keys: Sequence[str]) -> str:
+    """An Indexed Job's name: its step and a digest of the run and every item's cache key."""
+    return names.job_name(run_id, step, "\n".join(keys), 1)
+
+
+def indexes(text: str | None) -> set[int]:
+    """`"0-2,5"` (a Job's `completedIndexes`) → {0, 1, 2, 5}."""
+    found: set[int] = set()
+    for part in (text or "").split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        found.update(range(int(low), int(high or low) + 1))
+    return found
+
+
+def _shipped(attempt: Attempt) -> dict[str, Any]:
+    """The attempt as its pod receives it: without secret values (they come from
+    `secretKeyRef`s)."""
+    data = attempt.to_json()
+    data["env"] = {k: v for k, v in data["env"].items() if k not in attempt.step.secrets}
+    return data
 
 
 def pod_store_address(store: Store) -> dict[str, Any]:

@@ -65,8 +65,10 @@ def job_manifest(
     environment: PodEnvironment,
     *,
     kill_grace_seconds: float,
+    indexed: int = 0,
 ) -> dict[str, Any]:
-    """The Job of one attempt (see the module docstring)."""
+    """The Job of one attempt (see the module docstring), or with `indexed=N` an Indexed Job
+    of N attempts (items of a `foreach` step), each index failing on its own."""
     labels = {
         **settings.labels,
         names.MANAGED_BY: names.MANAGER,
@@ -95,6 +97,15 @@ def job_manifest(
             "spec": pod,
         },
     }
+    if indexed:
+        del spec["backoffLimit"]
+        spec.update(
+            completionMode="Indexed",
+            completions=indexed,
+            parallelism=indexed,
+            backoffLimitPerIndex=0,
+            maxFailedIndexes=indexed,
+        )
     if settings.queue:
         spec["suspend"] = True
     annotations[names.SPEC_HASH] = spec_hash(spec)

@@ -21,6 +21,8 @@ from mlc.store.digest import parse_digest
 ATTEMPT = "MLC_ATTEMPT"
 ATTEMPT_REF = "MLC_ATTEMPT_REF"
 STORE = "MLC_STORE"
+COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
+"""Set by Kubernetes in each pod of an Indexed Job."""
 MESSAGE_LIMIT = 4096
 """The kubelet's cap on a container's termination message, in bytes."""
 INLINE_ATTEMPT_LIMIT = 96 * 1024
@@ -28,8 +30,9 @@ INLINE_ATTEMPT_LIMIT = 96 * 1024
 STORED = "stored"
 
 
-def attempt_environment(attempt_json: Mapping[str, Any], store: Store) -> dict[str, str]:
-    """The environment variables that carry an attempt into its pod."""
+def attempt_environment(attempt_json: Any, store: Store) -> dict[str, str]:
+    """The environment variables that carry an attempt (or, for an Indexed Job, the list of
+    its indexes' attempts) into its pod."""
     data = json.dumps(attempt_json, separators=(",", ":"), sort_keys=True).encode("utf-8")
     packed = base64.b64encode(zlib.compress(data, 6)).decode("ascii")
     if len(packed) <= INLINE_ATTEMPT_LIMIT:
@@ -38,13 +41,17 @@ def attempt_environment(attempt_json: Mapping[str, Any], store: Store) -> dict[s
 
 
 def attempt_from_environment(environ: Mapping[str, str], store: Store) -> dict[str, Any]:
-    """The attempt's JSON, from the variables `attempt_environment` made."""
+    """The attempt's JSON, from the variables `attempt_environment` made (in an Indexed Job,
+    the one of this pod's index, `JOB_COMPLETION_INDEX`)."""
     if ATTEMPT in environ:
         data = zlib.decompress(base64.b64decode(environ[ATTEMPT]))
     else:
         data = store.read_bytes(parse_digest(environ[ATTEMPT_REF]))
-    loaded: dict[str, Any] = json.loads(data)
-    return loaded
+    loaded = json.loads(data)
+    if isinstance(loaded, list):
+        loaded = loaded[int(environ[COMPLETION_INDEX])]
+    attempt: dict[str, Any] = loaded
+    return attempt
 
 
 def encode_result(value: Mapping[str, Any], store: Store) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -154,6 +154,9 @@ class Coordinator:
         self.lineage_queue: list[StepExecution] = []
         self.lineage_due = 0.0
         self.retrying: set[Unit] = set()
+        self._flush: Callable[[], None] | None = getattr(executor, "flush", None)
+        """An executor that batches what it starts (one Kubernetes Indexed Job for the items
+        of a `foreach` step) submits the batch when told that the coordinator's pass ended."""
         self.adoptable: dict[tuple[str, str | None], KnownAttempt] = {}
         """Attempts that an earlier, killed coordinator of the pipeline left running, by
         invocation and cache key (see `resume`)."""
@@ -226,6 +229,8 @@ class Coordinator:
         while len(self.settled) < len(self.states):
             progressed = self._decide_ready_steps()
             progressed |= self._start_waiting_units()
+            if progressed and self._flush is not None:
+                self._flush()  # the executor may submit what it was handed as one batch
             if len(self.settled) == len(self.states):
                 break
             running = bool(self.running)

@@ -491,3 +491,29 @@ def test_a_mig_slice_lands_on_a_node_of_the_mixed_strategy_and_too_many_slices_w
         assert pod.spec.containers[0].resources.limits == {slices: "1"}
     finally:
         core.delete_node(node)
+
+
+def test_the_items_of_a_foreach_step_are_one_indexed_job(
+    runner: Runner, kube_client: ApiClient, kube_namespace: str
+) -> None:
+    spec = write_spec(
+        runner.tmp_path,
+        'step sweep foreach lr in [1, 2, 3, 4, 5] {\n    run = "true"\n  }\n'
+        '  step after { run = "true"\n after = [sweep] }',
+        target(kube_namespace),
+    )
+    code, report, stderr = runner.apply(spec)
+    assert code == 0, stderr
+    statuses = {n: s["status"] for n, s in steps_of(report).items()}
+    assert statuses == {**{f"sweep[{i}]": "ran" for i in range(5)}, "after": "ran"}
+    made = {
+        j.metadata.labels["app.kubernetes.io/component"]: j
+        for j in jobs(kube_client, kube_namespace)
+    }
+    assert sorted(made) == ["after", "sweep"]
+    sweep = made["sweep"]
+    assert (sweep.spec.completion_mode, sweep.spec.completions) == ("Indexed", 5)
+    assert sweep.spec.backoff_limit_per_index == 0
+    assert json.loads(sweep.metadata.annotations["mlc.dev/invocations"]) == [
+        f"sweep[{i}]" for i in range(5)
+    ]

@@ -250,6 +250,25 @@ def test_a_pod_template_adds_to_the_pod_containers_by_name_and_lists_appended(
     assert container(manifest)["command"][-1] == "mlc.backends.kubernetes.pod"
 
 
+def test_items_started_together_are_one_indexed_job_whose_indexes_fail_on_their_own() -> None:
+    manifest = job_manifest(
+        with_resources(),
+        IDENTITY,
+        settings(),
+        PodEnvironment({"MLC_ATTEMPT": "x"}),
+        kill_grace_seconds=10,
+        indexed=1000,
+    )
+    spec = manifest["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == (
+        "Indexed",
+        1000,
+        1000,
+    )
+    assert (spec["backoffLimitPerIndex"], spec["maxFailedIndexes"]) == (0, 1000)
+    assert "backoffLimit" not in spec
+
+
 def test_the_spec_hash_identifies_the_pod_template() -> None:
     first = job(with_resources())["metadata"]["annotations"][names.SPEC_HASH]
     again = job(with_resources())["metadata"]["annotations"][names.SPEC_HASH]
