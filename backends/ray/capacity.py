@@ -20,6 +20,7 @@ plan`, preflight) a request is only checked against the target's declared node p
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from mlc.backends.ray.cluster import RayCluster
 from mlc.backends.ray.placement import describe, describe_free, ray_resources
 from mlc.ir.model import Resources, Target
 
+SITUATION_SECONDS = 1.0
+"""How long what the cluster has free may be reused to say why steps wait."""
 QUEUE_AHEAD_SHARE = 1.0
 """How much may be granted beyond the cluster's totals, as a share of them (see the module
 docstring)."""
@@ -68,6 +71,7 @@ class RayCapacity:
         """Whether requests may be granted beyond the free resources (module docstring)."""
         self._free: dict[str, float] | None = None
         self._verdicts: dict[tuple[tuple[str, float], ...], str | None] = {}
+        self._seen: tuple[float, list[dict[str, float]], dict[str, float]] | None = None
         self._lock = threading.Lock()
 
     def never_fits(self, resources: Resources) -> str | None:
@@ -152,15 +156,8 @@ class RayCapacity:
     def waiting_reason(self, need: Mapping[str, float]) -> tuple[str, bool]:
         """Why a request waits, from the cluster as it is now (its live nodes and what they
         have free), and whether a live node could hold it at all."""
-        import ray
-
         try:
-            nodes = [
-                _schedulable({k: float(v) for k, v in node["Resources"].items()})
-                for node in ray.nodes()  # type: ignore[no-untyped-call]
-                if node.get("Alive")
-            ]
-            free = _schedulable({k: float(v) for k, v in ray.available_resources().items()})  # type: ignore[no-untyped-call]
+            nodes, free = self._situation()
         except Exception as exc:  # the cluster cannot say: say that
             return f"it asks for {describe(need)} (the Ray cluster cannot say why: {exc})", True
         fits = any(
@@ -191,6 +188,24 @@ class RayCapacity:
             f"it asks for {describe(need)}, which no node of the Ray cluster at "
             f"`{self.cluster.address}` has (nodes: {have})"
         )
+
+    def _situation(self) -> tuple[list[dict[str, float]], dict[str, float]]:
+        """The live nodes' resources and what is free in the cluster now, asked of Ray at
+        most once a second (many waiting steps may want to say why at once)."""
+        import ray
+
+        with self._lock:
+            if self._seen is not None and time.monotonic() - self._seen[0] < SITUATION_SECONDS:
+                return self._seen[1], self._seen[2]
+        nodes = [
+            _schedulable({k: float(v) for k, v in node["Resources"].items()})
+            for node in ray.nodes()  # type: ignore[no-untyped-call]
+            if node.get("Alive")
+        ]
+        free = _schedulable({k: float(v) for k, v in ray.available_resources().items()})  # type: ignore[no-untyped-call]
+        with self._lock:
+            self._seen = (time.monotonic(), nodes, free)
+        return nodes, free
 
 
 def _schedulable(node: Mapping[str, float]) -> dict[str, float]:
