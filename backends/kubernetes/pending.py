@@ -10,6 +10,7 @@ test. The policy for a pod that has not started, reason by reason:
 | image pull and container-config errors | shown live; fails after `image_pull_timeout` |
 | `Unschedulable` / `FailedScheduling` | the scheduler's reason shown live; fails after `pending_timeout` |
 | `FailedCreate` for an exceeded quota | shown live; fails after `pending_timeout` |
+| any other Warning (`FailedMount`, …) | shown live |
 
 A pod that ends carries the runtime's result in its termination message; a pod stopped at its
 deadline (the step's timeout, as a backstop) is a timed-out attempt; a pod that was disrupted
@@ -143,6 +144,8 @@ def judge_warning(state: PodState, event: dict[str, Any], now: float) -> Verdict
     if reason in ("Failed", "BackOff", "InspectFailed") and "image" in message.lower():
         # Shown while it lasts; the pod's own status (which says more) decides.
         return state.wait(IMAGE, message, now)
+    if reason and message:  # anything else the cluster warns about (FailedMount, …): shown
+        return Verdict(note=f"{reason}: {message}")
     return Verdict()
 
 

@@ -487,3 +487,10 @@ def test_a_disrupted_pod_is_replaced_without_ending_the_attempt() -> None:
         verdict.note
         == "its pod was stopped by the cluster (PreemptionByScheduler); it starts again"
     )
+
+
+def test_any_other_warning_about_the_pod_is_shown() -> None:
+    event = {"reason": "FailedMount", "message": 'MountVolume.SetUp failed for volume "data"'}
+    verdict = judge_warning(PodState(), event, 0.0)
+    assert verdict.note == 'FailedMount: MountVolume.SetUp failed for volume "data"'
+    assert not verdict.fail
