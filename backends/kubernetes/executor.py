@@ -33,7 +33,12 @@ from typing import Any
 from mlc.backends.kubernetes import names
 from mlc.backends.kubernetes.api import Conflict, KubeApi, KubeError
 from mlc.backends.kubernetes.logs import record_cluster
-from mlc.backends.kubernetes.manifests import JobIdentity, PodEnvironment, job_manifest
+from mlc.backends.kubernetes.manifests import (
+    JobIdentity,
+    PodEnvironment,
+    describe_request,
+    job_manifest,
+)
 from mlc.backends.kubernetes.message import STORE, attempt_environment, decode_result
 from mlc.backends.kubernetes.pending import PodState, Verdict, judge_pod, judge_warning
 from mlc.backends.kubernetes.settings import KubeSettings
@@ -47,7 +52,10 @@ from mlc.store.base import Store
 from mlc.store.errors import StoreError
 from mlc.store.uri import store_address
 
-CREATE_THREADS = 4
+CREATE_THREADS = 16
+"""Threads creating Jobs: enough that the rate limit (`qps`), not the API server's latency,
+bounds the creates (N threads create at most N / latency Jobs per second: 4 made 26 per second
+at 150 ms, under load)."""
 TICK_SECONDS = 0.5
 """How often waiting pods are checked against their deadlines (no API call)."""
 SYNC_SECONDS = 30.0
@@ -594,6 +602,9 @@ class KubernetesExecutor:
             for tracked in waiting:
                 verdict = tracked.state.overdue(now, self.settings)
                 if verdict is not None:
+                    if not verdict.retryable:  # it waited for a node or quota: say for what
+                        asked = describe_request(tracked.attempt.step, self.settings)
+                        verdict.error = f"{verdict.error} (it asks for {asked})"
                     self._apply(tracked, verdict)
 
     def _later(self, tracked: _Tracked, seconds: float, *, error: str) -> None:

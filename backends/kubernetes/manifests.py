@@ -237,6 +237,17 @@ def placement(
     return requests, limits, node_selector, tolerations
 
 
+def describe_request(step: Step, settings: KubeSettings) -> str:
+    """What a step's pod asks the scheduler for, in one line: `cpu 2, memory 4Gi…, nvidia.com/gpu
+    2 on nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB`."""
+    requests, limits, node_selector, _ = placement(step, settings)
+    asked = {**requests, **limits}
+    text = ", ".join(f"{name} {value}" for name, value in asked.items())
+    if node_selector:
+        text += " on " + ", ".join(f"{k}={v}" for k, v in node_selector.items())
+    return text
+
+
 def merge_pod_template(pod: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
     """The target's `pod_template` merged into a pod spec: tables merge key by key, lists of
     named things (containers by name, the rest appended) add to mlc's, scalars replace."""

@@ -231,6 +231,7 @@ def test_an_unschedulable_step_shows_the_scheduler_reason_and_fails_after_pendin
     assert step["status"] == "failed"
     assert "no node could run it within 3s" in step["error"]
     assert "Insufficient nvidia.com/gpu" in step["error"]
+    assert "(it asks for cpu 1000m, nvidia.com/gpu 16 on nvidia.com/gpu.product=" in step["error"]
     assert time.monotonic() - started < 60
 
 

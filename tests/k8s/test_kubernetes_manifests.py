@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 from mlc.backends.kubernetes import names
-from mlc.backends.kubernetes.manifests import JobIdentity, PodEnvironment, job_manifest
+from mlc.backends.kubernetes.manifests import (
+    JobIdentity,
+    PodEnvironment,
+    describe_request,
+    job_manifest,
+)
 from mlc.backends.kubernetes.message import (
     ATTEMPT,
     ATTEMPT_REF,
@@ -192,6 +197,15 @@ def test_mig_in_the_single_strategy_asks_for_gpus_on_nodes_of_the_mig_product() 
     assert pod(manifest)["nodeSelector"] == {
         "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB-MIG-3g.40gb"
     }
+
+
+def test_a_request_is_described_in_the_schedulers_terms() -> None:
+    gpu = GpuRequest(count=2, accelerator="a100-80gb")
+    text = describe_request(with_resources(memory_bytes=1 << 30, gpu=gpu), settings())
+    assert text == (
+        f"cpu 2000m, memory {1 << 30}, nvidia.com/gpu 2 "
+        "on nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB"
+    )
 
 
 def test_the_timeout_is_the_pods_deadline_with_room_to_stop_and_store_the_log() -> None:
