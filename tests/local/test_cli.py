@@ -274,14 +274,34 @@ def test_apply_runs_a_compiled_ir_document(
 
 
 def test_a_target_whose_backend_cannot_run_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import types
+
+    from mlc.cli import backends
     from mlc.ir.model import Target
 
+    checker = types.SimpleNamespace(description=backends.describe("kubernetes"))
+    monkeypatch.setattr(backends, "load", lambda name: checker)
     doc = document(tmp_path, [step("hello", sh("true"))])
-    doc = doc.model_copy(update={"target": Target(name="cluster", backend="kubernetes")})
+    doc = doc.model_copy(update={"target": Target(name="cluster", backend="checker")})
     ir = tmp_path / "pipeline.ir.json"
     ir.write_text(to_json(doc))
     code, _, err = run_mlc(capsys, "apply", str(ir))
     assert code == 1
-    assert "backend `kubernetes` can check and compile pipelines but cannot run them" in err
+    assert "backend `checker` can check and compile pipelines but cannot run them" in err
+
+
+def test_a_kubernetes_target_refuses_a_store_its_pods_cannot_reach_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlc.ir.model import Target
+
+    doc = document(tmp_path, [step("hello", sh("true"), image="busybox:1")])
+    doc = doc.model_copy(update={"target": Target(name="cluster", backend="kubernetes")})
+    ir = tmp_path / "pipeline.ir.json"
+    ir.write_text(to_json(doc))
+    code, _, err = run_mlc(capsys, "apply", str(ir), "--store", str(tmp_path / "store"))
+    assert code == 1
+    assert "is a directory on this machine, which pods cannot reach" in err
+    assert "Traceback" not in err
