@@ -73,6 +73,8 @@ LINEAGE_SECONDS = 0.1
 """How long lineage may trail the steps (see `_write_lineage`)."""
 CANCEL_REPORT_SECONDS = 10.0
 """How long a cancelled run waits for its stopped attempts to report."""
+DECIDE_SLICE_SECONDS = 0.05
+"""How long the coordinator decides ready steps before it starts what it has decided."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +242,10 @@ class Coordinator:
             if time.monotonic() >= self.lineage_due:
                 self._write_lineage()
             try:
-                ended: AttemptEnded | AttemptNote | None = self.events.get(
-                    timeout=self._wait_seconds()
+                ended: AttemptEnded | AttemptNote | None = (
+                    self.events.get_nowait()  # steps are still to be decided: no waiting
+                    if self.ready
+                    else self.events.get(timeout=self._wait_seconds())
                 )
             except queue.Empty:
                 ended = None
@@ -278,9 +282,14 @@ class Coordinator:
 
     def _decide_ready_steps(self) -> bool:
         """Decides the steps whose upstream steps have all ended, in pipeline order (deciding
-        one may settle it at once, e.g. when cached, and make its successors ready)."""
+        one may settle it at once, e.g. when cached, and make its successors ready), for at
+        most `DECIDE_SLICE_SECONDS` at a time: what was decided then starts while the rest is
+        decided (a store's cache lookups, tens of milliseconds each on S3, overlap the starts)."""
         progressed = False
+        deadline = time.monotonic() + DECIDE_SLICE_SECONDS
         while self.ready:
+            if progressed and time.monotonic() > deadline:
+                break
             state = self.states[self.order[heapq.heappop(self.ready)].id]
             if state.decided:
                 continue
