@@ -4,6 +4,9 @@ Ray queues what does not fit, but it leaves a request that no node can ever sati
 forever, without a word. So the capacity checks each distinct request against every live node
 the first time it sees it: a request that fits no node becomes an `Infeasible` reservation,
 which the executor turns into a failed attempt saying what was asked and what the cluster has.
+With a `pending_timeout` (`wait_for_nodes`) such a request is granted instead, unaccounted: its
+task waits in Ray's queue for a node that can hold it (one an autoscaler adds), and the
+executor fails it after that long.
 Requests that can fit are accounted against the cluster's totals, so that the coordinator's
 "running" means running (or about to), and `foreach` bounds and fail-fast stay meaningful.
 
@@ -42,6 +45,9 @@ class Reservation:
     need: Mapping[str, float]
     queued: bool = False
     """Granted beyond the cluster's free resources: the task waits in Ray's queue."""
+    accounted: bool = True
+    """False for a request no live node can hold, granted to wait for a node: it holds
+    nothing of the cluster's totals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,7 @@ class RayCapacity:
         *,
         local_store: str | None,
         queue_ahead: bool = False,
+        wait_for_nodes: bool = False,
     ) -> None:
         self.cluster = cluster
         self.target = target
@@ -69,6 +76,8 @@ class RayCapacity:
         """The store's directory when it is on this machine's disk (None: a shared store)."""
         self.queue_ahead = queue_ahead
         """Whether requests may be granted beyond the free resources (module docstring)."""
+        self.wait_for_nodes = wait_for_nodes
+        """Whether a request no live node can hold waits for one (module docstring)."""
         self._free: dict[str, float] | None = None
         self._verdicts: dict[tuple[tuple[str, float], ...], str | None] = {}
         self._seen: tuple[float, list[dict[str, float]], dict[str, float]] | None = None
@@ -105,6 +114,8 @@ class RayCapacity:
                 self._verdicts[key] = self._never(need)
             verdict = self._verdicts[key]
             if verdict is not None:
+                if self.wait_for_nodes:
+                    return Reservation(need, queued=True, accounted=False)
                 return Infeasible(verdict)
             free = self._totals()
             queued = any(free.get(name, 0.0) < amount - 1e-9 for name, amount in need.items())
@@ -121,7 +132,7 @@ class RayCapacity:
 
     def release(self, reservation: object) -> None:
         """Gives a reservation's resources back (an `Infeasible` one held none)."""
-        if not isinstance(reservation, Reservation):
+        if not isinstance(reservation, Reservation) or not reservation.accounted:
             return
         with self._lock:
             free = self._totals()

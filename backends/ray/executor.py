@@ -116,6 +116,7 @@ class RayExecutor:
             target,
             local_store=local_store,
             queue_ahead=self.pending_timeout is None,
+            wait_for_nodes=self.pending_timeout is not None,
         )
         self.logs = LogBatches(store)
         self.clock = Clock()

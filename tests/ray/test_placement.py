@@ -18,13 +18,22 @@ def target(**accelerators: object) -> Target:
 
 
 def capacity(
-    *nodes: dict[str, float], local_store: str | None = None, queue_ahead: bool = False
+    *nodes: dict[str, float],
+    local_store: str | None = None,
+    queue_ahead: bool = False,
+    wait_for_nodes: bool = False,
 ) -> RayCapacity:
     """A capacity over a cluster already joined, with these nodes."""
     cluster = RayCluster(target(t4="T4"))
     cluster.nodes = list(nodes)
     cluster._connected = True
-    return RayCapacity(cluster, cluster.target, local_store=local_store, queue_ahead=queue_ahead)
+    return RayCapacity(
+        cluster,
+        cluster.target,
+        local_store=local_store,
+        queue_ahead=queue_ahead,
+        wait_for_nodes=wait_for_nodes,
+    )
 
 
 def gpus(count: int, accelerator: str | None = None) -> Resources:
@@ -83,6 +92,16 @@ def test_with_queue_ahead_as_much_again_is_granted_as_queued_then_nothing() -> N
     assert isinstance(again, Reservation) and again.queued
     # Infeasible stays infeasible: nothing is queued that no node can ever run.
     assert isinstance(cluster.try_reserve(gpus(3, "t4")), Infeasible)
+
+
+def test_with_a_pending_timeout_a_request_no_node_has_waits_for_one_holding_nothing() -> None:
+    cluster = capacity(T4_NODE, wait_for_nodes=True)
+    waiting = cluster.try_reserve(gpus(3, "t4"))
+    assert isinstance(waiting, Reservation) and not waiting.accounted
+    both = cluster.try_reserve(gpus(2, "t4"))  # the cluster's GPUs are still all free
+    assert isinstance(both, Reservation) and not both.queued
+    cluster.release(waiting)  # gives back nothing it did not hold
+    assert cluster.try_reserve(gpus(1, "t4")) is None
 
 
 def test_pending_timeout_is_a_positive_duration_in_seconds() -> None:

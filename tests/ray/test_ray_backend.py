@@ -477,3 +477,25 @@ def test_a_pending_timeout_that_is_not_a_duration_is_refused_before_anything_run
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "`pending_timeout = soon` is not a duration above zero" in done.stdout + done.stderr
+
+
+def test_with_a_pending_timeout_a_request_no_node_has_waits_for_one_then_fails_without_retries(
+    ray_cluster: RayHead, tmp_path: Path
+) -> None:
+    body = """
+  step big {
+    call = "steps:visible"
+    outputs { out: file }
+    resources { gpu = 1 of "a100-80gb" }
+    retries = 3
+  }"""
+    extra = '  accelerators { "a100-80gb" = "A100-80G" }\n  ray { pending_timeout = 3s }\n'
+    spec = project(tmp_path, body, ray_target(ray_cluster, extra))
+    code, report = apply(spec, str(tmp_path / "store"), environ(ray_cluster))
+    assert code == 1
+    big = steps(report)["big"]
+    # It waited (an autoscaler could have added such a node), then failed, not retried.
+    assert (big["status"], big["attempts"]) == ("failed", 1), big
+    assert big["error"].startswith("it waited 3s for a Ray node (`pending_timeout`): "), big
+    assert "accelerator_type:A100-80G, which no live node of the Ray cluster" in big["error"]
+    assert "accelerator_type:T4" in big["error"]  # what the cluster has
