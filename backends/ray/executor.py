@@ -53,14 +53,13 @@ from mlc.backends.ray.cluster import RayCluster, address_problem
 from mlc.backends.ray.logs import log_directory
 from mlc.backends.ray.placement import task_options
 from mlc.coordinator.executor import AttemptEnded, AttemptNote, KnownAttempt, Report
+from mlc.coordinator.remote import attempt_ended
 from mlc.ir.model import IRDocument, Target
-from mlc.runtime.attempt import Attempt, Collected
+from mlc.runtime.attempt import Attempt
 from mlc.runtime.log_batches import LogBatches
-from mlc.runtime.step_logs import EarlierLog, failure_note, store_log
 from mlc.runtime.task import TaskResult
 from mlc.runtime.workdir import remove_tree
 from mlc.store.base import Store
-from mlc.store.errors import StoreError
 from mlc.store.uri import store_address
 
 STOP_MARGIN_SECONDS = 2.0
@@ -362,44 +361,18 @@ class RayExecutor:
         retryable: bool = True,
     ) -> None:
         """Reports an attempt's end: from the task's value when it returned one (unless
-        `result` overrides how it ended), else with a log mlc writes for it."""
-        ended = AttemptEnded(attempt, error=error, retryable=retryable)
-        if value is not None:
-            ended.host = value.get("host")
-            collected = Collected.from_json(value.get("collected") or {})
-            ended.result = result or _result(value.get("result"))
-            ended.error = error or collected.error
-            ended.outputs = collected.outputs if result is None else None
-            log = value.get("log") or {}
-            if "problem" in log:
-                ended.log_problem = log["problem"]
-            elif "inline" in log:
-                self._write_log(ended, log["inline"].encode("utf-8", "surrogateescape"))
-            elif log.get("ref"):
-                ended.log_ref, ended.log_tail = log["ref"], list(log.get("tail") or [])
-                ended.log_whole = EarlierLog.from_json(log.get("whole") or {})
-        else:
-            ended.result = result
-        if ended.outputs is None and ended.log_ref is None and ended.log_problem is None:
-            note = failure_note(attempt.number, ended.result, ended.error).encode("utf-8")
-            self._write_log(ended, note)
+        `result` overrides how it ended), else with a log mlc writes for it; logs go into the
+        store with the next batch."""
+        ended = attempt_ended(
+            self.store,
+            attempt,
+            value,
+            result=result,
+            error=error,
+            retryable=retryable,
+            put=self.logs.put,
+        )
         self._send(ended)
-
-    def _write_log(self, ended: AttemptEnded, data: bytes) -> None:
-        """The step's log, when the task stored none: the earlier attempts' log and `data`
-        (the attempt's own small log, or mlc's note for an attempt that never ran, was killed
-        or was stopped), stored with the next batch."""
-        attempt = ended.attempt
-        try:
-            stored = store_log(self.store, self.logs.put, attempt.earlier_log, None, data)
-        except (OSError, StoreError) as exc:
-            ended.log_problem = str(exc)
-            return
-        ended.log_ref, ended.log_tail, ended.log_whole = stored.digest, stored.tail, stored.whole
-
-
-def _result(data: Mapping[str, Any] | None) -> TaskResult | None:
-    return None if data is None else TaskResult(**data)
 
 
 def _ray_failure(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ log written by mlc when the runtime stored none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlc.coordinator.executor import AttemptEnded
@@ -28,9 +28,14 @@ def attempt_ended(
     error: str | None = None,
     retryable: bool = True,
     host: str | None = None,
+    put: Callable[[bytes], str] | None = None,
 ) -> AttemptEnded:
     """The end of an attempt: from the runtime's value when there is one (unless `result`
-    overrides how it ended: the executor stopped it), else with a log mlc writes for it."""
+    overrides how it ended: the executor stopped it), else with a log mlc writes for it.
+
+    A value may carry the attempt's log itself (`inline`: small logs, stored here with the
+    earlier attempts'); `put` is how log objects go into the store (default: one by one;
+    an executor may batch them)."""
     ended = AttemptEnded(attempt, error=error, retryable=retryable, host=host)
     if value is not None:
         ended.host = value.get("host") or host
@@ -41,13 +46,16 @@ def attempt_ended(
         log = value.get("log") or {}
         if "problem" in log:
             ended.log_problem = log["problem"]
+        elif "inline" in log:
+            _write_log(store, ended, log["inline"].encode("utf-8", "surrogateescape"), put)
         elif log.get("ref"):
             ended.log_ref, ended.log_tail = log["ref"], list(log.get("tail") or [])
             ended.log_whole = EarlierLog.from_json(log.get("whole") or {})
     else:
         ended.result = result
     if ended.outputs is None and ended.log_ref is None and ended.log_problem is None:
-        _write_log(store, ended)
+        note = failure_note(attempt.number, ended.result, ended.error).encode("utf-8")
+        _write_log(store, ended, note, put)
     return ended
 
 
@@ -56,15 +64,16 @@ def task_result(data: Mapping[str, Any] | None) -> TaskResult | None:
     return None if data is None else TaskResult(**data)
 
 
-def _write_log(store: Store, ended: AttemptEnded) -> None:
-    """The log of an attempt whose runtime stored none: the earlier attempts' log and mlc's
-    note of how it ended."""
+def _write_log(
+    store: Store, ended: AttemptEnded, data: bytes, put: Callable[[bytes], str] | None
+) -> None:
+    """The step's log when the runtime stored none: the earlier attempts' log and `data` (the
+    attempt's own small log, or mlc's note for an attempt that never ran, was killed or was
+    stopped)."""
     attempt = ended.attempt
-    note = failure_note(attempt.number, ended.result, ended.error).encode("utf-8")
+    put = put or (lambda chunk: str(store.put_bytes(chunk)))
     try:
-        stored = store_log(
-            store, lambda data: str(store.put_bytes(data)), attempt.earlier_log, None, note
-        )
+        stored = store_log(store, put, attempt.earlier_log, None, data)
     except (OSError, StoreError) as exc:
         ended.log_problem = str(exc)
         return
