@@ -142,7 +142,8 @@ def judge_warning(state: PodState, event: dict[str, Any], now: float) -> Verdict
     if reason == "FailedScheduling":
         return state.wait(UNSCHEDULABLE, message, now)
     if reason in ("Failed", "BackOff", "InspectFailed") and "image" in message.lower():
-        # Shown while it lasts; the pod's own status (which says more) decides.
+        if state.kind == IMAGE:  # the pod's own status already says it, in more words
+            return Verdict()
         return state.wait(IMAGE, message, now)
     if reason and message:  # anything else the cluster warns about (FailedMount, …): shown
         return Verdict(note=f"{reason}: {message}")

@@ -429,6 +429,16 @@ def test_an_image_pull_error_is_shown_then_fails_after_the_image_pull_timeout() 
     assert failed.error == "its container could not start within 60s: ImagePullBackOff: not found"
 
 
+def test_an_image_event_keeps_the_pods_own_more_detailed_words() -> None:
+    state = PodState()
+    detail = 'Back-off pulling image "registry.invalid/x:1": ErrImagePull: no such host'
+    judge_pod(state, pending_pod(waiting={"reason": "ImagePullBackOff", "message": detail}), 0.0)
+    event = {"reason": "Failed", "message": "Error: ImagePullBackOff"}
+    assert judge_warning(state, event, 1.0).note is None
+    failed = state.overdue(1000.0, settings())
+    assert failed is not None and detail in (failed.error or "")
+
+
 def test_an_unschedulable_pod_shows_the_schedulers_reason_and_fails_after_pending_timeout() -> None:
     state = PodState()
     why = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
