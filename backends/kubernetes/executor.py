@@ -1,7 +1,9 @@
-"""The Kubernetes executor: each attempt is one Job whose pod runs mlc's step runtime.
+"""The Kubernetes executor: each attempt is one Job whose pod runs mlc's step runtime (the
+first attempts of a `foreach` step's items started together are one Indexed Job, one index
+each).
 
-`start` queues the Job's creation (one API write, rate-limited, on a small pool of threads)
-and returns. Everything after comes from three watches of the namespace (`watcher.py`): the
+`start` queues the Job's creation (one API write, rate-limited, on a pool of threads) and
+returns; `flush`, at the end of the coordinator's pass, submits the batched items. Everything after comes from three watches of the namespace (`watcher.py`): the
 run's pods and Jobs by label, and Warning events. An attempt ends on its pod's terminal status
 and termination message (the Job's `Complete` condition lags about a second behind), read by
 `mlc.backends.kubernetes.message`.
