@@ -163,6 +163,15 @@ def jobs(client: ApiClient, namespace: str) -> list[Any]:
     return list(BatchV1Api(client).list_namespaced_job(namespace).items)
 
 
+def wait_for_jobs(client: ApiClient, namespace: str, seconds: float = 60.0) -> list[Any]:
+    """The namespace's Jobs, once there is one (fails after `seconds` without any)."""
+    deadline = time.monotonic() + seconds
+    while not (made := jobs(client, namespace)):
+        assert time.monotonic() < deadline, f"no Job was created within {seconds:g}s"
+        time.sleep(0.1)
+    return made
+
+
 def pods(client: ApiClient, namespace: str) -> list[Any]:
     from kubernetes.client import CoreV1Api
 
@@ -270,9 +279,7 @@ def test_ctrl_c_deletes_the_running_jobs_and_cancels_the_run(
         target(kube_namespace, annotations={"mlc.test/outcome": "hang"}),
     )
     process = runner.start(spec)
-    deadline = time.monotonic() + 60
-    while not jobs(kube_client, kube_namespace) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_jobs(kube_client, kube_namespace)
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _code, report, stderr = runner.finish(process)
@@ -289,12 +296,11 @@ def test_after_kill_9_of_apply_the_next_apply_adopts_the_running_job_and_duplica
     spec = write_spec(
         runner.tmp_path,
         'step a { run = "true" }\n  step b { run = "true"\n after = [a] }',
-        target(kube_namespace, annotations={"mlc.test/run-for": "6s"}),
+        # Long enough to be still running when the next apply starts on a loaded machine.
+        target(kube_namespace, annotations={"mlc.test/run-for": "15s"}),
     )
     process = runner.start(spec)
-    deadline = time.monotonic() + 60
-    while not jobs(kube_client, kube_namespace) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_jobs(kube_client, kube_namespace)
     process.kill()
     process.communicate()
     (first,) = jobs(kube_client, kube_namespace)
@@ -318,9 +324,7 @@ def test_an_api_server_restart_mid_run_is_ridden_out_without_duplicate_jobs(
         target(kube_namespace, annotations={"mlc.test/run-for": "2s"}),
     )
     process = runner.start(spec)
-    deadline = time.monotonic() + 60
-    while not jobs(kube_client, kube_namespace) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_jobs(kube_client, kube_namespace)
     kube_cluster.restart_apiserver(down_seconds=3.0)
     code, report, stderr = runner.finish(process)
     assert code == 0, stderr
