@@ -32,10 +32,24 @@ def _gpu(gpu: t.GpuValue | None) -> ir.GpuRequest | None:
     return ir.GpuRequest(count=gpu.count, accelerator=gpu.accelerator, mig=gpu.mig)
 
 
-def _condition(value: Any) -> Any:
+def _condition(step: StepDecl, sources: SourceMap) -> Any:
+    """The step's `when`: a tree evaluated at run time, or, when params alone decide it, the
+    constant it evaluated to (kept, so that every backend skips a step whose condition is false).
+    """
+    value = step.when
     if isinstance(value, t.Symbolic):
         return _lower_condition(value.condition)
+    if isinstance(value, bool):
+        return ir.Const(value=value, text=_text(step.when_span, sources))
     return None
+
+
+def _text(span: Span | None, sources: SourceMap) -> str | None:
+    """The text a span covers, on one line."""
+    source = sources.get(span.path) if span is not None else None
+    if span is None or source is None:
+        return None
+    return " ".join(source.text[span.start : span.end].split())
 
 
 def _lower_condition(node: Any) -> Any:
@@ -108,7 +122,7 @@ def lower_step(step: StepDecl, program: Program, sources: SourceMap) -> ir.Step:
         timeout_seconds=step.timeout_seconds,
         cache=ir.CachePolicy(enabled=step.cache_enabled, expire_seconds=step.cache_expire_seconds),
         after=tuple(ir.step_id(name) for name, _ in step.after),
-        when=_condition(step.when),
+        when=_condition(step, sources),
         foreach=foreach,
         params_used=params_used,
         code=step.code,

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 StepId = NewType("StepId", str)
 """`step:<name>`: a step of the pipeline."""
@@ -182,10 +182,15 @@ class MetricRef(IRModel):
 
 
 class Const(IRModel):
-    """A constant in a condition."""
+    """A constant in a condition.
+
+    A `when` computed at compile time from params alone (`when = params.deploy`) is one `Const`
+    holding its value, with `text` the condition as written, for "skipped because" messages.
+    """
 
     kind: Literal["const"] = "const"
     value: JsonValue
+    text: str | None = None
 
 
 class Op(IRModel):

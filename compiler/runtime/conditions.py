@@ -6,6 +6,7 @@ A condition is a tree of `MetricRef`, `Const` and `Op` nodes. `evaluate` compute
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -90,6 +91,9 @@ def _truth(value: Any, op: str) -> bool:
 def explain(condition: Condition, lookup: MetricLookup) -> str:
     """The condition as text, each metric followed by its value: `a.m.acc (0.8) >= 0.85`."""
     if isinstance(condition, Const):
+        shown = json.dumps(condition.value, ensure_ascii=False)
+        if condition.text is not None and condition.text != shown:
+            return f"{condition.text} ({shown})"
         return repr(condition.value)
     if isinstance(condition, MetricRef):
         try:

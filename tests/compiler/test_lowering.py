@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlc.compile import CompileResult
 from mlc.ir.graph import build_graph, steps_in_order
+from mlc.ir.model import Const
 from mlc.ir.serialize import load, to_json
 
 from tests.compiler.conftest import codes
@@ -178,18 +179,22 @@ def test_the_ir_is_byte_identical_across_compilations_and_round_trips(
     assert to_json(load(text)) == text
 
 
-def test_conditions_on_params_alone_are_folded_at_compile_time(
+def test_conditions_on_params_alone_are_evaluated_at_compile_time_and_kept(
     compile_text: Callable[..., CompileResult],
 ) -> None:
     spec = """
 pipeline p {
   params { big: bool = false }
   step a { run = "true", when = params.big or 1 < 2 }
+  step b { run = "true", when = params.big }
 }
 """
     result = compile_text(spec)
     assert result.document is not None
-    assert result.document.pipeline.steps[0].when is None
+    a, b = result.document.pipeline.steps
+    assert a.when == Const(value=True, text="params.big or 1 < 2")
+    # A false one stays too: every backend must skip the step, not run it.
+    assert b.when == Const(value=False, text="params.big")
 
 
 def test_the_scheduler_order_agrees_with_the_networkx_graph() -> None:

@@ -266,8 +266,9 @@ class Project:
             cwd=self.spec_dir,
         )
 
-    def finish(self, process: subprocess.Popen[str]) -> Applied:
-        """Waits for a started apply and reads its report."""
+    def finish(self, process: subprocess.Popen[str], warnings: Iterable[str] = ()) -> Applied:
+        """Waits for a started apply and reads its report; the spec must have no warning but
+        those whose codes `warnings` names."""
         try:
             stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -275,7 +276,11 @@ class Project:
             stdout, stderr = process.communicate()
             raise AssertionError(f"mlc apply did not end:\n{stdout}\n{stderr}") from None
         assert "Traceback" not in stderr, stderr
-        assert "warning[" not in stderr, f"the case's spec has warnings:\n{stderr}"
+        unexpected = stderr
+        for code in warnings:
+            assert f"warning[{code}]" in stderr, f"no warning {code}:\n{stderr}"
+            unexpected = unexpected.replace(f"warning[{code}]", "")
+        assert "warning[" not in unexpected, f"the case's spec has warnings:\n{stderr}"
         try:
             report = json.loads(stdout)
         except json.JSONDecodeError:
@@ -283,9 +288,10 @@ class Project:
             raise AssertionError(f"no report (exit code {code}):\n{stdout}\n{stderr}") from None
         return Applied(process.returncode, report, stderr)
 
-    def apply(self, *options: str) -> Applied:
-        """`mlc apply pipeline.mlspec --target conformance --format json` (and `options`)."""
-        return self.finish(self.start_apply(*options))
+    def apply(self, *options: str, warnings: Iterable[str] = ()) -> Applied:
+        """`mlc apply pipeline.mlspec --target conformance --format json` (and `options`),
+        which may print the warnings whose codes `warnings` names."""
+        return self.finish(self.start_apply(*options), warnings)
 
     def runs(self) -> list[dict[str, Any]]:
         """`mlc runs --format json`: the runs of the store, newest first."""

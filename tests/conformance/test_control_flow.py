@@ -110,6 +110,68 @@ def test_a_false_gate_skips_its_step_and_what_needs_it_and_finally_still_runs(
     assert_same_outcome(outcome(project, applied, ["report"]), expected.result())
 
 
+CONSTANT_GATE = r"""
+pipeline publish {
+  params { deploy: bool = true }
+  step build {
+    call = "steps:build"
+    outputs { package: file }
+  }
+  step upload {
+    when = params.deploy
+    call = "steps:upload"
+    inputs { package = build.package }
+    outputs { receipt: file }
+  }
+  step announce {
+    call = "steps:announce"
+    inputs { receipt = upload.receipt }
+    outputs { message: file }
+  }
+  outputs { message = announce.message }
+}
+"""
+
+CONSTANT_GATE_STEPS = r"""
+def build(package):
+    count("build")
+    package.write_text("package\n")
+
+
+def upload(package, receipt):
+    count("upload")
+    receipt.write_text("uploaded\n")
+
+
+def announce(receipt, message):
+    count("announce")
+    message.write_text("announced\n")
+"""
+
+
+def test_a_condition_decided_by_params_at_compile_time_is_obeyed_at_run_time(
+    projects: Projects,
+) -> None:
+    reference = projects.reference(CONSTANT_GATE, CONSTANT_GATE_STEPS)
+    off = "--param", "deploy=false"
+    expected = in_background(lambda: outcome(reference, reference.apply(*off, warnings=["W0503"])))
+    project = projects.under_test(CONSTANT_GATE, CONSTANT_GATE_STEPS)
+
+    # `mlc lint` says the step can never run with `deploy = false`; the run then skips it.
+    skipped = project.apply(*off, warnings=["W0503"])
+    assert skipped.code == 0, skipped
+    assert skipped.statuses == {"build": "ran", "upload": "skipped", "announce": "skipped"}
+    assert skipped.steps["upload"]["reasons"] == ["its condition `params.deploy (false)` is false"]
+    assert project.executions("upload") == project.executions("announce") == 0
+    assert_same_outcome(outcome(project, skipped), expected.result())
+
+    # With `deploy = true` the same steps run.
+    ran = project.apply()
+    assert ran.code == 0, ran
+    assert ran.statuses == {"build": "cached", "upload": "ran", "announce": "ran"}
+    assert ran.report["outputs"] == {"message": file_digest(b"announced\n")}
+
+
 ITEMS = [5, 3, 6, 1, 4, 2]  # not sorted: the fan-in must keep this order
 
 SWEEP = r"""

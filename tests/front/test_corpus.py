@@ -3,6 +3,9 @@
 - `invalid/*.mlspec` each carry inline expectations, `# expect: CODE @ LINE:COLUMN`: the
   spec must produce exactly those diagnostics (code, line and column of the primary span)
   and nothing else. Every code of the catalog has at least one such file.
+- `invalid/W*.mlspec` with only warnings may have a golden IR beside them
+  (`invalid/<name>.ir.json`): what a spec that compiles with warnings means (a step that can
+  never run, say) is pinned like a valid spec's.
 - `valid/*.mlspec` lint clean (no diagnostics at all) and compile to the IR in
   `valid/<name>.ir.json`, compared byte for byte. Regenerate the golden files with
   `pytest tests/front/test_corpus.py --update-golden` and read the diff before committing.
@@ -246,3 +249,20 @@ def test_examples_are_clean_apart_from_targets() -> None:
     # Without backend descriptions, only the language itself is checked.
     result = check_paths([p.relative_to(REPO) for p in EXAMPLES])
     assert [describe(d, result.sources) for d in result.diagnostics] == []
+
+
+WARNED = [p for p in INVALID if p.with_suffix(".ir.json").is_file()]
+
+
+@pytest.mark.parametrize("path", WARNED, ids=lambda p: p.stem)
+def test_a_spec_with_only_warnings_compiles_to_its_golden_ir(
+    path: Path, update_golden: bool
+) -> None:
+    expected = expectations(path.read_text(encoding="utf-8"))
+    assert expected and all(e.code.startswith("W") for e in expected)
+    golden = path.with_suffix(".ir.json")
+    text = golden_text(path)
+    if update_golden:
+        golden.write_text(text, encoding="utf-8")
+        return
+    assert text == golden.read_text(encoding="utf-8")
