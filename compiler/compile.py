@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from mlc.checks import graph, resources, targets
 from mlc.checks.loader import Loader, whole_file
-from mlc.checks.program import Program
+from mlc.checks.program import Program, TargetDecl
 from mlc.checks.resolve import Resolver
 from mlc.diagnostics import Diagnostic, has_errors
 from mlc.diagnostics import catalog as codes
@@ -47,6 +47,8 @@ class CheckResult:
     diagnostics: list[Diagnostic]
     programs: list[Program]
     files: int
+    notes: list[str] = field(default_factory=list)
+    """Plain remarks for the user (a backend name used as a target), each once."""
 
 
 @dataclass
@@ -56,6 +58,7 @@ class CompileResult:
     document: IRDocument | None
     diagnostics: list[Diagnostic]
     sources: SourceMap
+    notes: list[str] = field(default_factory=list)
 
 
 ProgramCheck = Callable[[Program, Options], list[Diagnostic]]
@@ -97,6 +100,7 @@ def check_paths(
     loader = Loader(sources, diagnostics)
     resolver = Resolver(diagnostics, params=options.params, require_params=options.require_params)
     programs: list[Program] = []
+    notes: list[str] = []
     files = 0
     for path in paths:
         files += 1
@@ -118,14 +122,22 @@ def check_paths(
             before = len(diagnostics)
             program = resolver.resolve_pipeline(loaded, block, display)
             if options.target is not None and options.target not in program.targets:
-                diagnostics.append(
-                    codes.UNKNOWN_TARGET.at(
-                        program.span,
-                        f"pipeline `{program.name}` has no such target",
-                        name=options.target,
-                        help=_choices("targets", program.targets),
+                implied = backend_target(program, options)
+                if implied is None:
+                    diagnostics.append(
+                        codes.UNKNOWN_TARGET.at(
+                            program.span,
+                            f"pipeline `{program.name}` has no such target",
+                            name=options.target,
+                            help=_target_choices(program, options),
+                        )
                     )
-                )
+                else:
+                    program.targets[implied.name] = implied
+                    notes.append(
+                        f"note: no target `{implied.name}` is declared; using backend "
+                        f"`{implied.backend}` with its defaults"
+                    )
             for check in CHECKS:
                 diagnostics.extend(check(program, options))
             if not has_errors(diagnostics[before:]):
@@ -134,7 +146,7 @@ def check_paths(
             programs.append(program)
     unique = list(dict.fromkeys(diagnostics))
     unique.sort(key=sort_key)
-    return CheckResult(sources, unique, programs, files)
+    return CheckResult(sources, unique, programs, files, list(dict.fromkeys(notes)))
 
 
 def compile_spec(
@@ -155,7 +167,7 @@ def compile_spec(
     result = check_paths([spec], options)
     diagnostics = result.diagnostics
     if has_errors(diagnostics):
-        return CompileResult(None, diagnostics, result.sources)
+        return CompileResult(None, diagnostics, result.sources, result.notes)
     if not result.programs:
         diagnostics = [
             *diagnostics,
@@ -182,7 +194,28 @@ def compile_spec(
     from mlc.lower import lower
 
     document = lower(result.programs[0], result.sources, options.target)
-    return CompileResult(document, diagnostics, result.sources)
+    return CompileResult(document, diagnostics, result.sources, result.notes)
+
+
+def backend_target(program: Program, options: Options) -> TargetDecl | None:
+    """A target named after an installed backend, with that backend's defaults: what
+    `--target ray` means when the spec declares no target called `ray`."""
+    name = options.target
+    if name is None or options.describe_backend is None:
+        return None
+    if options.describe_backend(name) is None:
+        return None
+    return TargetDecl(
+        name=name, backend=name, span=program.span, backend_span=program.span, implied=True
+    )
+
+
+def _target_choices(program: Program, options: Options) -> str:
+    declared = ", ".join(f"`{n}`" for n in program.targets) or "none"
+    backends = ", ".join(f"`{n}`" for n in options.known_backends())
+    if not backends:
+        return _choices("targets", program.targets)
+    return f"declared targets: {declared}; or a backend with its defaults: {backends}"
 
 
 def _choices(kind: str, names: Iterable[str]) -> str:

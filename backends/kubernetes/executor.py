@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ from mlc.backends.kubernetes.settings import KubeSettings
 from mlc.backends.kubernetes.watcher import Watcher
 from mlc.coordinator.executor import AttemptNote, KnownAttempt, Report
 from mlc.coordinator.remote import attempt_ended
+from mlc.installation import pip_install
 from mlc.ir.model import IRDocument, Resources, Target
 from mlc.runtime.attempt import Attempt
 from mlc.runtime.task import TaskResult
@@ -162,7 +162,7 @@ class KubernetesExecutor:
         if importlib.util.find_spec("kubernetes") is None:
             problems.append(
                 "the Kubernetes client is not installed in this Python environment: "
-                f"`{sys.executable} -m pip install 'mlc[kubernetes]'`"
+                f"`{pip_install('kubernetes')}`"
             )
         try:
             self._settings = KubeSettings.of(document.target, document.base_dir)

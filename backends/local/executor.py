@@ -99,12 +99,23 @@ class LocalExecutor:
     def check(self, document: IRDocument) -> list[str]:
         """Steps with a container image: local runs use the current Python environment."""
         ignored = set(document.target.ignore_unsupported) if document.target else set()
-        return [
-            f"step `{step.name}` sets `image`, but local runs use the current Python "
-            'environment; add `ignore_unsupported = ["image"]` to the target to run it anyway'
-            for step in document.pipeline.steps
-            if step.image and "image" not in ignored
+        imaged = [
+            f"`{s.name}`" for s in document.pipeline.steps if s.image and "image" not in ignored
         ]
+        if not imaged:
+            return []
+        if document.target is None:
+            them = "it" if len(imaged) == 1 else "them"
+            remedy = f'run {them} on a target that has `ignore_unsupported = ["image"]`'
+        else:
+            remedy = (
+                f'add `ignore_unsupported = ["image"]` to target `{document.target.name}` to '
+                "run without it"
+            )
+        steps = (
+            "step " + imaged[0] + " sets" if len(imaged) == 1 else f"steps {', '.join(imaged)} set"
+        )
+        return [f"{steps} `image`, but local runs use the current Python environment; {remedy}"]
 
     def begin(self, run_id: str, document: IRDocument, report: Report) -> None:
         """Locks the run's workspace and starts workers ahead of need, so that they import

@@ -152,6 +152,8 @@ class TargetDecl:
     settings: dict[str, object] = field(default_factory=dict)
     setting_spans: dict[str, Span] = field(default_factory=dict)
     ignore_spans: dict[str, Span] = field(default_factory=dict)
+    implied: bool = False
+    """Not declared: `--target BACKEND` named a backend, used with its defaults."""
 
 
 @dataclass(eq=False)

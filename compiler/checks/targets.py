@@ -118,7 +118,7 @@ def check_capabilities(
                         name=feature,
                         help=f"backend `{target.backend}` runs every step in a container: "
                         f"set `{feature}` on the step or its template, or a default `{feature}` "
-                        f"in the target's `{target.backend}` block",
+                        f"in {_block_of(target)}",
                     )
                 )
         gpu = step.resources.gpu
@@ -134,8 +134,8 @@ def check_capabilities(
                     "used here",
                     target=target.name,
                     name=gpu.accelerator,
-                    help=f'add `"{gpu.accelerator}" = …` to the `accelerators` block of target '
-                    f"`{target.name}`",
+                    help=f'add `"{gpu.accelerator}" = …` to the `accelerators` block of '
+                    + _declared(target),
                 )
             )
     return found
@@ -155,6 +155,25 @@ def _unsupported(target: TargetDecl, feature: str, span: object) -> Diagnostic:
         target=target.name,
         backend=target.backend,
         feature=FEATURES[feature],
-        help=f'remove it, choose another target, or add `ignore_unsupported = ["{feature}"]` '
+        help=(
+            f"remove it, or declare a target that runs without it: `target NAME {{ backend = "
+            f'{target.backend}, ignore_unsupported = ["{feature}"] }}` and use `--target NAME`'
+        )
+        if target.implied
+        else f'remove it, choose another target, or add `ignore_unsupported = ["{feature}"]` '
         f"to target `{target.name}` to run without it",
     )
+
+
+def _declared(target: TargetDecl) -> str:
+    """Where a target's settings go: the target, or for a backend named with `--target`, a
+    target yet to be declared."""
+    if target.implied:
+        return f"a target `target NAME {{ backend = {target.backend} … }}` (and `--target NAME`)"
+    return f"target `{target.name}`"
+
+
+def _block_of(target: TargetDecl) -> str:
+    if target.implied:
+        return f"the `{target.backend}` block of {_declared(target)}"
+    return f"the target's `{target.backend}` block"

@@ -31,6 +31,7 @@ from mlc.cli.progress import format_seconds, make_progress
 
 if TYPE_CHECKING:
     from mlc.compile import CompileResult
+    from mlc.diagnostics import Diagnostic
     from mlc.ir.model import IRDocument
     from mlc.runtime.report import RunReport
     from mlc.store.base import Store
@@ -51,7 +52,9 @@ class UserError(Exception):
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """SPEC, `--target`, `--param`, `--pipeline`, `--rerun`, `--store`, `--format`."""
     parser.add_argument("spec", help="the .mlspec file, or an IR document from `mlc compile`")
-    parser.add_argument("--target", help="the target to run on (its backend and settings)")
+    from mlc.cli.backends import TARGET_HELP
+
+    parser.add_argument("--target", metavar="NAME", help=TARGET_HELP)
     parser.add_argument(
         "--param",
         action="append",
@@ -110,26 +113,37 @@ def load_document(args: argparse.Namespace) -> IRDocument:
     if isinstance(options, str):
         raise UserError(options)
     result = compile_spec(path, options=options)
-    if result.diagnostics:
-        print_diagnostics(
-            result.diagnostics, result.sources, "human", 1, summary=result.document is None
-        )
+    shown = worth_repeating(result.diagnostics)
+    sys.stderr.write("".join(f"{note}\n" for note in result.notes))
+    if shown:
+        print_diagnostics(shown, result.sources, "human", 1, summary=result.document is None)
     if result.document is None:
         raise UserError(f"`{args.spec}` has errors; nothing was run")
     if key is not None:
-        ir_cache.store(key, result.document, result.sources, _warnings(result))
+        ir_cache.store(key, result.document, result.sources, _warnings(result, shown))
     return result.document
 
 
-def _warnings(result: CompileResult) -> dict[str, str]:
-    """A compilation's warnings as printed, with and without colour (for the IR cache)."""
-    if not result.diagnostics:
+def worth_repeating(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+    """What `plan`, `apply` and `lock` print of a compilation's diagnostics: all but the
+    features a target was told to ignore (W0601), which the target's author asked for and
+    `mlc lint --target NAME` still lists."""
+    from mlc.diagnostics import catalog as codes
+
+    return [d for d in diagnostics if d.code != codes.IGNORED_FEATURE.code]
+
+
+def _warnings(result: CompileResult, shown: Sequence[Diagnostic]) -> dict[str, str]:
+    """A compilation's notes and warnings as printed, with and without colour (for the IR
+    cache)."""
+    if not shown and not result.notes:
         return {}
     from mlc.diagnostics.render import render_human
 
+    notes = "".join(f"{note}\n" for note in result.notes)
     return {
-        "plain": render_human(result.diagnostics, result.sources, colour=False),
-        "colour": render_human(result.diagnostics, result.sources, colour=True),
+        "plain": notes + render_human(shown, result.sources, colour=False),
+        "colour": notes + render_human(shown, result.sources, colour=True),
     }
 
 
@@ -196,6 +210,24 @@ def check_rerun(document: IRDocument, names: Sequence[str]) -> None:
     if unknown:
         steps = ", ".join(f"`{s.name}`" for s in document.pipeline.steps)
         raise UserError(f"--rerun names no step `{unknown[0]}` (steps: {steps}, or `all`)")
+
+
+def without_target(args: argparse.Namespace, document: IRDocument, message: str) -> str:
+    """A refusal, and when no target was chosen, which one ran and which the spec declares:
+    a problem with backend `local`'s defaults is often one a declared target settles."""
+    if document.target is not None or not args.spec.endswith(".mlspec"):
+        return message
+    from mlc.compile import Options, check_paths
+
+    result = check_paths([Path(args.spec)], Options(pipeline=args.pipeline))
+    declared = [t for program in result.programs[:1] for t in program.targets.values()]
+    if not declared:
+        return message
+    listed = ", ".join(f"`{t.name}` ({t.backend})" for t in declared)
+    return (
+        f"{message}\nno `--target` was given, so backend `{DEFAULT_BACKEND}` is used with its "
+        f"defaults; this spec declares {listed}: choose one with `--target NAME`"
+    )
 
 
 @contextmanager
@@ -307,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 progress.close()
     except UserError as exc:
-        return _fail(args, str(exc))
+        return _fail(args, without_target(args, document, str(exc)))
     finally:
         store.close()
     return _finish(args, report)

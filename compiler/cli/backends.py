@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 
 GROUP = "mlc.backends"
 
+TARGET_HELP = (
+    "where to run: a `target` block of the spec, or a backend (`local`, `ray`, "
+    "`kubernetes`) with its defaults. A backend is how steps run; a target is a named "
+    "backend with its settings (store, address, namespace, accelerators, nodes)."
+)
+
 # The backends shipped with mlc. They are registered through the entry points like any other,
 # but are loaded straight from `mlc.backends`: reading entry points means importing
 # `importlib.metadata` and scanning every installed distribution, about 50 ms that `mlc lint`

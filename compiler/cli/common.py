@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 def add_spec_options(parser: argparse.ArgumentParser) -> None:
     """`--target`, `--param`, `--pipeline`."""
-    parser.add_argument("--target", help="check against this target's backend and inventory")
+    from mlc.cli.backends import TARGET_HELP
+
+    parser.add_argument("--target", metavar="NAME", help=TARGET_HELP)
     parser.add_argument(
         "--param",
         action="append",
@@ -92,6 +94,12 @@ def print_diagnostics(
         sys.stderr.write(text)
         if summary:
             print(summary_line(diagnostics, files), file=sys.stderr)
+
+
+def print_notes(notes: Sequence[str]) -> None:
+    """Plain remarks (`note: …`) on stderr, one per line."""
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 def fail(message: str) -> int:

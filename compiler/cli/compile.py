@@ -19,6 +19,7 @@ from mlc.cli.common import (
     add_spec_options,
     fail,
     print_diagnostics,
+    print_notes,
     spec_options,
 )
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(options, str):
         return fail(options)
     result = compile_spec(spec, options=options)
+    print_notes(result.notes)
     if result.diagnostics:
         print_diagnostics(
             result.diagnostics, result.sources, args.format, 1, summary=result.document is None

@@ -17,6 +17,7 @@ from mlc.cli.common import (
     collect_specs,
     fail,
     print_diagnostics,
+    print_notes,
     spec_options,
 )
 from mlc.diagnostics import Diagnostic, has_errors
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(options, str):
         return fail(options)
     result = check_paths(files, options)
+    print_notes(result.notes)
     diagnostics = [
         d
         for d in result.diagnostics

@@ -26,6 +26,7 @@ from mlc.cli.apply import (
     open_run_store,
     print_error,
     user_errors,
+    without_target,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         with user_errors():
             plan = backend.plan(document, rerun=args.rerun)
     except UserError as exc:
-        return print_error(str(exc))
+        return print_error(without_target(args, document, str(exc)))
     finally:
         store.close()
     if args.format == "json":

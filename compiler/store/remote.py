@@ -93,8 +93,10 @@ class FsspecStore(ManifestReading):
         try:
             import fsspec
         except ImportError:  # pragma: no cover - depends on the installation
+            from mlc.installation import pip_install
+
             raise StoreError(
-                f"opening {uri} needs fsspec (and s3fs for S3): pip install 'mlc[s3]'"
+                f"opening {uri} needs fsspec (and s3fs for S3): `{pip_install('s3')}`"
             ) from None
         options = dict(storage_options or {})
         protocol = uri.split("://", 1)[0]
@@ -104,7 +106,10 @@ class FsspecStore(ManifestReading):
         try:
             fs, root = fsspec.core.url_to_fs(uri, **options)
         except ImportError as exc:
-            raise StoreError(f"opening {uri} needs an extra package: {exc}") from None
+            from mlc.installation import pip_install
+
+            hint = f" (for S3: `{pip_install('s3')}`)" if protocol in ("s3", "s3a") else ""
+            raise StoreError(f"opening {uri} needs an extra package: {exc}{hint}") from None
         except (ValueError, OSError) as exc:
             raise StoreError(f"cannot open the store {uri}: {exc}") from None
         self.fs: Any = fs
