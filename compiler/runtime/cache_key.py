@@ -31,10 +31,11 @@ from mlc.runtime.context import RunInfo
 from mlc.runtime.invocation import Invocation
 from mlc.runtime.templates import referenced_names
 
-CACHE_KEY_VERSION = 2
-"""Bumped whenever the parts or their encoding change, so old entries simply stop matching
-(2: a `foreach` step's `params` leave out the list its items come from; a `call` step's
-`code` includes the project's modules its module imports)."""
+CACHE_KEY_VERSION = 3
+"""Bumped whenever the parts, their encoding or what they mean change, so old entries simply
+stop matching (2: a `foreach` step's `params` leave out the list its items come from; a `call`
+step's `code` includes the project's modules its module imports; 3: a list standing alone in
+an argv template is one argument per element, no longer one argument of JSON text)."""
 
 InputDigests = Mapping[str, "str | Sequence[str]"]
 

@@ -3,12 +3,17 @@
 `exec` commands render each argv element on its own; `shell` commands render one string in
 which every substituted value is shell-quoted, so a param or a path can never inject shell
 syntax. Values render the way a user expects on a command line: `true`/`false` for booleans,
-JSON for lists and maps.
+JSON for maps. A list (a fan-in input's paths, a list param) is as many arguments as it has
+elements: an argv element that is nothing but the reference (`"{{ inputs.parts }}"`) becomes
+one argument per element, and in a shell command it becomes that many shell-quoted words. Its
+JSON text is asked for explicitly, with `| tojson`; a list inside a longer argv element (or an
+`env` value) must say which text it wants (`| join(",")`, `| tojson`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from functools import cache, lru_cache
@@ -39,8 +44,33 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+class _ListInText(Exception):
+    """A list was substituted into text that must be one string."""
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple)
+
+
 def _shell_quoted(value: Any) -> str:
+    if _is_list(value):
+        return " ".join(shlex.quote(format_value(v)) for v in value)
     return shlex.quote(format_value(value))
+
+
+def _one_string(value: Any) -> str:
+    if _is_list(value):
+        raise _ListInText
+    return format_value(value)
+
+
+def to_json(value: Any) -> str:
+    """The `tojson` filter: a value's JSON text (not HTML-escaped, unlike Jinja2's own).
+
+    >>> to_json(["a b", 1])
+    '["a b", 1]'
+    """
+    return json.dumps(list(value) if isinstance(value, tuple) else value, sort_keys=True)
 
 
 @cache
@@ -48,12 +78,18 @@ def _environment(shell: bool) -> SandboxedEnvironment:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(
+    environment = SandboxedEnvironment(
         undefined=StrictUndefined,
-        finalize=_shell_quoted if shell else format_value,
+        finalize=_shell_quoted if shell else _one_string,
         autoescape=False,
         keep_trailing_newline=True,
     )
+    environment.filters["tojson"] = to_json
+    return environment
+
+
+_ALONE = re.compile(r"\A\s*\{\{(?P<expression>(?:(?!\}\}|\{\{).)*)\}\}\s*\Z", re.S)
+"""An argv element that is one `{{ … }}` and nothing else."""
 
 
 # Steps of one pipeline (and the items of a `foreach`) share few distinct templates; parsing
@@ -89,11 +125,48 @@ def render_template(template: str, context: Mapping[str, Any], *, shell: bool = 
         return _compiled(template, shell).render(dict(context))
     except TemplateError as exc:
         raise TemplateFailure(f"cannot render `{template}`: {exc}") from None
+    except _ListInText:
+        raise TemplateFailure(
+            f"cannot render `{template}`: a list is substituted into a longer string; "
+            "give it an argument of its own (one argument per element), or say which text "
+            'you want: `| join(",")`, `| tojson`'
+        ) from None
+
+
+@lru_cache(maxsize=TEMPLATE_CACHE_SIZE)
+def _expression(source: str) -> Any:
+    return _environment(False).compile_expression(source, undefined_to_none=False)
+
+
+def _render_element(template: str, context: Mapping[str, Any]) -> list[str]:
+    """One argv element: a list standing alone is one argument per element."""
+    alone = _ALONE.match(template) if "{" in template else None
+    if alone is None:
+        return [render_template(template, context)]
+    from jinja2 import TemplateError
+
+    try:
+        value = _expression(alone["expression"])(**context)
+    except TemplateError as exc:
+        raise TemplateFailure(f"cannot render `{template}`: {exc}") from None
+    if _is_list(value):
+        return [format_value(v) for v in value]
+    return [render_template(template, context)]
 
 
 def render_argv(templates: Sequence[str], context: Mapping[str, Any]) -> list[str]:
-    """Renders the argv of an `exec` command, one element per template."""
-    return [render_template(part, context) for part in templates]
+    """Renders the argv of an `exec` command, one element per template, except that an element
+    that is only a list (`"{{ inputs.parts }}"`) is one argument per element of the list.
+
+    >>> render_argv(["cat", "{{ inputs.parts }}"], {"inputs": {"parts": ["/a", "/b c"]}})
+    ['cat', '/a', '/b c']
+    >>> render_argv(["echo", "{{ p | tojson }}"], {"p": ["x", 1]})
+    ['echo', '["x", 1]']
+    """
+    argv: list[str] = []
+    for part in templates:
+        argv.extend(_render_element(part, context))
+    return argv
 
 
 def referenced_names(templates: Sequence[str]) -> frozenset[str]:

@@ -56,10 +56,38 @@ def test_each_argv_element_is_rendered_on_its_own() -> None:
 
 
 def test_values_render_as_on_a_command_line() -> None:
-    assert render_template("{{ params.verbose }} {{ params.layers }}", context_for()) == (
+    assert render_template("{{ params.verbose }} {{ params.layers | tojson }}", context_for()) == (
         "true [64, 32]"
     )
     assert render_template("{{ inputs.parts | join(',') }}", context_for()) == "/in/p/0,/in/p/1"
+
+
+def test_a_list_alone_in_an_argv_element_is_one_argument_per_element() -> None:
+    argv = render_argv(["cat", "{{ inputs.parts }}", "--sizes", "{{params.layers}}"], context_for())
+    assert argv == ["cat", "/in/p/0", "/in/p/1", "--sizes", "64", "32"]
+
+
+def test_the_json_text_of_a_list_is_asked_for_with_tojson() -> None:
+    argv = render_argv(["--parts", "{{ inputs.parts | tojson }}"], context_for())
+    assert argv == ["--parts", '["/in/p/0", "/in/p/1"]']
+    # Not HTML-escaped, unlike Jinja2's own `tojson`.
+    assert render_template("{{ p | tojson }}", {"p": ["<a & 'b'>"]}) == "[\"<a & 'b'>\"]"
+
+
+def test_a_list_in_a_shell_command_is_one_quoted_word_per_element() -> None:
+    context = {"inputs": {"parts": ["/in/p 0", "/in/$(p)1"]}}
+    rendered = render_template("cat {{ inputs.parts }} | wc -l", context, shell=True)
+    assert rendered == "cat '/in/p 0' '/in/$(p)1' | wc -l"
+    rendered = render_template("echo {{ inputs.parts | tojson }}", context, shell=True)
+    assert rendered == """echo '["/in/p 0", "/in/$(p)1"]'"""
+
+
+def test_a_list_inside_a_longer_string_must_say_which_text_it_wants() -> None:
+    with pytest.raises(TemplateFailure, match=r"a list is substituted into a longer string"):
+        render_argv(["--parts={{ inputs.parts }}"], context_for())
+    assert render_argv(["--parts={{ inputs.parts | join(',') }}"], context_for()) == [
+        "--parts=/in/p/0,/in/p/1"
+    ]
 
 
 def test_an_unknown_name_is_an_error_not_an_empty_string() -> None:
