@@ -14,7 +14,7 @@ from mlc.checks.loader import LoadedModule
 from mlc.checks.suggest import did_you_mean
 from mlc.diagnostics import Diagnostic, Label
 from mlc.diagnostics import catalog as codes
-from mlc.front import ast
+from mlc.front import ast, escapes
 from mlc.source import Span
 
 CPU = t.Type("cpu")
@@ -365,6 +365,27 @@ class ResolverBase:
         value = self.evaluator.typed(attribute.value, scope, t.STR, f"`{what}`")
         return value if isinstance(value, str) else None
 
+    def passes_to_a_process(self, value: str, expr: ast.Expr, name: str) -> bool:
+        """Whether a string can be a process's argument or environment value: it holds no
+        NUL character (reported at the NUL when the string is a literal)."""
+        if "\x00" not in value:
+            return True
+        span = expr.span
+        if isinstance(expr, ast.StrLit):
+            at = escapes.decode(expr.raw).nul_at
+            if at is not None:
+                span = Span(span.path, span.start + at[0], span.start + at[1])
+        self.report(
+            codes.INVALID_VALUE.at(
+                span,
+                "a NUL character",
+                name=name,
+                reason="a NUL character cannot be passed to a process",
+                help="remove the NUL; pass binary data in a file input instead",
+            )
+        )
+        return False
+
     def _string_map(
         self, blocks: list[ast.Block], scope: Scope, what: str, *, template: bool
     ) -> dict[str, str]:
@@ -393,6 +414,10 @@ class ResolverBase:
                             found=t.describe(value),
                         )
                     )
+                    continue
+                if isinstance(value, str) and not self.passes_to_a_process(
+                    value, item.value, item.name.name
+                ):
                     continue
                 result[item.name.name] = (
                     value

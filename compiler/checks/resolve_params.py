@@ -53,6 +53,11 @@ class ParamsResolver(ResolverBase):
             default: object = None
             if item.value is not None:
                 default = self.evaluator.typed(item.value, empty, declared, f"param `{name}`")
+                if isinstance(default, str) and not self.passes_to_a_process(
+                    default, item.value, name
+                ):
+                    # Params are what commands and environments are made of.
+                    default = INVALID
                 if default is not INVALID:
                     self._check_constraint(name, default, declared, low, high, item.value.span)
             value: object = default

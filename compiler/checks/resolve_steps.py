@@ -281,6 +281,10 @@ class StepsResolver(ResourcesResolver):
             use_shell = value is True
         if run is not None:
             value = run.value
+            strings = value.items if isinstance(value, ast.ListLit) else (value,)
+            for string in strings:
+                if isinstance(string, ast.StrLit):
+                    self.passes_to_a_process(string.value, string, "run")
             if isinstance(value, ast.StrLit):
                 step.command_kind = "shell" if use_shell else "exec"
                 step.argv = (value.value,) if use_shell else tuple(split_command(value.value))

@@ -76,6 +76,7 @@ MISSING_EQUALS = _code("E0006", "expected `=` after `{name}`")
 UNKNOWN_UNIT = _code("E0007", "unknown unit `{unit}`")
 UNEXPECTED_CHARACTER = _code("E0008", "unexpected character `{char}`")
 UNMATCHED_CLOSE = _code("E0009", "unmatched `{close}`")
+INVALID_ESCAPE = _code("E0010", "invalid escape `{escape}` in a string")
 
 # -- 1: names, blocks and imports ----------------------------------------------------------------
 IMPORT_NOT_FOUND = _code("E0101", "cannot find imported file `{path}`")

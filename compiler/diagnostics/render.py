@@ -7,14 +7,43 @@ columns; none of them decides anything.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 from mlc.diagnostics.model import Diagnostic, Label, Severity
-from mlc.source import SourceMap
+from mlc.source import SourceFile, SourceMap
 
 _COLOURS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "help": "\x1b[1;36m", "dim": "\x1b[34m"}
 _RESET = "\x1b[0m"
 _BOLD = "\x1b[1m"
+
+
+# Characters a terminal or a log would act on or cannot print: C0 and C1 controls (an escape
+# sequence in a comment must not clear a screen), line and paragraph separators, and lone
+# surrogates (which no UTF-8 stream can encode).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on written as an escape (`\\x1b`)."""
+    return _UNPRINTABLE.sub(lambda m: _escaped(m.group()), text)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(char: str) -> str:
+    return _ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+
+def printable_keeping_newlines(text: str) -> str:
+    """Like `printable`, for formats that encode line breaks themselves (GitHub's `%0A`)."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def _printable_line(text: str) -> str:
+    """A source line for an excerpt: one character for one, so carets stay aligned."""
+    return _UNPRINTABLE.sub("\ufffd", text.rstrip("\r").replace("\t", " "))
 
 
 class _Style:
@@ -40,12 +69,14 @@ def _render_one(diagnostic: Diagnostic, sources: SourceMap, style: _Style) -> st
     severity = diagnostic.severity.value
     lines = [
         style.paint(f"{severity}[{diagnostic.code}]", severity)
-        + style.paint(f": {diagnostic.message}", "bold")
+        + style.paint(f": {printable(diagnostic.message)}", "bold")
     ]
     span = diagnostic.span
     source = sources.get(span.path)
     position = sources.position(span)
-    lines.append(f"  {style.paint('-->', 'dim')} {span.path}:{position.line}:{position.column}")
+    lines.append(
+        f"  {style.paint('-->', 'dim')} {printable(span.path)}:{position.line}:{position.column}"
+    )
     if source is not None:
         labels = [(diagnostic.primary, True)] + [(s, False) for s in diagnostic.secondary]
         labels = [(label, primary) for label, primary in labels if label.span.path == span.path]
@@ -58,34 +89,55 @@ def _render_one(diagnostic: Diagnostic, sources: SourceMap, style: _Style) -> st
     for label in diagnostic.secondary:
         if label.span.path != span.path:
             other = sources.position(label.span)
-            lines.append(
-                f"  = note: {label.message} ({label.span.path}:{other.line}:{other.column})"
-            )
+            where = f"{printable(label.span.path)}:{other.line}:{other.column}"
+            lines.append(f"  = note: {printable(label.message)} ({where})")
     for note in diagnostic.notes:
-        lines.append(f"  = note: {note}")
+        lines.append(f"  = note: {printable(note)}")
     if diagnostic.help:
-        lines.append(style.paint("help", "help") + f": {diagnostic.help}")
+        lines.append(style.paint("help", "help") + f": {printable(diagnostic.help)}")
     return "\n".join(lines) + "\n"
 
 
-def _excerpt(
-    label: Label, primary: bool, source: object, width: int, style: _Style, severity: str
-) -> list[str]:
-    from mlc.source import SourceFile
+# An excerpt shows at most this many characters of a line: a longer line is cut around the
+# span, with `…` where text was left out (a minified 2 MB line is one short line of output).
+EXCERPT_WIDTH = 100
+_CONTEXT_BEFORE = 40
 
-    assert isinstance(source, SourceFile)
+
+def _excerpt(
+    label: Label, primary: bool, source: SourceFile, width: int, style: _Style, severity: str
+) -> list[str]:
     start = source.position(label.span.start)
     end = source.position(max(label.span.end - 1, label.span.start))
-    text = source.line_text(start.line).replace("\t", " ")
+    text = _printable_line(source.line_text(start.line))
     number = style.paint(f"{start.line:>{width}} |", "dim")
-    last_column = end.column if end.line == start.line else len(text) + 1
-    caret_count = max(1, last_column - start.column + 1)
-    marker = ("^" if primary else "-") * caret_count
-    caret_line = " " * (start.column - 1) + marker
+    first = start.column - 1
+    last = (end.column if end.line == start.line else len(text) + 1) - 1
+    shown, first, last = _cut(text, first, max(first, last))
+    marker = ("^" if primary else "-") * (last - first + 1)
+    caret_line = " " * first + marker
     if label.message:
-        caret_line += " " + label.message
+        caret_line += " " + printable(label.message)
     painted = style.paint(caret_line, severity if primary else "dim")
-    return [f"{number} {text}".rstrip(), style.paint(" " * width + " |", "dim") + " " + painted]
+    return [f"{number} {shown}".rstrip(), style.paint(" " * width + " |", "dim") + " " + painted]
+
+
+def _cut(text: str, first: int, last: int) -> tuple[str, int, int]:
+    """The part of a line an excerpt shows and the span's first and last column in it (0-based):
+    the whole line when it is short, else a window that starts a little before the span."""
+    if len(text) <= EXCERPT_WIDTH:
+        return text, first, last
+    begin = max(0, min(first - _CONTEXT_BEFORE, len(text) - EXCERPT_WIDTH))
+    stop = begin + EXCERPT_WIDTH
+    shown = text[begin:stop]
+    shift = 0
+    if begin > 0:
+        shown, shift = "…" + shown, 1
+    if stop < len(text):
+        shown += "…"
+    first = first - begin + shift
+    last = min(last, stop - 1) - begin + shift
+    return shown, first, max(first, last)
 
 
 def summary_line(diagnostics: Sequence[Diagnostic], files: int) -> str:
@@ -153,7 +205,12 @@ def render_json(diagnostics: Sequence[Diagnostic], sources: SourceMap, files: in
 
 
 def _github_escape(text: str, *, property_value: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = (
+        printable_keeping_newlines(text)
+        .replace("%", "%25")
+        .replace("\r", "%0D")
+        .replace("\n", "%0A")
+    )
     if property_value:
         text = text.replace(":", "%3A").replace(",", "%2C")
     return text

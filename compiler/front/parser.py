@@ -8,7 +8,6 @@ reported with a catalog code, the smallest span that shows the problem, and a fi
 
 from __future__ import annotations
 
-import ast as python_ast
 import contextvars
 import re
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics import catalog as codes
-from mlc.front import ast
+from mlc.front import ast, escapes
 from mlc.front.lark_lean import (
     Lark,
     Token,
@@ -71,7 +70,8 @@ def parse(text: str, path: str) -> ParseResult:
     reset = _comments.set(comments)
     try:
         tree = _lark().parse(text)
-        module: ast.Module = _AstBuilder(path).transform(tree)
+        builder = _AstBuilder(path)
+        module: ast.Module = builder.transform(tree)
     except UnexpectedInput as error:
         return ParseResult(None, (_syntax_diagnostic(error, text, path),))
     except RecursionError:
@@ -87,9 +87,9 @@ def parse(text: str, path: str) -> ParseResult:
         ),
         span=Span(path, 0, len(text)),
     )
-    diagnostics: tuple[Diagnostic, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = tuple(builder.diagnostics)
     if module.version.value != LANGUAGE_VERSION:
-        diagnostics = (
+        diagnostics += (
             codes.UNSUPPORTED_VERSION.at(
                 module.version.span,
                 "this version of mlc reads `mlspec 1`",
@@ -103,23 +103,29 @@ def parse(text: str, path: str) -> ParseResult:
 # -- the tree to AST transformer --------------------------------------------------------------------
 
 
-def _unescape(raw: str) -> str:
-    body = raw[3:-3] if raw.startswith('"""') else raw[1:-1]
-    if "\\" not in body:
-        return body
-    try:
-        value = python_ast.literal_eval('"""' + body.replace('"""', '\\"\\"\\"') + '"""')
-    except (SyntaxError, ValueError):
-        return body
-    return value if isinstance(value, str) else body
-
-
 class _AstBuilder(Transformer[Token, Any]):
     """Turns lark's parse tree into `mlc.front.ast` nodes with spans."""
 
     def __init__(self, path: str) -> None:
         super().__init__(visit_tokens=False)
         self.path = path
+        self.diagnostics: list[Diagnostic] = []
+
+    def _unescape(self, token: Token) -> str:
+        """The value of a string literal; its escapes that are not in the language are
+        reported, each at its own column."""
+        decoded = escapes.decode(str(token))
+        start = token.start_pos or 0
+        for problem in decoded.problems:
+            self.diagnostics.append(
+                codes.INVALID_ESCAPE.at(
+                    Span(self.path, start + problem.start, start + problem.end),
+                    problem.label,
+                    escape=problem.escape,
+                    help=problem.help,
+                )
+            )
+        return decoded.value
 
     def _span(self, meta: Any) -> Span:
         return Span(self.path, meta.start_pos, meta.end_pos)
@@ -189,7 +195,7 @@ class _AstBuilder(Transformer[Token, Any]):
     def attribute(self, meta: Any, children: list[Any]) -> ast.Attribute:
         key, value = children
         is_string = key.type == "STRING"
-        name = ast.Ident(_unescape(str(key)) if is_string else str(key), self._tok(key))
+        name = ast.Ident(self._unescape(key) if is_string else str(key), self._tok(key))
         return ast.Attribute(name, value, is_string, self._span(meta))
 
     @v_args(meta=True)
@@ -302,8 +308,7 @@ class _AstBuilder(Transformer[Token, Any]):
 
     def str_lit(self, children: list[Token]) -> ast.StrLit:
         (token,) = children
-        raw = str(token)
-        return ast.StrLit(_unescape(raw), raw, self._tok(token))
+        return ast.StrLit(self._unescape(token), str(token), self._tok(token))
 
     def true_lit(self, children: list[Token]) -> ast.BoolLit:
         return ast.BoolLit(True, self._tok(children[0]))

@@ -67,3 +67,30 @@ def test_json_github_and_sarif_carry_the_same_position(check: Callable[..., Chec
     region = finding["locations"][0]["physicalLocation"]["region"]
     assert (finding["ruleId"], region["startLine"], region["startColumn"]) == ("E0110", 10, 38)
     assert run["tool"]["driver"]["rules"][0]["id"] == "E0110"
+
+
+def test_no_format_carries_a_character_a_terminal_would_act_on() -> None:
+    from mlc.diagnostics import catalog as codes
+    from mlc.source import SourceMap, Span
+
+    sources = SourceMap()
+    sources.add("spec.mlspec", 'mlspec 1\n# \x1b[2J clear\r\nx = "\ud800"\n')
+    diagnostic = codes.INVALID_VALUE.at(
+        Span("spec.mlspec", 12, 20),
+        "label \x1b[2J",
+        name="a\nb",
+        reason="lone \ud800 and \u2028",
+        help="help \x07",
+    )
+    outputs = [
+        render_human([diagnostic], sources),
+        render_json([diagnostic], sources, files=1),
+        render_github([diagnostic], sources),
+        render_sarif([diagnostic], sources),
+    ]
+    for output in outputs:
+        output.encode("utf-8")  # no lone surrogate
+        assert not any(char in output for char in "\x1b\x07\u2028\r")
+    human = outputs[0]
+    assert "invalid value for `a\\nb`: lone \\ud800 and \\u2028" in human
+    assert "2 | # \ufffd[2J clear\n" in human

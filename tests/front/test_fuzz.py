@@ -318,3 +318,86 @@ def test_mlc_lint_of_a_file_that_is_not_utf8_is_a_diagnostic(tmp_path: Path) -> 
         check=False,
     )
     assert done.returncode == 1, done.stderr
+
+
+# -- any text a spec can hold, through every command and output format -------------------------
+
+FORMATS = ("human", "json", "github", "sarif")
+# What a string literal may hold between its quotes: any character but a quote, a newline or
+# a surrogate (a file is UTF-8), and escapes, good and bad, with their pieces shuffled.
+_PLAIN = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\n\\'),
+    max_size=6,
+)
+_ESCAPES = st.sampled_from(
+    [
+        "\\ud83d\\ude80",
+        "\\ud800",
+        "\\udfff",
+        "\\U00110000",
+        "\\U0001F680",
+        "\\u0000",
+        "\\x41",
+        "\\N{ROCKET}",
+        "\\q",
+        "\\n",
+        "\\\\",
+        '\\"',
+    ]
+)
+_PIECES = st.sampled_from(["\\u", "\\U", "d83d", "de80", "0000", "\x00", "\x1b[2J", "\u2028"])
+STRING_BODIES = st.lists(st.one_of(_PLAIN, _ESCAPES, _PIECES), max_size=6).map("".join)
+STRING_PLACES = (
+    'run = "{}"',
+    'run = ["python", "{}"]',
+    'env {{ X = "{}" }}',
+    'call = "{}"',
+    'image = "{}"',
+    'resources {{ gpu = 1 of "{}" }}',
+    'secrets {{ TOKEN = "{}" }}',
+    'cache = "{}"',
+    'timeout = "{}"',
+    '# {}\n    run = "x"',
+)
+
+
+def run_main(argv: list[str]) -> tuple[int, bytes]:
+    """Runs `mlc` in this process with strict UTF-8 streams, as a terminal or a CI log has:
+    text a stream cannot encode is an internal error, not a string in a buffer."""
+    import io
+
+    from mlc.cli.main import main
+
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = (sys.stdout, sys.stderr)
+    stdout = io.TextIOWrapper(out, encoding="utf-8", errors="strict")
+    stderr = io.TextIOWrapper(err, encoding="utf-8", errors="strict")
+    sys.stdout, sys.stderr = stdout, stderr
+    try:
+        code = main(argv)
+        stdout.flush()
+        stderr.flush()
+    finally:
+        sys.stdout, sys.stderr = streams
+        stdout.detach()
+        stderr.detach()
+    return code, out.getvalue() + err.getvalue()
+
+
+@FAST
+@given(place=st.sampled_from(STRING_PLACES), body=STRING_BODIES, data=st.data())
+def test_lint_and_compile_never_fail_internally_on_any_string(
+    place: str, body: str, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    spec = tmp_path_factory.mktemp("spec") / "spec.mlspec"
+    setting = place.format(body)
+    if "run" not in setting and "call" not in setting:
+        setting += '\n    run = "x"'
+    spec.write_text(
+        f"mlspec 1\n\npipeline p {{\n  step s {{\n    {setting}\n  }}\n}}\n", encoding="utf-8"
+    )
+    command = data.draw(st.sampled_from(["lint", "compile"]))
+    output_format = data.draw(st.sampled_from(FORMATS))
+    code, output = run_main([command, str(spec), "--format", output_format])
+    assert code in (0, 1), output.decode("utf-8", "replace")
+    assert b"\x1b" not in output, "a control character reached the output"
