@@ -51,7 +51,10 @@ class UserError(Exception):
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """SPEC, `--target`, `--param`, `--pipeline`, `--rerun`, `--store`, `--format`."""
-    parser.add_argument("spec", help="the .mlspec file, or an IR document from `mlc compile`")
+    parser.add_argument(
+        "spec",
+        help="the .mlspec file (or a directory holding one), or an IR document from `mlc compile`",
+    )
     from mlc.cli.backends import TARGET_HELP
 
     parser.add_argument("--target", metavar="NAME", help=TARGET_HELP)
@@ -83,9 +86,13 @@ def load_document(args: argparse.Namespace) -> IRDocument:
 
     Diagnostics are printed to stderr; errors raise `UserError`.
     """
-    path = Path(args.spec)
-    if not path.is_file():
-        raise UserError(f"no such file: `{args.spec}`")
+    from mlc.cli.spec_path import SpecPathError, find_spec
+
+    try:
+        path = find_spec(args.spec)
+    except SpecPathError as exc:
+        raise UserError(str(exc)) from None
+    args.spec = str(path)
     if path.suffix == ".json":
         return _read_ir(path, args)
     from mlc.cli import ir_cache

@@ -103,8 +103,11 @@ def print_notes(notes: Sequence[str]) -> None:
 
 
 def fail(message: str) -> int:
-    """Prints a usage error and returns exit code 1."""
-    print(f"error: {message}", file=sys.stderr)
+    """Prints a usage error (each further line indented) and returns exit code 1."""
+    first, *rest = message.splitlines() or [message]
+    print(f"error: {first}", file=sys.stderr)
+    for line in rest:
+        print(f"  {line}", file=sys.stderr)
     return 1
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="the .mlspec file")
+    parser.add_argument("spec", help="the .mlspec file, or a directory holding one")
     add_spec_options(parser)
     parser.add_argument(
         "--emit",
@@ -48,9 +48,12 @@ def run(args: argparse.Namespace) -> int:
         return _write(json_schema(), args.output)
     if args.target == "ir":  # `--target ir` names the output, not a spec target
         args.target = None
-    spec = Path(args.spec)
-    if not spec.is_file():
-        return fail(f"no such file: `{args.spec}`")
+    from mlc.cli.spec_path import SpecPathError, find_spec
+
+    try:
+        spec = find_spec(args.spec)
+    except SpecPathError as exc:
+        return fail(str(exc))
     options = spec_options(args)
     if isinstance(options, str):
         return fail(options)

@@ -16,7 +16,7 @@ from mlc.cli.common import add_spec_options, fail, print_diagnostics, spec_optio
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="the .mlspec file")
+    parser.add_argument("spec", help="the .mlspec file, or a directory holding one")
     parser.add_argument(
         "--format",
         choices=("dot", "mermaid"),
@@ -28,12 +28,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlc.cli.spec_path import SpecPathError, find_spec
     from mlc.compile import compile_spec
     from mlc.ir.render_graph import to_dot, to_mermaid
 
-    spec = Path(args.spec)
-    if not spec.is_file():
-        return fail(f"no such file: `{args.spec}`")
+    try:
+        spec = find_spec(args.spec)
+    except SpecPathError as exc:
+        return fail(str(exc))
     options = spec_options(args)
     if isinstance(options, str):
         return fail(options)

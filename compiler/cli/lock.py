@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Sets up `mlc lock`."""
-    parser.add_argument("spec", help="the .mlspec file")
+    parser.add_argument("spec", help="the .mlspec file, or a directory holding one")
     parser.add_argument(
         "--check", action="store_true", help="change nothing; exit 1 if mlc.lock is not up to date"
     )

@@ -12,13 +12,15 @@ import gc
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from mlc import __version__
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL_ERROR = 2
+EXIT_USAGE = EXIT_USER_ERROR
+"""Bad arguments are the user's to fix, like a bad spec: never the internal-error code."""
 
 # name -> (module under mlc.cli, one-line help). Order is the order shown in `mlc --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,19 +54,68 @@ def _load(name: str) -> Command:
     return loaded
 
 
+class UsageParser(argparse.ArgumentParser):
+    """An argument parser whose errors exit with `EXIT_USAGE` and point at `--help`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(
+            EXIT_USAGE,
+            f"{self.prog}: error: {message}\n(`{self.prog} --help` lists every option)\n",
+        )
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The top-level parser; only the subcommand named in `argv` is configured in full."""
-    parser = argparse.ArgumentParser(
-        prog="mlc", description="Compile and run typed ML-pipeline specs."
-    )
+    parser = UsageParser(prog="mlc", description="Compile and run typed ML-pipeline specs.")
     parser.add_argument("--version", action="version", version=f"mlc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = _command_position(argv)
     for name, (_, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
+        if chosen is not None and name == argv[chosen]:
             _load(name).configure(command_parser)
     return parser
+
+
+def _command_position(argv: Sequence[str]) -> int | None:
+    """Where the command's name is: the first argument that names one."""
+    return next((i for i, a in enumerate(argv) if a in COMMANDS), None)
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line. Options may come anywhere: before the command's name, between
+    its positionals, or after them (`mlc --store S runs show RUN`, `mlc runs show --store S
+    RUN`); argparse alone stops at the first option after an optional positional."""
+    parser = build_parser(argv)
+    position = _command_position(argv)
+    before = list(argv[:position]) if position is not None else []
+    if position is None or any(a in ("-h", "--help", "--version") for a in before):
+        return parser.parse_args(argv)
+    name = argv[position]
+    command_parser = UsageParser(prog=f"mlc {name}", description=COMMANDS[name][1])
+    _load(name).configure(command_parser)
+    rest = [*before, *argv[position + 1 :]]
+    actions = _actions_of(command_parser)
+    if actions:  # a command with actions of its own (`mlc data add`): options follow the action
+        at = next((i for i, a in enumerate(rest) if a in actions), None)
+        if at is not None:
+            rest = [rest[at], *rest[:at], *rest[at + 1 :]]
+        args = command_parser.parse_args(rest)
+    else:
+        args = command_parser.parse_intermixed_args(rest)
+    args.command = name
+    return args
+
+
+def _actions_of(parser: argparse.ArgumentParser) -> set[str]:
+    """The names of a command's own sub-commands (`add`, `verify` of `mlc data`)."""
+    return {
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,11 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # collections can be rare.
     gc.set_threshold(200_000, 30, 30)
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(arguments)
-    args = parser.parse_args(arguments)
+    args = parse_arguments(arguments)
     if args.command is None:
-        parser.print_help()
-        return EXIT_USER_ERROR
+        build_parser(arguments).print_help()
+        return EXIT_USAGE
     try:
         return _load(args.command).run(args)
     except KeyboardInterrupt:
