@@ -389,7 +389,7 @@ def _attempt(
         ended(result)
         if not result.ok:
             return Collected()
-        outputs = collect_outputs(store, plan.outputs, paths)
+        outputs = collect_outputs(store, plan.outputs, paths, Path(plan.root))
         if plan.cache is not None:
             _remember(store, plan.cache, outputs=outputs)
         return Collected(outputs=outputs)

@@ -141,12 +141,43 @@ def check_output(port: OutputSlot, path: Path) -> None:
         check_metric_keys(port.name, port.metric_keys, load_metrics(str(path), port.name))
 
 
+def check_links(port: OutputSlot, path: Path, root: Path) -> None:
+    """Refuses an output that is, or holds, a symbolic link resolving outside the attempt
+    directory `root`: its content is not the step's to store (`/etc/passwd`, a file of the
+    project that may change). Links inside the attempt directory are stored as their content."""
+    inside = os.path.realpath(root)
+    for link in _links_under(path):
+        target = os.path.realpath(link)
+        if os.path.commonpath([inside, target]) != inside:
+            shown = os.path.relpath(link, root)
+            raise StepFailure(
+                f"output `{port.name}`: `{shown}` is a symbolic link to `{os.readlink(link)}`"
+                f" ({target}), outside the attempt directory; write or copy the file into "
+                "the output instead of linking to it"
+            )
+
+
+def _links_under(path: Path) -> list[str]:
+    """The symbolic links at or below `path` (a link to a directory is not entered)."""
+    if path.is_symlink():
+        return [str(path)]
+    links: list[str] = []
+    for directory, dirs, files in os.walk(path):
+        names = [os.path.join(directory, name) for name in (*dirs, *files)]
+        links += [name for name in names if os.path.islink(name)]
+    return links
+
+
 def collect_outputs(
-    store: Store, outputs: Sequence[OutputSlot], paths: StepPaths
+    store: Store, outputs: Sequence[OutputSlot], paths: StepPaths, root: Path
 ) -> dict[str, CachedOutput]:
-    """Checks every declared output, then puts each into the store; returns their versions."""
+    """Checks every declared output (its kind, its metrics, that its links stay inside the
+    attempt directory `root`), then puts each into the store; returns their versions."""
     for port in outputs:
-        check_output(port, Path(paths.outputs[port.name]))
+        path = Path(paths.outputs[port.name])
+        if os.path.lexists(path):
+            check_links(port, path, root)
+        check_output(port, path)
     collected: dict[str, CachedOutput] = {}
     for port in outputs:
         version = store.snapshot(paths.outputs[port.name])

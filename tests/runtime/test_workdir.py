@@ -42,7 +42,7 @@ def test_inputs_are_read_only_and_outputs_are_checked_before_anything_is_stored(
     Path(paths.outputs["shards"]).write_text("not a directory")
     objects_before = sum(1 for _ in store.iter_objects())
     with pytest.raises(StepFailure, match="`shards` is a `dir`"):
-        collect_outputs(store, OUTPUTS, paths)
+        collect_outputs(store, OUTPUTS, paths, tmp_path / "attempt")
     assert sum(1 for _ in store.iter_objects()) == objects_before
 
 
@@ -59,3 +59,45 @@ def test_emptying_keeps_only_an_empty_tmp(tmp_path: Path) -> None:
 
     assert [p.name for p in root.iterdir()] == ["tmp"]
     assert not any((root / "tmp").iterdir())
+
+
+def test_an_output_link_that_leaves_the_attempt_directory_fails_the_step(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the step's\n")
+    root = tmp_path / "attempt"
+    _, paths = prepare_attempt(root, store, {}, OUTPUTS)
+    Path(paths.outputs["model"]).symlink_to(secret)
+    objects_before = sum(1 for _ in store.iter_objects())
+    with pytest.raises(StepFailure) as failure:
+        collect_outputs(store, OUTPUTS, paths, root)
+    assert str(failure.value) == (
+        f"output `model`: `outputs/model` is a symbolic link to `{secret}` ({secret}), outside "
+        "the attempt directory; write or copy the file into the output instead of linking to it"
+    )
+    assert sum(1 for _ in store.iter_objects()) == objects_before
+
+
+def test_a_link_deep_in_a_dir_output_is_followed_to_where_it_resolves(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    root = tmp_path / "attempt"
+    _, paths = prepare_attempt(root, store, {}, OUTPUTS)
+    Path(paths.outputs["model"]).write_text("weights")
+    shards = Path(paths.outputs["shards"])
+    (shards / "part").mkdir()
+    # Relative and `..`-laden, through the attempt's own tmp/: still outside once resolved.
+    (shards / "part" / "passwd").symlink_to("../../../tmp/../../../etc/passwd")
+    with pytest.raises(StepFailure, match=r"`outputs/shards/part/passwd` is a symbolic link to "):
+        collect_outputs(store, OUTPUTS, paths, root)
+
+
+def test_links_inside_the_attempt_directory_are_stored_as_their_content(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    data = store.put_bytes(b"rows\n")
+    root = tmp_path / "attempt"
+    _, paths = prepare_attempt(root, store, {"data": data}, OUTPUTS)
+    Path(paths.outputs["model"]).symlink_to(paths.inputs["data"])
+    (root / "tmp" / "w").write_text("w")
+    (Path(paths.outputs["shards"]) / "w").symlink_to(root / "tmp" / "w")
+    collected = collect_outputs(store, OUTPUTS, paths, root)
+    assert collected["model"].digest == data
