@@ -9,6 +9,14 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+BYTE_ORDER_MARK = "\ufeff"
+
+
+def spec_text(text: str) -> str:
+    """A file's text as the language reads it: without the UTF-8 byte-order mark that some
+    editors (on Windows) write first, so that line 1, column 1 is where an editor shows it."""
+    return text.removeprefix(BYTE_ORDER_MARK)
+
 
 @dataclass(frozen=True, slots=True)
 class Span:

@@ -13,7 +13,7 @@ from mlc.diagnostics import Diagnostic
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
 from mlc.front.parser import parse
-from mlc.source import SourceMap, Span
+from mlc.source import SourceMap, Span, spec_text
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Loader:
         """Parses text as if read from `path`, then loads its imports."""
         resolved = path.resolve()
         shown = self.display(resolved)
+        text = spec_text(text)
         self.sources.add(shown, text)
         result = parse(text, shown)
         self.diagnostics.extend(result.diagnostics)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mlc.cli.common import add_format_option, collect_specs, fail, print_diagnostics
 from mlc.diagnostics import Diagnostic, has_errors
-from mlc.source import SourceMap
+from mlc.source import SourceMap, spec_text
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,10 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def format_text(text: str, path: str) -> tuple[str | None, list[Diagnostic]]:
-    """The canonical text, or None and the syntax diagnostics when the text does not parse."""
+    """The canonical text, or None and the syntax diagnostics when the text does not parse.
+    A byte-order mark is dropped: the canonical text has none."""
     from mlc.front.format import format_module
     from mlc.front.parser import parse
 
+    text = spec_text(text)
     result = parse(text, path)
     diagnostics = list(result.diagnostics)
     if result.module is None or has_errors(diagnostics):
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             text = _read(path)
         except (OSError, UnicodeDecodeError) as error:
             return fail(f"cannot read `{display}`: {error}")
-        sources.add(display, text)
+        sources.add(display, spec_text(text))
         formatted, diagnostics = format_text(text, display)
         if formatted is None:
             broken.extend(diagnostics)
@@ -144,7 +146,7 @@ def _run_stdin(args: argparse.Namespace) -> int:
     formatted, diagnostics = format_text(text, "<stdin>")
     if formatted is None:
         sources = SourceMap()
-        sources.add("<stdin>", text)
+        sources.add("<stdin>", spec_text(text))
         print_diagnostics(diagnostics, sources, args.format, 1)
         return 1
     if args.diff:

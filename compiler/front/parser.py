@@ -28,7 +28,7 @@ from mlc.front.lark_lean import (
     UnexpectedToken,
     v_args,
 )
-from mlc.source import Span
+from mlc.source import BYTE_ORDER_MARK, Span
 
 LANGUAGE_VERSION = 1
 GRAMMAR_PATH = Path(__file__).with_name("mlspec.lark")
@@ -65,7 +65,10 @@ class ParseResult:
 
 
 def parse(text: str, path: str) -> ParseResult:
-    """Parses one file's text; `path` is used only for spans."""
+    """Parses one file's text; `path` is used only for spans. A byte-order mark (which the
+    loader drops before this) is read as a space, so that offsets stay those of `text`."""
+    if text.startswith(BYTE_ORDER_MARK):
+        text = " " + text[1:]
     comments: list[Token] = []
     reset = _comments.set(comments)
     try:

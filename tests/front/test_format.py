@@ -778,6 +778,19 @@ def test_fmt_reads_stdin(tmp_path: Path) -> None:
     assert mlc("fmt", "--check", "-", cwd=tmp_path, stdin=MESSY).returncode == 1
 
 
+def test_fmt_drops_a_byte_order_mark_and_reports_errors_after_it_where_an_editor_shows_them(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "bom.mlspec").write_text("\ufeff" + TIDY, encoding="utf-8")
+    assert mlc("fmt", "--check", "bom.mlspec", cwd=tmp_path).returncode == 1
+    assert mlc("fmt", "bom.mlspec", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "bom.mlspec").read_bytes() == TIDY.encode()
+    assert mlc("fmt", "-", cwd=tmp_path, stdin="\ufeff" + MESSY).stdout == TIDY
+    (tmp_path / "bad.mlspec").write_text("\ufeffmlspec 1\nx { a = }\n", encoding="utf-8")
+    done = mlc("fmt", "bad.mlspec", cwd=tmp_path)
+    assert done.returncode == 1 and "bad.mlspec:2:9" in done.stderr
+
+
 def test_the_pre_commit_hooks_run_mlc(tmp_path: Path) -> None:
     yaml = require("yaml", "the pre-commit hooks test")
     hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
