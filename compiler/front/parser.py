@@ -526,7 +526,7 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
             )
         end = len(text.rstrip())
         expected = error.expected if isinstance(error, UnexpectedEOF) else error.accepts
-        if not text.strip():
+        if _first_code_offset(text) >= len(text):
             return _missing_header(text, path)
         return codes.SYNTAX_ERROR.at(
             Span(path, max(end - 1, 0), end),
@@ -617,6 +617,13 @@ def _first_code_offset(text: str) -> int:
 
 def _missing_header(text: str, path: str) -> Diagnostic:
     start = _first_code_offset(text)
+    if start >= len(text):
+        # An empty file and one with only comments are the same mistake.
+        return codes.MISSING_HEADER.at(
+            Span(path, 0, 0),
+            "the file holds only comments" if text.strip() else "the file is empty",
+            help="add `mlspec 1` as the first line of the file",
+        )
     line_end = text.find("\n", start)
     end = len(text) if line_end == -1 else line_end
     return codes.MISSING_HEADER.at(
