@@ -416,7 +416,9 @@ class Evaluator:
                     expr.span, "", op="not", left=t.describe(value), right="nothing"
                 )
             )
-        if t.is_number(value):
+        if t.is_number(value) or isinstance(value, (t.Quantity, t.Duration)):
+            # A negative amount is a value like any other; where it is used, the setting
+            # reports it (`memory = -4Gi` as `4Gi - 8Gi`: must be greater than zero).
             return -value
         if isinstance(value, t.Symbolic) and value.type in (t.INT, t.FLOAT):
             return t.Symbolic(value.type, _op("-", 0, value), value.steps)

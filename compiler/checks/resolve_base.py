@@ -365,6 +365,29 @@ class ResolverBase:
         value = self.evaluator.typed(attribute.value, scope, t.STR, f"`{what}`")
         return value if isinstance(value, str) else None
 
+    def not_positive(
+        self, span: Span, name: str, value: object, *, example: str, zero_allowed: bool = False
+    ) -> None:
+        """Reports an amount, duration or count below its least value (E0405), as written
+        (`-4Gi`) or computed (`4Gi - 8Gi`), at the value; a negative one is offered its
+        opposite."""
+        negative = _is_negative(value)
+        if negative:
+            fix = f"write `{name} = {-value}`"  # type: ignore[operator]
+        else:
+            fix = f"write a value such as `{name} = {example}`"
+        if not zero_allowed:
+            fix += f", or leave `{name}` out for its default"
+        self.report(
+            codes.NON_POSITIVE_RESOURCE.at(
+                span,
+                f"this is {value}",
+                name=name,
+                bound="zero or more" if zero_allowed else "greater than zero",
+                help=fix,
+            )
+        )
+
     def passes_to_a_process(self, value: str, expr: ast.Expr, name: str) -> bool:
         """Whether a string can be a process's argument or environment value: it holds no
         NUL character (reported at the NUL when the string is a literal)."""
@@ -476,3 +499,11 @@ def artifact_accepts(expected: t.Type, actual: t.Type) -> bool:
         return True
     # A declared subtype is accepted where its base kind is expected, never the reverse.
     return expected.name in t.ARTIFACT_KINDS and expected.name == actual.artifact_kind
+
+
+def _is_negative(value: object) -> bool:
+    if isinstance(value, t.Quantity):
+        return value.amount < 0
+    if isinstance(value, t.Duration):
+        return value.seconds < 0
+    return t.is_number(value) and value < 0  # type: ignore[operator]

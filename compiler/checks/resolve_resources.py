@@ -116,7 +116,7 @@ class ResourcesResolver(ResolverBase):
                     )
                     continue
                 if millis <= 0:
-                    self.report(codes.NON_POSITIVE_RESOURCE.at(span, "", name="cpu"))
+                    self.not_positive(span, "cpu", value, example="500m")
                     continue
                 request.cpu_millis = millis
             elif name in ("memory", "shm", "disk"):
@@ -154,7 +154,7 @@ class ResourcesResolver(ResolverBase):
                     continue
                 amount = round(value.amount)
                 if amount <= 0:
-                    self.report(codes.NON_POSITIVE_RESOURCE.at(span, "", name=name))
+                    self.not_positive(span, name, value, example="4Gi")
                     continue
                 setattr(request, f"{name}_bytes", amount)
                 if name in ("shm", "disk"):

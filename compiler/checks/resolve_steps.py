@@ -634,7 +634,11 @@ class StepsResolver(ResourcesResolver):
         if retries is not None:
             value = self.evaluator.typed(retries.value, scope, t.INT, "`retries`")
             if value is not INVALID:
-                if value < 0 or value > 100:
+                if value < 0:
+                    self.not_positive(
+                        retries.value.span, "retries", value, example="2", zero_allowed=True
+                    )
+                elif value > 100:
                     self.report(
                         codes.INVALID_VALUE.at(
                             retries.value.span,
@@ -674,7 +678,7 @@ class StepsResolver(ResourcesResolver):
                 )
                 continue
             if value.seconds <= 0:
-                self.report(codes.NON_POSITIVE_RESOURCE.at(attribute.value.span, "", name=name))
+                self.not_positive(attribute.value.span, name, value, example="30m")
                 continue
             if name == "timeout":
                 step.timeout_seconds = value.seconds
@@ -688,6 +692,8 @@ class StepsResolver(ResourcesResolver):
             value = self.evaluator.value(cache.value, scope, t.DURATION)
             if isinstance(value, bool):
                 step.cache_enabled = value
+            elif isinstance(value, t.Duration) and value.seconds <= 0:
+                self.not_positive(cache.value.span, "cache", value, example="7d")
             elif isinstance(value, t.Duration):
                 step.cache_expire_seconds = int(value.seconds)
             elif value is not INVALID:
@@ -713,11 +719,7 @@ class StepsResolver(ResourcesResolver):
                         )
                     )
                 elif value < 1:
-                    self.report(
-                        codes.NON_POSITIVE_RESOURCE.at(
-                            parallelism.value.span, "", name="parallelism"
-                        )
-                    )
+                    self.not_positive(parallelism.value.span, "parallelism", value, example="8")
                 else:
                     step.parallelism = value
         code = attributes.get("code")

@@ -109,11 +109,15 @@ class Quantity:
     def __str__(self) -> str:
         if self.dimension == "millicores":
             return f"{self.amount:g}m"
+        sign, amount = ("-", -self.amount) if self.amount < 0 else ("", self.amount)
         for unit in ("Ti", "Gi", "Mi", "Ki"):
             size = MEMORY_UNITS[unit]
-            if self.amount >= size and self.amount % size == 0:
-                return f"{int(self.amount // size)}{unit}"
+            if amount >= size and amount % size == 0:
+                return f"{sign}{int(amount // size)}{unit}"
         return f"{self.amount:g} bytes"
+
+    def __neg__(self) -> Quantity:
+        return Quantity(-self.amount, self.dimension)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +127,14 @@ class Duration:
     seconds: float
 
     def __str__(self) -> str:
+        sign, seconds = ("-", -self.seconds) if self.seconds < 0 else ("", self.seconds)
         for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-            if self.seconds >= size and self.seconds % size == 0:
-                return f"{int(self.seconds // size)}{unit}"
+            if seconds >= size and seconds % size == 0:
+                return f"{sign}{int(seconds // size)}{unit}"
         return f"{self.seconds:g}s"
+
+    def __neg__(self) -> Duration:
+        return Duration(-self.seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,7 +147,7 @@ INFEASIBLE_REQUEST = _code(
     "E0403", "step `{step}` requests more {resource} than any node of target `{target}` has"
 )
 INVALID_MIG_PROFILE = _code("E0404", "`{profile}` is not a MIG profile of `{accelerator}`")
-NON_POSITIVE_RESOURCE = _code("E0405", "`{name}` must be greater than zero")
+NON_POSITIVE_RESOURCE = _code("E0405", "`{name}` must be {bound}")
 UNMAPPED_ACCELERATOR = _code("E0406", "target `{target}` has no mapping for accelerator `{name}`")
 
 # -- 5: the graph ---------------------------------------------------------------------------------
