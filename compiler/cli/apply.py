@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -73,11 +72,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="STEP",
         help="run STEP even if it is cached (repeatable; `all` for every step)",
     )
-    parser.add_argument(
-        "--store",
-        metavar="URI",
-        help="store path or URI (default: the target's store, $MLC_STORE, or .mlc)",
-    )
+    from mlc.cli.data import STORE_HELP
+
+    parser.add_argument("--store", metavar="URI", help=STORE_HELP)
     parser.add_argument("--format", choices=("human", "json"), default="human")
 
 
@@ -93,6 +90,10 @@ def load_document(args: argparse.Namespace) -> IRDocument:
     except SpecPathError as exc:
         raise UserError(str(exc)) from None
     args.spec = str(path)
+    if args.target is None and path.suffix != ".json":
+        from mlc.cli.config import load_config
+
+        args.target = load_config(Path.cwd()).target
     if path.suffix == ".json":
         return _read_ir(path, args)
     from mlc.cli import ir_cache
@@ -174,12 +175,12 @@ def _read_ir(path: Path, args: argparse.Namespace) -> IRDocument:
 
 
 def open_run_store(args: argparse.Namespace, document: IRDocument | None) -> Store:
-    """The store: `--store`, else the target's, else `$MLC_STORE`, else `.mlc`."""
-    from mlc.cli.data import ENV_STORE, open_store_for
+    """The store: `--store`, else the target's, else `$MLC_STORE`, else the project's."""
+    from mlc.cli.data import default_store_uri, open_store_for
     from mlc.store.errors import StoreError
 
     uri = args.store or (document.target.store if document and document.target else None)
-    uri = uri or os.environ.get(ENV_STORE) or ".mlc"
+    uri = uri or default_store_uri()
     try:
         return open_store_for(argparse.Namespace(store=uri), create=True)
     except StoreError as exc:

@@ -113,22 +113,20 @@ def fail(message: str) -> int:
 
 def collect_specs(paths: Sequence[str], exclude: Sequence[str]) -> tuple[list[Path], list[str]]:
     """The spec files named by `paths` (directories searched for `*.mlspec`, skipping hidden
-    folders and `exclude` patterns), and the paths that do not exist."""
+    folders and the project's `exclude` patterns; a file named itself is never skipped), and
+    the paths that do not exist."""
     files: list[Path] = []
     missing: list[str] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
+            from mlc.cli.config import is_excluded
+
             for found in sorted(path.rglob("*.mlspec")):
-                relative = found.as_posix()
                 hidden = any(
                     part.startswith(".") for part in found.parts[:-1] if part not in (".", "..")
                 )
-                excluded = any(
-                    found.match(pattern) or relative.startswith(pattern.rstrip("/") + "/")
-                    for pattern in exclude
-                )
-                if not hidden and not excluded:
+                if not hidden and not is_excluded(found, list(exclude)):
                     files.append(found)
         elif path.is_file():
             files.append(path)

@@ -24,14 +24,26 @@ from mlc.store.display import format_bytes
 ENV_STORE = "MLC_STORE"
 
 
+STORE_HELP = (
+    "the store: a folder or a URI such as s3://bucket/prefix (default: the target's store, "
+    "$MLC_STORE, the project's `store` setting, else the nearest .mlc folder up to the "
+    "project's root)"
+)
+
+
 def add_store_option(parser: argparse.ArgumentParser) -> None:
-    """Adds `--store URI` (default: `$MLC_STORE`, else `.mlc` in the current directory)."""
-    parser.add_argument(
-        "--store",
-        default=os.environ.get(ENV_STORE, ".mlc"),
-        metavar="URI",
-        help="store path or URI such as s3://bucket/prefix (default: $MLC_STORE or .mlc)",
-    )
+    """Adds `--store URI` (the default is found when the store is opened: `default_store_uri`)."""
+    parser.add_argument("--store", metavar="URI", help=STORE_HELP)
+
+
+def default_store_uri() -> str:
+    """The store when `--store` and the target name none: `$MLC_STORE`, else the project's
+    (see `mlc.cli.config.default_store`)."""
+    from pathlib import Path
+
+    from mlc.cli.config import default_store
+
+    return os.environ.get(ENV_STORE) or default_store(Path.cwd())
 
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +54,8 @@ def add_format_option(parser: argparse.ArgumentParser) -> None:
 def open_store_for(args: argparse.Namespace, *, create: bool = False) -> Store:
     """Opens the store named by `--store`; for S3 the endpoint may come from
     `AWS_ENDPOINT_URL` (credentials always come from the environment)."""
+    if not args.store:
+        args.store = default_store_uri()
     options: dict[str, Any] = {}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint and str(args.store).startswith(("s3://", "s3a://")):

@@ -1,8 +1,9 @@
 """`mlc lint PATHS…`: check specs and report every problem with its location.
 
-Directories are searched for `*.mlspec` files. Rules can be selected in `[tool.mlc]` of the
-nearest `pyproject.toml` (`select`, `ignore`, `exclude`), and silenced on one line with a
-comment `# mlc: ignore[CODE, …]` (or `# mlc: ignore` for every code on that line).
+Directories are searched for `*.mlspec` files. Rules can be selected in `mlc.toml` or in
+`[tool.mlc]` of `pyproject.toml` (`select`, `ignore`, `exclude`: see `mlc.cli.config`), and
+silenced on one line with a comment `# mlc: ignore[CODE, …]` (or `# mlc: ignore` for every code
+on that line).
 """
 
 from __future__ import annotations

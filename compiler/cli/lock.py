@@ -37,7 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check", action="store_true", help="change nothing; exit 1 if mlc.lock is not up to date"
     )
-    parser.add_argument("--target", help="compile against this target")
+    from mlc.cli.backends import TARGET_HELP
+    from mlc.cli.data import STORE_HELP
+
+    parser.add_argument("--target", metavar="NAME", help=TARGET_HELP)
     parser.add_argument(
         "--param",
         action="append",
@@ -46,11 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="bind a pipeline param (repeatable)",
     )
     parser.add_argument("--pipeline", help="the pipeline to use when a file declares several")
-    parser.add_argument(
-        "--store",
-        metavar="URI",
-        help="store path or URI (default: the target's store, $MLC_STORE, or .mlc)",
-    )
+    parser.add_argument("--store", metavar="URI", help=STORE_HELP)
     parser.add_argument("--format", choices=("human", "json"), default="human")
 
 
