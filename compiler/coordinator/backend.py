@@ -38,7 +38,9 @@ class CoordinatedBackend:
 
     def plan(self, document: IRDocument, *, rerun: Collection[str] = ()) -> Plan:
         """What `apply` would do: per invocation, cached or why it will run."""
-        return checks.plan(document, self.store, self.executor(document), rerun=rerun)
+        return checks.plan(
+            document, self.store, self.executor(document), rerun=rerun, environ=self.environ
+        )
 
     def apply(
         self,

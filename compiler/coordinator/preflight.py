@@ -4,8 +4,8 @@ Nothing runs until all of it holds: every step's code can be digested, the execu
 every step (`Executor.check`), every secret is in the environment (unless the executor holds
 secrets itself: `holds_secrets`, as Kubernetes does), every dataset resolves,
 and every resource request can ever be granted (`Capacity.never_fits`). Every problem is
-reported at once, in one `PreflightError`. `mlc plan` runs the same checks, less the secrets
-and the capacity, which only a run needs.
+reported at once, in one `PreflightError`. `mlc plan` runs the same checks (a backend's plan
+passes its environment), so a plan is refused for every reason a run would be.
 """
 
 from __future__ import annotations
@@ -46,7 +46,17 @@ def check_steps(
     document: IRDocument, store: Store, executor: Executor
 ) -> dict[str, dict[str, str]]:
     """What the executor cannot run, and the code digest of every step."""
-    problems = executor.check(document)
+    problems: list[str] = []
+    code = _steps(document, store, executor, problems)
+    if problems:
+        raise PreflightError("\n".join(problems))
+    return code
+
+
+def _steps(
+    document: IRDocument, store: Store, executor: Executor, problems: list[str]
+) -> dict[str, dict[str, str]]:
+    problems += executor.check(document)
     code: dict[str, dict[str, str]] = {}
     digests = CodeDigests.for_store(document.base_dir, store)
     for step in document.pipeline.steps:
@@ -55,8 +65,6 @@ def check_steps(
         except PreflightError as exc:
             problems.append(str(exc))
     digests.save()
-    if problems:
-        raise PreflightError("\n".join(problems))
     return code
 
 
@@ -67,14 +75,20 @@ def datasets_of(document: IRDocument, store: Store) -> ResolvedDatasets:
     return resolve_datasets(document, store, read_lock(lock_path(document)))
 
 
-def check_fit(document: IRDocument, executor: Executor) -> None:
-    """Every step's request can be granted some day, or a `PreflightError` names each that
-    cannot."""
+def fit_problems(document: IRDocument, executor: Executor) -> list[str]:
+    """Each step whose request can never be granted, and why."""
     problems = []
     for step in document.pipeline.steps:
         reason = executor.capacity.never_fits(step.resources)
         if reason is not None:
             problems.append(f"step `{step.name}` can never run here: {reason}")
+    return problems
+
+
+def check_fit(document: IRDocument, executor: Executor) -> None:
+    """Every step's request can be granted some day, or a `PreflightError` names each that
+    cannot."""
+    problems = fit_problems(document, executor)
     if problems:
         raise PreflightError("\n".join(problems))
 
@@ -82,25 +96,46 @@ def check_fit(document: IRDocument, executor: Executor) -> None:
 def preflight_run(
     document: IRDocument, store: Store, executor: Executor, environ: Mapping[str, str]
 ) -> Preflight:
-    """Everything a run checks before it starts (see the module docstring)."""
-    code = check_steps(document, store, executor)
+    """Everything a run checks before it starts (see the module docstring). Every problem
+    found is reported, in one `PreflightError`."""
+    problems: list[str] = []
+    code = _steps(document, store, executor, problems)
     steps = document.pipeline.steps
     secrets: dict[str, dict[str, str]] = {step.id: {} for step in steps}
     if not getattr(executor, "holds_secrets", False):  # else the cluster's secret store does
-        check_secrets(steps, environ)
-        secrets = {step.id: secret_env(step, environ) for step in steps}
-    datasets = datasets_of(document, store)
-    check_fit(document, executor)
+        try:
+            check_secrets(steps, environ)
+            secrets = {step.id: secret_env(step, environ) for step in steps}
+        except PreflightError as exc:
+            problems.append(str(exc))
+    datasets = ResolvedDatasets()
+    try:
+        datasets = datasets_of(document, store)
+    except PreflightError as exc:
+        problems.append(str(exc))
+    problems += fit_problems(document, executor)
+    if problems:
+        raise PreflightError("\n".join(problems))
     return Preflight(code=code, secrets=secrets, datasets=datasets)
 
 
 def plan(
-    document: IRDocument, store: Store, executor: Executor, *, rerun: Collection[str] = ()
+    document: IRDocument,
+    store: Store,
+    executor: Executor,
+    *,
+    rerun: Collection[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> Plan:
-    """What a run would do: per invocation, cached or why it will run."""
+    """What a run would do: per invocation, cached or why it will run. The run's whole
+    preflight comes first (with `environ`, the secrets too), so a plan is refused for every
+    reason a run would be."""
     document = absolute(document)
-    check_steps(document, store, executor)
-    datasets = datasets_of(document, store)
+    if environ is None:
+        check_steps(document, store, executor)
+        datasets = datasets_of(document, store)
+    else:
+        datasets = preflight_run(document, store, executor, environ).datasets
     lineage = open_lineage(store)
     try:
         made = make_plan(
