@@ -74,8 +74,7 @@ class RunWorkspace:
         self._workers = str(self.root / "workers")
         self._scratch: dict[int, Path] = {}
         self.worker_logs = WorkerLogs(self._workers)
-        self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._lock_fd = _create_locked(self.root / LOCK_FILE)
 
     def scratch_dir(self, worker_pid: int) -> Path:
         """The attempt directory of one worker (emptied after each of its attempts)."""
@@ -94,6 +93,16 @@ class RunWorkspace:
         with contextlib.suppress(OSError):
             remove_tree(self.root)
         os.close(self._lock_fd)
+
+
+def _create_locked(lock: Path) -> int:
+    """The run's lock file, locked before it appears under its name: another run finding it
+    unlocked knows its run is gone, never that it has not locked it yet."""
+    temporary = lock.with_name(f"{LOCK_FILE}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.replace(temporary, lock)
+    return fd
 
 
 def _claim(lock: Path) -> int | None:
@@ -193,10 +202,11 @@ def _follow(
 
 
 def remove_abandoned_runs(local_dir: str, min_age_seconds: float = 60.0) -> int:
-    """Removes the directories of runs whose process is gone (their lock is free).
+    """Removes the directories of runs whose process is gone (their lock is free), at once.
 
-    A lock file younger than `min_age_seconds` is left alone: its run may be starting up and
-    not hold the lock yet.
+    A lock file is locked before it takes its name (`_create_locked`), so a free one is a dead
+    run's. A directory without a lock file is left alone for `min_age_seconds`: its run may be
+    starting up.
     """
     base = Path(local_dir, WORK_DIR)
     removed = 0
@@ -207,10 +217,11 @@ def remove_abandoned_runs(local_dir: str, min_age_seconds: float = 60.0) -> int:
         return 0
     for entry in entries:
         lock = entry / LOCK_FILE
-        try:
-            if now - lock.stat().st_mtime < min_age_seconds:
-                continue
-        except OSError:
+        if not lock.exists():
+            with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime >= min_age_seconds:
+                    remove_tree(entry)
+                    removed += 1
             continue
         fd = _claim(lock)
         if fd is None:

@@ -80,13 +80,19 @@ def run(args: argparse.Namespace) -> int:
                 "missing_roots": list(report.missing_roots),
                 "too_young": report.too_young,
                 "roots": len(roots),
+                "live_runs": list(report.live_runs),
             }
         )
         return 0
+    if report.live_runs:
+        shown = ", ".join(report.live_runs)
+        print(
+            f"note: kept what {len(report.live_runs)} running run(s) use, whatever the grace: {shown}"
+        )
     if grace < SAFE_GRACE and not args.dry_run:
         print(
-            "warning: a grace period under 1h may remove objects that a concurrent run is "
-            "reusing right now"
+            "warning: a grace period under 1h may remove objects that a run starting during the "
+            "collection reuses (runs already going are protected)"
         )
     verb = "would remove" if report.dry_run else "removed"
     print(

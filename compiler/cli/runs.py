@@ -13,6 +13,7 @@ import argparse
 from mlc.cli.data import add_format_option, add_store_option, fail, open_store_for, print_json
 from mlc.store import StoreError
 from mlc.store.display import format_duration, format_time, render_table, short_digest
+from mlc.store.leases import as_seen_now
 from mlc.store.lineage import Lineage, Run, StepExecution, open_lineage
 
 
@@ -56,7 +57,7 @@ def _commit(run: Run) -> str:
 
 
 def _list(lineage: Lineage, args: argparse.Namespace) -> int:
-    runs = lineage.list_runs(args.limit, args.pipeline)
+    runs = as_seen_now(lineage.store, lineage.list_runs(args.limit, args.pipeline))
     if args.format == "json":
         print_json([r.to_json() for r in runs])
         return 0
@@ -87,7 +88,7 @@ def _outputs(step: StepExecution) -> str:
 
 
 def _show(lineage: Lineage, args: argparse.Namespace) -> int:
-    run = lineage.find_run(args.run_id)
+    (run,) = as_seen_now(lineage.store, [lineage.find_run(args.run_id)])
     steps = lineage.steps_of(run.run_id)
     if args.format == "json":
         print_json({**run.to_json(), "steps": [s.to_json() for s in steps]})

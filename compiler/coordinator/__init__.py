@@ -22,6 +22,7 @@ from mlc.coordinator.run import Coordinator, RunSettings
 from mlc.ir.model import IRDocument
 from mlc.runtime.report import RunObserver, RunReport, SilentObserver
 from mlc.store.base import Store
+from mlc.store.leases import RunLease
 from mlc.store.lineage import Lineage, new_run_id, open_lineage
 
 
@@ -43,25 +44,33 @@ def apply_run(
     adopted, not started again. By default, the runs of the same pipeline on the same target
     and backend that lineage records as never finished (their coordinator was killed)."""
     document = absolute(document)
-    checked = preflight_run(document, store, executor, environ)
-    lineage = open_lineage(store)
+    run_id = run_id or new_run_id()
+    # The run is alive from before its first write (a dataset's snapshot in preflight) until
+    # after its end is recorded: `mlc gc` keeps what it uses, `mlc runs` sees it running.
+    lease = RunLease(store, run_id)
+    lease.acquire()
     try:
-        if resume is None:
-            resume = unfinished_runs(lineage, document.pipeline.name, settings.target, executor)
-        coordinator = Coordinator(
-            document,
-            run_id=run_id or new_run_id(),
-            store=store,
-            lineage=lineage,
-            executor=executor,
-            preflight=checked,
-            settings=settings,
-            observer=observer or SilentObserver(),
-        )
-        coordinator.resume(list(resume))
-        return coordinator.execute()
+        checked = preflight_run(document, store, executor, environ)
+        lineage = open_lineage(store)
+        try:
+            if resume is None:
+                resume = unfinished_runs(lineage, document.pipeline.name, settings.target, executor)
+            coordinator = Coordinator(
+                document,
+                run_id=run_id,
+                store=store,
+                lineage=lineage,
+                executor=executor,
+                preflight=checked,
+                settings=settings,
+                observer=observer or SilentObserver(),
+            )
+            coordinator.resume(list(resume))
+            return coordinator.execute()
+        finally:
+            lineage.close()
     finally:
-        lineage.close()
+        lease.release()
 
 
 def unfinished_runs(
@@ -72,7 +81,9 @@ def unfinished_runs(
     return [
         run.run_id
         for run in lineage.list_runs(limit=recent, pipeline=pipeline)
-        if run.status == "running" and run.target == target and run.backend == executor.backend
+        if run.status in ("running", "interrupted")
+        and run.target == target
+        and run.backend == executor.backend
     ]
 
 

@@ -151,6 +151,19 @@ class Store(Protocol):
         """The keys of all records of a kind, sorted."""
         ...
 
+    def put_lease(self, run_id: str, document: Mapping[str, Any]) -> float:
+        """Writes (or rewrites) the lease of a live run; returns its time on the store's clock
+        (`mlc.store.leases`)."""
+        ...
+
+    def list_leases(self) -> list[tuple[dict[str, Any], float]]:
+        """Every lease with the time it was last written, on the store's clock."""
+        ...
+
+    def delete_lease(self, run_id: str) -> None:
+        """Removes a run's lease (nothing if there is none)."""
+        ...
+
     def iter_objects(self) -> Iterator[StoredObject]:
         """Every object in the store (for GC and `verify_all`)."""
         ...

@@ -6,6 +6,9 @@ other object whose mtime is older than `start - grace` is deleted, where `start`
 clock when the collection began. The deletion re-checks the mtime at the last moment, so an
 object written, or reused and touched, during the collection is never removed. Abandoned
 temporary files older than the grace period (at least an hour) go too.
+
+While runs are alive (`mlc.store.leases`), the cutoff moves back to before the oldest of them
+started, whatever the grace: what they wrote and reused is kept although no lineage names it yet.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from mlc.store.base import Store
 from mlc.store.digest import Digest, parse_digest
 from mlc.store.errors import ManifestError, ObjectNotFoundError, StoreError
+from mlc.store.leases import gc_cutoff, live_leases
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -58,6 +62,8 @@ class GCReport:
     """Unreachable objects kept because they are newer than the grace period."""
     tmp_removed: int = 0
     errors: dict[Digest, str] = field(default_factory=dict)
+    live_runs: tuple[str, ...] = ()
+    """Runs alive during the collection: nothing they wrote or reused was removed."""
 
 
 def reachable(store: Store, roots: Iterable[Digest]) -> tuple[set[Digest], set[Digest]]:
@@ -85,7 +91,9 @@ def gc(store: Store, roots: Iterable[Digest], grace: float, *, dry_run: bool = F
     if grace < 0:
         raise StoreError("the grace period cannot be negative")
     start = store.now()
-    cutoff = start - grace
+    # A live run's objects are kept whatever the grace: the lineage does not name them yet.
+    running = live_leases(store, remove_dead=not dry_run)
+    cutoff = gc_cutoff(start - grace, running)
     live, missing = reachable(store, roots)
     kept = removed = freed = too_young = 0
     removed_digests: list[Digest] = []
@@ -105,7 +113,8 @@ def gc(store: Store, roots: Iterable[Digest], grace: float, *, dry_run: bool = F
             kept += 1
     if not dry_run:
         store.compact(unless_modified_since=cutoff)
-    tmp_removed = 0 if dry_run else store.clean_tmp(start - max(grace, MIN_TMP_AGE))
+    tmp_cutoff = min(start - max(grace, MIN_TMP_AGE), cutoff)
+    tmp_removed = 0 if dry_run else store.clean_tmp(tmp_cutoff)
     return GCReport(
         kept=kept,
         removed=removed,
@@ -115,4 +124,5 @@ def gc(store: Store, roots: Iterable[Digest], grace: float, *, dry_run: bool = F
         missing_roots=tuple(sorted(missing)),
         too_young=too_young,
         tmp_removed=tmp_removed,
+        live_runs=tuple(sorted(lease.run_id for lease in running)),
     )

@@ -5,6 +5,7 @@ objects/sha256/ab/cdef…       an object in a file of its own (files and manife
 packs/<id>.pack, <id>.idx     (local) small objects of one batch, and their index (`mlc.store.packs`)
 index/dirs/sha256/ab/cdef…    empty marker: this object is a directory manifest
 records/<kind>/<key>.json     small JSON documents, created exactly once
+leases/<run id>.json          the run is alive: rewritten while it runs, removed when it ends
 tmp/                          temporary names of writes in progress
 statcache.sqlite              (local) stat cache: (device, inode, size, mtime) -> digest
 lineage.sqlite                (local) runs and step executions
@@ -21,6 +22,7 @@ from mlc.store.errors import StoreError
 OBJECTS = "objects"
 DIR_INDEX = "index/dirs"
 RECORDS = "records"
+LEASES = "leases"
 TMP = "tmp"
 STAT_CACHE = "statcache.sqlite"
 LINEAGE_DB = "lineage.sqlite"
@@ -64,3 +66,8 @@ def check_record_name(what: str, name: str) -> str:
 def record_key(kind: str, key: str) -> str:
     """`records/<kind>/<key>.json`."""
     return f"{RECORDS}/{check_record_name('kind', kind)}/{check_record_name('key', key)}.json"
+
+
+def lease_key(run_id: str) -> str:
+    """`leases/<run id>.json`."""
+    return f"{LEASES}/{check_record_name('run id', run_id)}.json"

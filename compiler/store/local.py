@@ -683,6 +683,47 @@ class LocalStore(ManifestReading):
             return []
         return sorted(n[: -len(".json")] for n in names if n.endswith(".json"))
 
+    # ---------------------------------------------------------------- leases
+
+    def put_lease(self, run_id: str, document: Mapping[str, Any]) -> float:
+        """Writes a lease under a temporary name, then renames it into place."""
+        path = self.path_of(layout.lease_key(run_id))
+        temporary = f"{path}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(temporary, "wb") as handle:
+                handle.write(encode_record(document))
+            os.replace(temporary, path)
+            return os.stat(path).st_mtime
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise StoreWriteError(path, exc.strerror or str(exc)) from None
+
+    def list_leases(self) -> list[tuple[dict[str, Any], float]]:
+        """Every lease and its mtime (one that vanishes or is unreadable meanwhile is left out)."""
+        directory = self.path_of(layout.LEASES)
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
+        except FileNotFoundError:
+            return []
+        leases: list[tuple[dict[str, Any], float]] = []
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                with open(path, "rb") as handle:
+                    leases.append(
+                        (decode_record(handle.read(), name), os.fstat(handle.fileno()).st_mtime)
+                    )
+            except (OSError, StoreError):
+                continue
+        return leases
+
+    def delete_lease(self, run_id: str) -> None:
+        """Removes a lease."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path_of(layout.lease_key(run_id)))
+
     # ---------------------------------------------------------------- GC support
 
     def iter_objects(self) -> Iterator[StoredObject]:

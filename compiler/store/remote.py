@@ -488,6 +488,40 @@ class FsspecStore(ManifestReading):
         keys = (str(n).rstrip("/").rsplit("/", 1)[-1] for n in names)
         return sorted(k[: -len(".json")] for k in keys if k.endswith(".json"))
 
+    # ---------------------------------------------------------------- leases
+
+    def put_lease(self, run_id: str, document: Mapping[str, Any]) -> float:
+        """Overwrites the lease object (one put: a reader sees the old or the new one)."""
+        path = self.path_of(layout.lease_key(run_id))
+        try:
+            self.fs.pipe_file(path, encode_record(document))
+            return _mtime_of(self.fs.info(path)) or time.time()
+        except OSError as exc:
+            raise StoreWriteError(path, str(exc)) from None
+
+    def list_leases(self) -> list[tuple[dict[str, Any], float]]:
+        """Every lease and its modification time on the store's clock."""
+        try:
+            found = self.fs.ls(self.path_of(layout.LEASES), detail=True)
+        except FileNotFoundError:
+            return []
+        leases: list[tuple[dict[str, Any], float]] = []
+        for info in found:
+            name = str(info.get("name", ""))
+            if not name.endswith(".json"):
+                continue
+            try:
+                document = decode_record(bytes(self.fs.cat_file(name)), name)
+            except (OSError, StoreError):
+                continue
+            leases.append((document, _mtime_of(info) or 0.0))
+        return leases
+
+    def delete_lease(self, run_id: str) -> None:
+        """Removes a lease."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self.path_of(layout.lease_key(run_id)))
+
     # ---------------------------------------------------------------- GC support
 
     def iter_objects(self) -> Iterator[StoredObject]:

@@ -322,3 +322,47 @@ def test_mlc_logs_follow_prints_a_running_step_until_it_ends(tmp_path: Path) -> 
     finally:
         stdout, _ = process.communicate(timeout=60)
     assert json.loads(stdout)["status"] == "succeeded"
+
+
+def mlc_json(store: Path, *args: str) -> Any:
+    """What `mlc ARGS --store STORE --format json` prints (it must succeed)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "mlc", *args, "--store", str(store), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        cwd=REPO,
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def test_a_run_killed_with_kill_9_is_shown_interrupted_and_the_next_run_removes_its_work(
+    tmp_path: Path,
+) -> None:
+    long = step("long", sh(f"touch {tmp_path}/started; sleep 60"))
+    store, process = apply_until(tmp_path, [long], "started")
+    (listed,) = mlc_json(store, "runs")
+    assert listed["status"] == "running"  # alive: its coordinator holds the run's lease
+    run_id = listed["run_id"]
+    assert (store / "work" / run_id).is_dir()
+
+    process.kill()
+    process.wait()
+    wait_for(lambda: not _processes_started_from(store), seconds=10)
+    (listed,) = mlc_json(store, "runs")
+    assert listed["status"] == "interrupted"
+    assert mlc_json(store, "runs", "show", run_id)["status"] == "interrupted"
+
+    # The next run on the store removes the killed run's work directory, however recent.
+    quick = tmp_path / "quick.ir.json"
+    quick.write_text(to_json(document(tmp_path, [step("quick", sh("true"))])))
+    code, report = apply(quick, store)
+    assert code == 0, report
+    assert not (store / "work" / run_id).exists()
+    assert {r["run_id"]: r["status"] for r in mlc_json(store, "runs")} == {
+        run_id: "interrupted",
+        report["run_id"]: "succeeded",
+    }

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from mlc.store.digest import Digest
 
-RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
+"""`interrupted` is never recorded: it is how a `running` run whose coordinator is gone is
+shown (`mlc.store.leases.as_seen_now`)."""
 StepStatus = Literal["ran", "cached", "failed", "skipped", "cancelled"]
 RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "cancelled")
 STEP_STATUSES: tuple[str, ...] = ("ran", "cached", "failed", "skipped", "cancelled")
