@@ -3,7 +3,7 @@
 ```
 mlc data add PATH [--store URI] [--format json]   put a file or directory, print its version
 mlc data verify [DIGEST ...]                      re-hash objects (all by default)
-mlc data get DIGEST DEST [--writable]             recreate a version at DEST
+mlc data get DIGEST DEST [--writable]             recreate a version at DEST (`-`: stdout)
 mlc data ls DIGEST                                list the files of a directory version
 ```
 
@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from mlc.store import Store, StoreError, open_store, parse_digest
+from mlc.store import Digest, Store, StoreError, open_store, parse_digest
 from mlc.store.display import format_bytes
 
 ENV_STORE = "MLC_STORE"
@@ -83,7 +83,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("digests", nargs="*", metavar="DIGEST", help="default: every object")
     get = sub.add_parser("get", help="recreate a stored version at a new path")
     get.add_argument("digest", metavar="DIGEST")
-    get.add_argument("dest", metavar="DEST")
+    get.add_argument("dest", metavar="DEST", help="where to put it; `-`: a file to stdout")
     get.add_argument("--writable", action="store_true", help="copy, with writable files")
     ls = sub.add_parser("ls", help="list the files of a directory version")
     ls.add_argument("digest", metavar="DIGEST")
@@ -141,6 +141,8 @@ def _verify(store: Store, args: argparse.Namespace) -> int:
 
 
 def _get(store: Store, args: argparse.Namespace) -> int:
+    if args.dest == "-":
+        return _get_to_stdout(store, parse_digest(args.digest))
     version = store.materialize(parse_digest(args.digest), args.dest, readonly=not args.writable)
     if args.format == "json":
         print_json({"dest": args.dest, **version.to_json()})
@@ -149,6 +151,22 @@ def _get(store: Store, args: argparse.Namespace) -> int:
             f"{args.dest}: {version.digest} ({version.file_count} files, "
             f"{format_bytes(version.size)})"
         )
+    return 0
+
+
+def _get_to_stdout(store: Store, digest: Digest) -> int:
+    """Writes a file version's bytes to standard output, and nothing else."""
+    if store.kind(digest) == "dir":
+        return fail(
+            f"{digest} is a directory; give a folder to recreate it in "
+            f"(`mlc data get {digest} DEST`), or list it with `mlc data ls`"
+        )
+    out = sys.stdout.buffer
+    sys.stdout.flush()
+    with store.open_bytes(digest) as handle:
+        while chunk := handle.read(1 << 20):
+            out.write(chunk)
+    out.flush()
     return 0
 
 

@@ -83,6 +83,16 @@ def _list(lineage: Lineage, args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit(step: StepExecution) -> str:
+    """The command's exit code; a step that failed after its command succeeded says so, since
+    `0` next to `failed` reads as a contradiction (its cause is printed below the table)."""
+    if step.exit_code is None:
+        return "-"
+    if step.exit_code == 0 and step.status == "failed":
+        return "0 (then failed)"
+    return str(step.exit_code)
+
+
 def _outputs(step: StepExecution) -> str:
     return ", ".join(f"{n}={short_digest(o.digest)}" for n, o in step.outputs.items()) or "-"
 
@@ -117,7 +127,7 @@ def _show(lineage: Lineage, args: argparse.Namespace) -> int:
             s.name,
             s.status,
             str(s.attempts),
-            "-" if s.exit_code is None else str(s.exit_code),
+            _exit(s),
             format_duration(s.started_at, s.ended_at),
             _outputs(s),
         ]
@@ -125,4 +135,9 @@ def _show(lineage: Lineage, args: argparse.Namespace) -> int:
     ]
     for line in render_table(["STEP", "STATUS", "ATTEMPTS", "EXIT", "DURATION", "OUTPUTS"], rows):
         print(line)
+    causes = [s for s in steps if s.status in ("failed", "cancelled") and s.error]
+    if causes:
+        print()
+        for step in causes:
+            print(f"{step.name} {step.status}: {step.error}")
     return 0

@@ -610,6 +610,7 @@ class Coordinator:
                 host=unit.host or self.host,
                 image=unit.step.image or "",
                 log_ref=unit.log_ref or "",
+                error=unit.error if status in ("failed", "cancelled") else None,
                 inputs=inputs,
                 outputs={n: Output(o.digest, o.kind) for n, o in unit.outputs.items()},
             )

@@ -4,7 +4,7 @@
 runs(run_id PK, pipeline, spec_path, target, backend, host, user, git_commit, git_dirty,
      params JSON, started_at, ended_at, status)
 step_executions(run_id, step_id, status, cache_key, attempts, exit_code, started_at,
-                ended_at, host, image, log_ref)            PK (run_id, step_id)
+                ended_at, host, image, log_ref, error)     PK (run_id, step_id)
 step_inputs(run_id, step_id, name, digest)                 PK (run_id, step_id, name)
 step_outputs(run_id, step_id, name, digest, kind)          PK (run_id, step_id, name)
 datasets(digest, name, uri, kind)                          PK (digest, name, uri)
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS step_executions (
     run_id TEXT NOT NULL, step_id TEXT NOT NULL, status TEXT NOT NULL,
     cache_key TEXT NOT NULL, attempts INTEGER NOT NULL, exit_code INTEGER,
     started_at REAL, ended_at REAL, host TEXT NOT NULL, image TEXT NOT NULL,
-    log_ref TEXT NOT NULL,
+    log_ref TEXT NOT NULL, error TEXT,
     PRIMARY KEY (run_id, step_id)
 );
 CREATE INDEX IF NOT EXISTS steps_by_step ON step_executions (step_id);
@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS imported_records (
 
 _STEP_COLUMNS = (
     "run_id, step_id, status, cache_key, attempts, exit_code, started_at, ended_at, host, "
-    "image, log_ref"
+    "image, log_ref, error"
 )
 
 
@@ -104,6 +104,7 @@ class LineageDB:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            _add_missing_columns(db)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -280,6 +281,7 @@ class LineageDB:
             host=row[8],
             image=row[9],
             log_ref=row[10],
+            error=row[11],
             inputs=inputs,
             outputs=outputs,
         )
@@ -386,13 +388,20 @@ def _run_of(row: tuple[Any, ...]) -> Run:
     )
 
 
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Brings a database written by an earlier mlc up to date (its rows get NULL)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(step_executions)")}
+    if "error" not in columns:
+        db.execute("ALTER TABLE step_executions ADD COLUMN error TEXT")
+
+
 def _insert_step(db: sqlite3.Connection, step: StepExecution) -> None:
     key = (step.run_id, step.step_id)
     db.execute("DELETE FROM step_inputs WHERE run_id = ? AND step_id = ?", key)
     db.execute("DELETE FROM step_outputs WHERE run_id = ? AND step_id = ?", key)
     db.execute(
         f"INSERT OR REPLACE INTO step_executions ({_STEP_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             step.run_id,
             step.step_id,
@@ -405,6 +414,7 @@ def _insert_step(db: sqlite3.Connection, step: StepExecution) -> None:
             step.host,
             step.image,
             step.log_ref,
+            step.error,
         ),
     )
     db.executemany(

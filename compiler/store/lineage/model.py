@@ -87,6 +87,9 @@ class StepExecution:
     image: str = ""
     log_ref: str = ""
     """Where the log is: a path, or an object digest in the store."""
+    error: str | None = None
+    """Why a failed or cancelled execution did not succeed (a non-zero exit, an output that
+    could not be stored, a timeout), as the run reported it."""
     inputs: dict[str, Digest] = field(default_factory=dict)
     outputs: dict[str, Output] = field(default_factory=dict)
 
@@ -109,6 +112,7 @@ class StepExecution:
             "host": self.host,
             "image": self.image,
             "log_ref": self.log_ref,
+            "error": self.error,
             "inputs": dict(sorted(self.inputs.items())),
             "outputs": {
                 name: {"digest": o.digest, "kind": o.kind}

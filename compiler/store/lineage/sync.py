@@ -125,6 +125,7 @@ def _apply(db: LineageDB, kind: str, doc: dict[str, Any]) -> None:
                 host=doc.get("host", ""),
                 image=doc.get("image", ""),
                 log_ref=doc.get("log_ref", ""),
+                error=doc.get("error"),
                 inputs={n: parse_digest(d) for n, d in doc.get("inputs", {}).items()},
                 outputs={
                     n: Output(parse_digest(o["digest"]), o.get("kind", "file"))
