@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from mlc.coordinator.executor import AttemptEnded, AttemptNote, Executor, KnownAttempt
+from mlc.coordinator.lookups import CacheLookups
 from mlc.coordinator.preflight import Preflight
 from mlc.coordinator.units import StepState, Unit, backoff_seconds
 from mlc.coordinator.waiting import WaitingUnits
@@ -36,7 +37,7 @@ from mlc.ir.model import IRDocument, Step, StepId
 from mlc.runtime.attempt import Attempt, CacheEntryPlan
 from mlc.runtime.cache_key import cache_key_parts
 from mlc.runtime.context import RunInfo
-from mlc.runtime.decisions import decide
+from mlc.runtime.decisions import Decision, start_decision
 from mlc.runtime.errors import ConditionFailure, StepFailure
 from mlc.runtime.gates import gate_open
 from mlc.runtime.invocation import invocations_of
@@ -150,7 +151,9 @@ class Coordinator:
         self.running: set[Unit] = set()
         self.produced: dict[str, OutputDigests] = {}
         self.stop = _Stop()
-        self.events: queue.SimpleQueue[AttemptEnded | AttemptNote] = queue.SimpleQueue()
+        self.events: queue.SimpleQueue[AttemptEnded | AttemptNote | None] = queue.SimpleQueue()
+        """What the executor reports, and None when a cache lookup was answered (a wake-up)."""
+        self.lookups: CacheLookups[Unit] = CacheLookups(store, lambda: self.events.put(None))
         self.started = time.time()
         self.host = current_host()
         self.lineage_queue: list[StepExecution] = []
@@ -230,13 +233,14 @@ class Coordinator:
     def _loop(self) -> None:
         while len(self.settled) < len(self.states):
             progressed = self._decide_ready_steps()
+            progressed |= self._conclude_lookups()
             progressed |= self._start_waiting_units()
             if progressed and self._flush is not None:
                 self._flush()  # the executor may submit what it was handed as one batch
             if len(self.settled) == len(self.states):
                 break
-            running = bool(self.running)
-            if not running and not progressed and not self._backing_off():
+            busy = bool(self.running) or bool(self.lookups)
+            if not busy and not progressed and not self._backing_off():
                 self._give_up_blocked()
                 continue
             if time.monotonic() >= self.lineage_due:
@@ -247,14 +251,11 @@ class Coordinator:
                     if self.ready
                     else self.events.get(timeout=self._wait_seconds())
                 )
-            except queue.Empty:
-                ended = None
-            while ended is not None:
-                self._handle(ended)
-                try:
+                while True:
+                    self._handle(ended)
                     ended = self.events.get_nowait()
-                except queue.Empty:
-                    ended = None
+            except queue.Empty:
+                pass
             self.observer.tick()
 
     def _backing_off(self) -> bool:
@@ -365,24 +366,37 @@ class Coordinator:
                 input_digests=wiring.digests,
                 run=run,
             )
-            decision = decide(
+            started = start_decision(
                 unit.invocation,
                 parts,
-                store=self.store,
                 lineage=self.lineage,
                 pipeline=self.pipeline,
                 rerun=self.settings.rerun,
                 current_run=self.run_id,
             )
-            unit.cache_key = decision.cache_key
+            unit.cache_key = parts.key
             unit.parts = parts.to_json()
-            if decision.entry is not None:
-                unit.outputs = dict(decision.entry.outputs)
-                self._finish(unit, "cached")
+            if isinstance(started, Decision):
+                self._apply_decision(unit, started)
             else:
-                unit.reasons = decision.reasons
-                self._set_status(unit, "waiting")
-                self._notify(unit, "; ".join(decision.reasons))
+                self.lookups.ask(unit, started)
+
+    def _conclude_lookups(self) -> bool:
+        """Decides the units whose cache lookups were answered (in the order they were asked)."""
+        answered = self.lookups.answered()
+        for unit, pending, answer in answered:
+            if not unit.final:  # not skipped meanwhile (the run was cancelled)
+                self._apply_decision(unit, pending.conclude(answer))
+        return bool(answered)
+
+    def _apply_decision(self, unit: Unit, decision: Decision) -> None:
+        if decision.entry is not None:
+            unit.outputs = dict(decision.entry.outputs)
+            self._finish(unit, "cached")
+        else:
+            unit.reasons = decision.reasons
+            self._set_status(unit, "waiting")
+            self._notify(unit, "; ".join(decision.reasons))
 
     def _upstream_problem(self, step: Step) -> str | None:
         def outcome(node: str) -> str:
@@ -506,7 +520,9 @@ class Coordinator:
 
     # ------------------------------------------------------------------ finishing
 
-    def _handle(self, ended: AttemptEnded | AttemptNote) -> None:
+    def _handle(self, ended: AttemptEnded | AttemptNote | None) -> None:
+        if ended is None:
+            return  # a cache lookup was answered: the next pass concludes it
         unit = self.by_name.get(ended.attempt.name)
         if unit is None or unit.attempt is not ended.attempt:
             return  # not an attempt of this coordinator's (an executor must not do this)
@@ -676,6 +692,7 @@ class Coordinator:
         return "succeeded"
 
     def _end(self, status: str) -> None:
+        self.lookups.close()
         for problem in self.executor.end():
             self.observer.warning(problem)
         self._write_lineage()
