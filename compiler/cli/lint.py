@@ -9,7 +9,6 @@ on that line).
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from mlc.cli.common import (
@@ -21,10 +20,8 @@ from mlc.cli.common import (
     print_notes,
     spec_options,
 )
-from mlc.diagnostics import Diagnostic, has_errors
-from mlc.source import SourceMap
-
-_SUPPRESS = re.compile(r"#\s*mlc:\s*ignore(?:\[([A-Za-z0-9_,\s]+)\])?")
+from mlc.diagnostics import has_errors
+from mlc.diagnostics.suppress import suppressed
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -52,18 +49,6 @@ def _matches(code: str, patterns: list[str]) -> bool:
     return any(code.upper().startswith(p.strip().upper()) for p in patterns if p.strip())
 
 
-def _suppressed(diagnostic: Diagnostic, sources: SourceMap) -> bool:
-    source = sources.get(diagnostic.span.path)
-    if source is None:
-        return False
-    line = source.line_text(source.position(diagnostic.span.start).line)
-    match = _SUPPRESS.search(line)
-    if not match:
-        return False
-    listed = match.group(1)
-    return listed is None or diagnostic.code in {c.strip().upper() for c in listed.split(",")}
-
-
 def run(args: argparse.Namespace) -> int:
     from mlc.cli.config import load_config
     from mlc.compile import check_paths
@@ -87,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if (not select or _matches(d.code, select))
         and not _matches(d.code, ignore)
         and not (args.no_warnings and d.code.startswith("W"))
-        and not _suppressed(d, result.sources)
+        and not suppressed(d, result.sources)
     ]
     print_diagnostics(diagnostics, result.sources, args.format, result.files)
     return 1 if has_errors(diagnostics) else 0

@@ -31,6 +31,11 @@ The rules:
 - **Parentheses.** Added where precedence needs them; kept where the author put them around
   an operator expression used as an operand (`not (a == b)`, `(a * b) + c`); dropped
   elsewhere (around a whole value, a name, a literal, or doubled).
+- **Suppression comments.** A source line that ends in `# mlc: ignore…` is never split,
+  because the comment covers only the diagnostics that start on its line: a body or list on
+  it stays on it at any width (nested blocks included), and items that share it with the
+  `{` or `}` around them stay on it too. (A suppression comment inside a multi-line
+  expression printed on one line covers the joined line; that case is not preserved.)
 - **Comments.** Every comment is kept. A comment alone on its line stays on its own line,
   attached to the item (or list element, or closing bracket) that follows it, at that
   item's indentation; blank lines around it are kept as written (at most one). A comment
@@ -45,6 +50,7 @@ import bisect
 import re
 from typing import Literal
 
+from mlc.diagnostics.suppress import is_suppression
 from mlc.front import ast
 from mlc.source import Span
 
@@ -115,6 +121,10 @@ class _Printer:
         self.depth = 0
         self.last_end = 0  # source offset of the end of what was printed last
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        # Source lines that end in `# mlc: ignore…`: what is on them stays on one line.
+        self.suppressed_lines = {
+            self._line_of(c.span.start) for c in self.comments if is_suppression(c.text)
+        }
 
     # -- lines, blank lines and comments ----------------------------------------------------
 
@@ -181,6 +191,13 @@ class _Printer:
     def _line_of(self, offset: int) -> int:
         return bisect.bisect_right(self.line_starts, offset)
 
+    def _keeps_line(self, before: int, after: int) -> bool:
+        """Whether what starts at `after` stays on the output line of what ends at `before`:
+        both are on one source line that a suppression comment covers, which would no longer
+        cover what moved to another line."""
+        line = self._line_of(before)
+        return line == self._line_of(after) and line in self.suppressed_lines
+
     def _one_source_line(self, start: int, end: int) -> bool:
         return "\n" not in self.text[start:end]
 
@@ -222,6 +239,11 @@ class _Printer:
         return "\n".join(self.out) + "\n"
 
     def item(self, item: ast.TopItem | ast.Item) -> None:
+        self.item_content(item)
+        self.end_line(item.span.end)
+
+    def item_content(self, item: ast.TopItem | ast.Item) -> None:
+        """Writes an item from the current column; the caller ends the line."""
         if isinstance(item, ast.Import):
             self.write("import " + item.path.raw)
             if item.alias is not None:
@@ -239,7 +261,6 @@ class _Printer:
                 self.expr(item.value)
         else:
             self.block(item)
-        self.end_line(item.span.end)
 
     def _key(self, attribute: ast.Attribute) -> str:
         if attribute.key_is_string:
@@ -277,18 +298,32 @@ class _Printer:
         if not body.items and not self._has_comment(open_brace, close_brace):
             self.write("{}")
             return
-        if self._one_source_line(open_brace, close_brace):
+        if self._one_source_line(open_brace, close_brace) and not self._keeps_line(
+            open_brace, close_brace
+        ):
             flat = self._flat_body(body)
             if flat is not None and self.column() + len(flat) <= MAX_WIDTH:
                 self.write(flat)
                 return
         self.write("{")
         self.depth += 1
-        self.end_line(open_brace + 1)
+        previous_end = open_brace + 1
         for index, item in enumerate(body.items):
-            separator: Separator = "none" if index == 0 else "force" if spaced else "keep"
-            self.open_element(item.span.start, separator)
-            self.item(item)
+            if self._keeps_line(previous_end, item.span.start):
+                self.write(" " if index == 0 else ", ")
+            else:
+                if self.line is not None:
+                    self.end_line(previous_end)
+                separator: Separator = "none" if index == 0 else "force" if spaced else "keep"
+                self.open_element(item.span.start, separator)
+            self.item_content(item)
+            previous_end = item.span.end
+        if body.items and self._keeps_line(previous_end, close_brace):
+            self.depth -= 1
+            self.write(" }")
+            return
+        if self.line is not None:
+            self.end_line(previous_end)
         self.comments_before(close_brace, "keep" if body.items else "none")
         self.depth -= 1
         self.write("}")
@@ -377,20 +412,23 @@ class _Printer:
             self.write("[]")
             return
         one_line = self._one_source_line(open_bracket, close_bracket)
-        if one_line:
+        kept = self._keeps_line(open_bracket, close_bracket)
+        if one_line and not kept:
             flat = self._flat(expr)
             if flat is not None and self.column() + len(flat) <= MAX_WIDTH:
                 self.write(flat)
                 return
         self.write("[")
         self.depth += 1
-        self.end_line(open_bracket + 1)
+        if not (expr.items and self._keeps_line(open_bracket, expr.items[0].span.start)):
+            self.end_line(open_bracket + 1)
         previous: ast.Expr | None = None
         for item in expr.items:
             if previous is None:
-                self.open_element(item.span.start, "none")
+                if self.line is None:
+                    self.open_element(item.span.start, "none")
             elif (
-                not one_line
+                (not one_line or kept)
                 and self.line is not None
                 and self._line_of(item.span.start) == self._line_of(previous.span.start)
             ):
@@ -407,6 +445,14 @@ class _Printer:
                 self.write(",")
                 self.end_line(item.span.end)
             previous = item
+        if (
+            previous is not None
+            and self.line is not None
+            and self._keeps_line(previous.span.end, close_bracket)
+        ):
+            self.depth -= 1
+            self.write("]")
+            return
         if previous is not None and self.line is not None:
             self.write(",")
             self.end_line(previous.span.end)
