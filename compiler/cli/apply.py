@@ -2,7 +2,7 @@
 
 ```
 mlc apply SPEC [--target NAME] [--param K=V ...] [--rerun STEP|all ...] [--keep-going]
-               [--detach] [--store URI] [--format human|json]
+               [--locked | --update-lock] [--detach] [--store URI] [--format human|json]
 ```
 
 SPEC is a `.mlspec` file, or an IR document written by `mlc compile` (`.json`). The target's
@@ -295,6 +295,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="after a failure, keep running the steps that do not depend on it",
     )
+    lock = parser.add_mutually_exclusive_group()
+    lock.add_argument(
+        "--locked",
+        action="store_true",
+        help="use mlc.lock as it is and fail if it lacks an entry, instead of writing it (CI)",
+    )
+    lock.add_argument(
+        "--update-lock",
+        action="store_true",
+        help="resolve every dataset pinned by a tag or `latest` again, as `mlc lock` does",
+    )
     parser.add_argument(
         "--detach",
         action="store_true",
@@ -323,6 +334,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the pipeline and returns 0, 1 or 130."""
+    from mlc.cli.lock import lock_before_apply
+
     try:
         document = load_document(args)
         check_rerun(document, args.rerun)
@@ -330,6 +343,11 @@ def run(args: argparse.Namespace) -> int:
     except UserError as exc:
         return _fail(args, str(exc))
     try:
+        with user_errors():
+            for note in lock_before_apply(
+                document, store, locked=args.locked, update=args.update_lock
+            ):
+                print(note, file=sys.stderr)
         backend = load_backend(document, store)
         progress = make_progress(args.format, sys.stdout)
         # stdout is mlc's (the progress, the JSON report): what a backend's libraries print

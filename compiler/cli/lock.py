@@ -67,6 +67,60 @@ def resolve_lock(document: IRDocument, store: Store) -> list[LockedDataset]:
     return sorted(entries, key=lambda entry: entry.name)
 
 
+def lock_before_apply(
+    document: IRDocument, store: Store, *, locked: bool = False, update: bool = False
+) -> list[str]:
+    """What `mlc apply` does with `mlc.lock` before it runs, as lock files do elsewhere (cargo,
+    npm): a dataset pinned by a tag or `latest` that the lock has no entry for (or an entry for
+    an older declaration of it) is resolved to its current data and written into the lock; an
+    existing entry is used as it is; `update` re-resolves every entry (`mlc lock`'s work);
+    `locked` (for CI) refuses to write and fails instead (not with `update`). Entries of datasets this spec does not
+    declare are left alone (one lock serves the specs of a directory). Returns what it did,
+    one line per dataset, for the user."""
+    from mlc.runtime.lockfile import lock_path, read_lock, render_lock, version_label, write_lock
+
+    moving = [d for d in document.pipeline.datasets if d.version.kind != "digest"]
+    if not moving:
+        return []
+    path = lock_path(document)
+    old = read_lock(path)
+    stale = [
+        d
+        for d in moving
+        if update
+        or d.name not in old
+        or (old[d.name].uri, old[d.name].version) != (d.uri, version_label(d))
+    ]
+    if not stale:
+        return []
+    if locked:
+        names = ", ".join(f"`{d.name}` ({version_label(d)})" for d in stale)
+        raise UserError(
+            f"{path.name} has no up-to-date entry for {names}, and --locked forbids writing "
+            f"{path}\nhelp: run `mlc lock` on the spec and commit {path.name}"
+        )
+    fresh = {entry.name: entry for entry in resolve_lock(document, store)}
+    entries = dict(old)
+    notes = []
+    for dataset in stale:
+        entry = fresh[dataset.name]
+        before = old.get(dataset.name)
+        if before == entry:
+            continue
+        verb = "added" if before is None else "updated"
+        notes.append(
+            f"{path.name}: {verb} `{dataset.name}` ({entry.version}) = {entry.digest}"
+            + ("" if before is None else f" (was {before.digest})")
+        )
+        entries[dataset.name] = entry
+    if notes:
+        try:
+            write_lock(path, render_lock(entries.values(), Path(document.spec).name))
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return notes
+
+
 def describe_changes(
     old: dict[str, LockedDataset], new: list[LockedDataset]
 ) -> list[dict[str, str | None]]:

@@ -81,21 +81,43 @@ def run_mlc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, captured.out, captured.err
 
 
-def test_apply_needs_a_lock_for_a_latest_dataset_then_runs(
+def test_a_first_apply_writes_the_lock_entry_of_a_latest_dataset_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = write_spec(tmp_path)
-    code, _, err = run_mlc(capsys, "apply", str(spec))
-    assert code == 1
-    assert "error: dataset `words` is pinned to `latest`, which mlc.lock resolves" in err
-    assert "run `mlc lock` on the spec" in err
-    code, out, _ = run_mlc(capsys, "lock", str(spec))
-    assert code == 0 and "words: added sha256:" in out
+    code, out, err = run_mlc(capsys, "apply", str(spec))
+    assert code == 0, err
+    assert out.splitlines()[-1].split(":")[1].strip().startswith("2 ran, 0 cached, 0 failed in ")
+    (note,) = [line for line in err.splitlines() if line.startswith("mlc.lock:")]
+    assert note.startswith("mlc.lock: added `words` (latest) = sha256:")
     lock = (tmp_path / "mlc.lock").read_text()
     assert '[datasets.words]\nuri = "words.txt"\nversion = "latest"\ndigest = "sha256:' in lock
-    code, out, _ = run_mlc(capsys, "apply", str(spec))
+    assert note.endswith(lock.split('digest = "')[1].split('"')[0])
+
+    # The entry is then used as it is, even once the data moved on; `mlc lock` or
+    # `--update-lock` moves it.
+    (tmp_path / "words.txt").write_text("one two three four\n")
+    code, out, err = run_mlc(capsys, "apply", str(spec))
+    assert code == 0 and "mlc.lock:" not in err
+    assert "dataset `words` changed since it was locked; using the locked version" in out
+    assert (tmp_path / "mlc.lock").read_text() == lock
+    code, out, err = run_mlc(capsys, "apply", str(spec), "--update-lock")
     assert code == 0
-    assert out.splitlines()[-1].split(":")[1].strip().startswith("2 ran, 0 cached, 0 failed in ")
+    assert "mlc.lock: updated `words` (latest) = sha256:" in err
+    assert (tmp_path / "mlc.lock").read_text() != lock
+
+
+def test_apply_locked_refuses_to_write_the_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    code, _, err = run_mlc(capsys, "apply", str(spec), "--locked")
+    assert code == 1
+    assert "error: mlc.lock has no up-to-date entry for `words` (latest), and --locked" in err
+    assert "help: run `mlc lock` on the spec and commit mlc.lock" in err
+    assert not (tmp_path / "mlc.lock").exists()
+    assert run_mlc(capsys, "lock", str(spec))[0] == 0
+    assert run_mlc(capsys, "apply", str(spec), "--locked")[0] == 0
 
 
 def test_lock_check_fails_when_the_data_moved(
