@@ -18,8 +18,9 @@ import os
 import sys
 from typing import Any
 
-from mlc.store import Digest, Store, StoreError, open_store, parse_digest
-from mlc.store.display import format_bytes
+from mlc.cli.digests import resolve_digest
+from mlc.store import Digest, Store, StoreError, open_store
+from mlc.store.display import format_bytes, plural
 
 ENV_STORE = "MLC_STORE"
 
@@ -113,7 +114,7 @@ def _add(store: Store, args: argparse.Namespace) -> int:
         print_json({"path": args.path, "store": store.uri, **version.to_json()})
         return 0
     what = "directory" if version.kind == "dir" else "file"
-    files = f"{version.file_count} files, " if version.kind == "dir" else ""
+    files = f"{plural(version.file_count, 'file')}, " if version.kind == "dir" else ""
     print(
         f"{args.path}: {version.digest}\n"
         f"  {what}, {files}{format_bytes(version.size)}; "
@@ -124,7 +125,7 @@ def _add(store: Store, args: argparse.Namespace) -> int:
 
 def _verify(store: Store, args: argparse.Namespace) -> int:
     if args.digests:
-        digests = [parse_digest(d) for d in args.digests]
+        digests = [resolve_digest(store, d) for d in args.digests]
         bad = {d: "corrupt or missing" for d in digests if not store.verify(d)}
         checked = len(digests)
     else:
@@ -136,19 +137,26 @@ def _verify(store: Store, args: argparse.Namespace) -> int:
         for digest, reason in sorted(bad.items()):
             print(f"bad  {digest}: {reason}")
         verdict = "all good" if not bad else f"{len(bad)} bad"
-        print(f"checked {checked} objects: {verdict}")
+        print(f"checked {plural(checked, 'object')}: {verdict}")
     return 1 if bad else 0
 
 
 def _get(store: Store, args: argparse.Namespace) -> int:
+    digest = resolve_digest(store, args.digest)
     if args.dest == "-":
-        return _get_to_stdout(store, parse_digest(args.digest))
-    version = store.materialize(parse_digest(args.digest), args.dest, readonly=not args.writable)
+        return _get_to_stdout(store, digest)
+    if os.path.lexists(args.dest):
+        what = "a folder" if os.path.isdir(args.dest) else "a file"
+        return fail(
+            f"`{args.dest}` already exists ({what}); `mlc data get` writes the data to a new "
+            "path and never overwrites anything: give a path that does not exist yet"
+        )
+    version = store.materialize(digest, args.dest, readonly=not args.writable)
     if args.format == "json":
         print_json({"dest": args.dest, **version.to_json()})
     else:
         print(
-            f"{args.dest}: {version.digest} ({version.file_count} files, "
+            f"{args.dest}: {version.digest} ({plural(version.file_count, 'file')}, "
             f"{format_bytes(version.size)})"
         )
     return 0
@@ -171,7 +179,7 @@ def _get_to_stdout(store: Store, digest: Digest) -> int:
 
 
 def _ls(store: Store, args: argparse.Namespace) -> int:
-    manifest = store.read_manifest(parse_digest(args.digest))
+    manifest = store.read_manifest(resolve_digest(store, args.digest))
     if args.format == "json":
         print_json(
             [

@@ -10,8 +10,10 @@ import argparse
 import os
 
 from mlc.cli.data import add_format_option, add_store_option, fail, open_store_for, print_json
+from mlc.cli.digests import resolve_digest
 from mlc.store import Digest, StoreError, find_digests, gc, parse_digest, parse_duration
-from mlc.store.display import format_bytes
+from mlc.store.base import Store
+from mlc.store.display import format_bytes, plural
 from mlc.store.lineage import open_lineage
 
 SAFE_GRACE = 3600.0
@@ -38,10 +40,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lock", default="mlc.lock", help="lock file whose digests are roots")
 
 
-def collect_roots(args: argparse.Namespace, lineage_digests: set[Digest]) -> set[Digest]:
-    """Roots from the lock file, the lineage database and `--keep`."""
+def collect_roots(
+    args: argparse.Namespace, lineage_digests: set[Digest], store: Store | None = None
+) -> set[Digest]:
+    """Roots from the lock file, the lineage database and `--keep` (short digests are
+    completed against `store`)."""
     roots = set(lineage_digests)
-    roots.update(parse_digest(d) for d in args.keep)
+    roots.update(resolve_digest(store, d) if store else parse_digest(d) for d in args.keep)
     if os.path.isfile(args.lock):
         with open(args.lock, encoding="utf-8") as handle:
             roots.update(find_digests(handle.read()))
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             lineage = open_lineage(store)
             try:
                 lineage.sync()
-                roots = collect_roots(args, lineage.recent_digests(args.keep_runs))
+                roots = collect_roots(args, lineage.recent_digests(args.keep_runs), store)
             finally:
                 lineage.close()
             report = gc(store, roots, grace, dry_run=args.dry_run)
@@ -87,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if report.live_runs:
         shown = ", ".join(report.live_runs)
         print(
-            f"note: kept what {len(report.live_runs)} running run(s) use, whatever the grace: {shown}"
+            f"note: kept what {plural(len(report.live_runs), 'running run')} use, whatever the "
+            f"grace: {shown}"
         )
     if grace < SAFE_GRACE and not args.dry_run:
         print(
@@ -96,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
         )
     verb = "would remove" if report.dry_run else "removed"
     print(
-        f"{verb} {report.removed} objects ({format_bytes(report.bytes_freed)}); kept "
+        f"{verb} {plural(report.removed, 'object')} ({format_bytes(report.bytes_freed)}); kept "
         f"{report.kept} ({report.too_young} unreachable but younger than {args.grace}); "
-        f"{len(roots)} roots"
+        f"{plural(len(roots), 'root')}"
     )
     for digest in report.missing_roots:
         print(f"note: root {digest} is not in the store")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 
 from mlc.cli.data import add_format_option, add_store_option, fail, open_store_for, print_json
+from mlc.cli.digests import is_digest_prefix
 from mlc.cli.step_lookup import output_digest
 from mlc.store import Digest, StoreError, is_digest, parse_digest
-from mlc.store.lineage import Lineage, open_lineage, render_tree
+from mlc.store.lineage import Lineage, LineageError, open_lineage, render_tree
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +25,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_artifact(lineage: Lineage, text: str) -> Digest:
-    """A digest, a unique prefix of one, or the digest of `RUN:STEP.OUTPUT`."""
-    if is_digest(text):
-        return parse_digest(text)
-    if text.startswith("sha256:"):
-        return lineage.complete_digest(text)
+    """A digest, a unique prefix of one (with or without `sha256:`), or the digest of
+    `RUN:STEP.OUTPUT`. A digest no run made or read is an error (`LineageError`)."""
+    if is_digest_prefix(text):
+        prefix = text if text.startswith("sha256:") else f"sha256:{text}"
+        if not is_digest(prefix):
+            return lineage.complete_digest(prefix)
+        try:
+            return lineage.complete_digest(parse_digest(prefix))
+        except LineageError:
+            raise LineageError(
+                f"no run made or read {prefix}: it has no lineage (see `mlc runs`; data added "
+                "with `mlc data add` has none until a run reads it)"
+            ) from None
     run_id, sep, rest = text.partition(":")
     step, dot, output = rest.rpartition(".")
     if not sep or not dot or not run_id or not step or not output:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from mlc.store.display import plural
+
 if TYPE_CHECKING:
     from mlc.runtime.report import UnitUpdate
 
@@ -55,7 +57,7 @@ class PlainProgress:
 
     def run_started(self, run_id: str, pipeline: str, units: Sequence[str]) -> None:
         """Prints the run's id."""
-        self._print(f"run {run_id}: pipeline {pipeline}, {len(units)} steps")
+        self._print(f"run {run_id}: pipeline {pipeline}, {plural(len(units), 'step')}")
 
     def unit_changed(self, update: UnitUpdate) -> None:
         """Prints the change (pending and waiting are shown only with a reason)."""

@@ -45,6 +45,15 @@ def format_duration(start: float | None, end: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 file`, `2 files`: a count with its noun in the right number.
+
+    >>> plural(1, "file"), plural(3, "file"), plural(2, "run", "runs")
+    ('1 file', '3 files', '2 runs')
+    """
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def short_digest(digest: str, length: int = 12) -> str:
     """`sha256:` plus the first `length` hex characters."""
     return digest[: len("sha256:") + length]

@@ -73,7 +73,7 @@ def test_data_verify_reports_corruption(capsys: pytest.CaptureFixture[str], proj
     code, out, _ = mlc(capsys, "data", "verify")
     assert code == 1
     assert f"bad  {digest}: content hashes to {digest_bytes(b'rotten')}" in out
-    assert out.endswith("checked 1 objects: 1 bad\n")
+    assert out.endswith("checked 1 object: 1 bad\n")
 
 
 def test_commands_on_a_missing_store_fail_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
@@ -201,7 +201,7 @@ def test_gc_keeps_lock_file_digests_and_recent_run_outputs(
     code, out, _ = mlc(capsys, "gc", "--grace", "0s", "--keep", extra)
     assert code == 0
     assert out.startswith("warning: a grace period under 1h")
-    assert "removed 1 objects (7 B)" in out
+    assert "removed 1 object (7 B)" in out
     assert not store.has(garbage)
     for digest in (pinned, extra, digests["model"], digests["log"], digests["raw"]):
         assert store.has(digest)
