@@ -24,9 +24,27 @@ _BOLD = "\x1b[1m"
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
+# A quoted value longer than this is shown by its start and end (`aaaa…aaaa`): a message
+# about a 1 MB string is one line, not a megabyte.
+QUOTE_WIDTH = 200
+_LONG_QUOTE = re.compile(f"`([^`]{{{QUOTE_WIDTH + 1},}})`")
+_LONG_TEXT = 2000
+
+
 def printable(text: str) -> str:
-    """`text` with every character a terminal would act on written as an escape (`\\x1b`)."""
+    """`text` for a terminal or a log: every character a terminal would act on written as an
+    escape (`\\u001b`), long quoted values shortened, and at most a couple of thousand
+    characters in all."""
+    text = _LONG_QUOTE.sub(_shortened, text)
+    if len(text) > _LONG_TEXT:
+        text = text[: _LONG_TEXT - 1] + "…"
     return _UNPRINTABLE.sub(lambda m: _escaped(m.group()), text)
+
+
+def _shortened(match: re.Match[str]) -> str:
+    quoted = match.group(1)
+    keep = QUOTE_WIDTH // 2
+    return f"`{quoted[:keep]}…{quoted[-20:]}`"
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -94,3 +94,56 @@ def test_no_format_carries_a_character_a_terminal_would_act_on() -> None:
     human = outputs[0]
     assert "invalid value for `a\\nb`: lone \\ud800 and \\u2028" in human
     assert "2 | # \ufffd[2J clear\n" in human
+
+
+def _one_error_at(line: str, start: int, end: int) -> tuple[object, object]:
+    from mlc.diagnostics import catalog as codes
+    from mlc.source import SourceMap, Span
+
+    sources = SourceMap()
+    text = "mlspec 1\n" + line + "\n"
+    sources.add("spec.mlspec", text)
+    offset = len("mlspec 1\n")
+    return codes.UNKNOWN_NAME.at(
+        Span("spec.mlspec", offset + start, offset + end), "here", name="x"
+    ), sources
+
+
+def test_a_very_long_line_is_cut_around_the_span_and_the_carets_still_point_at_it() -> None:
+    line = "a" * 500_000 + "BAD" + "z" * 500_000
+    diagnostic, sources = _one_error_at(line, 500_000, 500_003)
+    rendered = render_human([diagnostic], sources)  # type: ignore[list-item, arg-type]
+    assert len(rendered) < 600
+    excerpt, carets = rendered.splitlines()[3:5]
+    source_part, caret_part = excerpt.split(" | ", 1), carets.split(" | ", 1)
+    shown, marks = source_part[1], caret_part[1]
+    assert shown.startswith("…") and shown.endswith("…")
+    assert shown[marks.index("^") : marks.index("^") + 3] == "BAD"
+    assert marks.strip() == "^^^ here"
+
+
+def test_a_span_running_past_the_cut_is_cut_with_the_line() -> None:
+    diagnostic, sources = _one_error_at("x" * 10 + "y" * 5000, 10, 5010)
+    rendered = render_human([diagnostic], sources)  # type: ignore[list-item, arg-type]
+    carets = rendered.splitlines()[4]
+    assert 90 <= carets.count("^") <= 100
+
+
+def test_a_short_line_is_shown_whole() -> None:
+    diagnostic, sources = _one_error_at("x = nope", 4, 8)
+    rendered = render_human([diagnostic], sources)  # type: ignore[list-item, arg-type]
+    assert "2 | x = nope\n  |     ^^^^ here\n" in rendered
+
+
+def test_a_very_long_quoted_value_in_a_message_is_shortened() -> None:
+    from mlc.diagnostics import catalog as codes
+    from mlc.source import SourceMap, Span
+
+    sources = SourceMap()
+    sources.add("spec.mlspec", "mlspec 1\n")
+    diagnostic = codes.UNKNOWN_ACCELERATOR.at(Span("spec.mlspec", 0, 1), "", name="a" * 10**6)
+    for rendered in (render_human([diagnostic], sources), render_github([diagnostic], sources)):
+        assert len(rendered) < 1000
+        assert "`" + "a" * 100 + "…" + "a" * 20 + "`" in rendered
+    (entry,) = json.loads(render_json([diagnostic], sources, files=1))["diagnostics"]
+    assert "a" * 10**6 in entry["message"], "JSON keeps the whole value for machines"

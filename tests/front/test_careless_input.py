@@ -23,3 +23,24 @@ def test_a_byte_order_mark_reads_as_a_space_when_the_parser_sees_it() -> None:
     text = "\ufeffmlspec 1\nx { a = }\n"
     (diagnostic,) = parse(text, "spec.mlspec").diagnostics
     assert text[diagnostic.span.start : diagnostic.span.end] == "}"
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ['"' + "x" * 2**20 + '"', '"""' + "x\n" * 2**19 + '"""', '"' + "\\n" * 2**19 + '"'],
+    ids=["string", "long string", "escapes"],
+)
+def test_lexing_a_1_mib_string_allocates_a_few_bytes_per_character(literal: str) -> None:
+    # Memory, not time: what tracemalloc counts is the same on a busy machine.
+    import tracemalloc
+
+    text = f"mlspec 1\nx {{ a = {literal} }}\n"
+    parse("mlspec 1\n", "warm.mlspec")
+    tracemalloc.start()
+    try:
+        result = parse(text, "spec.mlspec")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.diagnostics == ()
+    assert peak < 20 * len(literal), f"{peak / len(literal):.0f} bytes per character"
