@@ -20,7 +20,14 @@ from mlc.cli.data import add_store_option, fail, open_store_for
 from mlc.cli.step_lookup import find_step
 from mlc.store import StoreError, is_digest, parse_digest
 from mlc.store.base import Store
-from mlc.store.lineage import LineageError, Run, StepExecution, open_lineage, step_name
+from mlc.store.lineage import (
+    Lineage,
+    LineageError,
+    Run,
+    StepExecution,
+    open_lineage,
+    step_name,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +81,35 @@ def _print_live_log(store: Store, run: Run, step_id: str, *, follow: bool) -> bo
     return printed
 
 
+def _not_yet(run: Run, name: str) -> str:
+    """Why a step of a run still going has no log: it has not started (a backend with live
+    logs would have shown one), or it has not ended."""
+    from mlc.cli import backends
+
+    live = getattr(backends.load(run.backend), "live_log", None) if run.backend else None
+    state = "has not started yet" if live is not None else "has not started or not ended yet"
+    return (
+        f"`{name}` of run `{run.run_id}` {state} (the run is still going): "
+        f"`mlc logs -f {run.run_id} {name}` follows it once it runs"
+    )
+
+
+def _maker_of(lineage: Lineage, cached: StepExecution) -> StepExecution:
+    """For a cache hit, which ran nothing: the execution that made its outputs (announced on
+    stderr), or the hit itself when lineage does not know it."""
+    for output in cached.outputs.values():
+        for producer, _ in lineage.producers_of(output.digest):
+            if producer.status == "ran" and producer.log_ref:
+                print(
+                    f"note: `{cached.name}` was cached in run `{cached.run_id}`; this is the log "
+                    f"of run `{producer.run_id}`, which made its output "
+                    f"(`mlc logs {producer.run_id} {producer.name}`)",
+                    file=sys.stderr,
+                )
+                return producer
+    return cached
+
+
 def run(args: argparse.Namespace) -> int:
     """Copies the step's log to stdout."""
     try:
@@ -87,8 +123,14 @@ def run(args: argparse.Namespace) -> int:
                     step: StepExecution | None = find_step(lineage, run_record.run_id, args.step_id)
                 except LineageError as missing:
                     step, not_found = None, missing
+                if step is not None and step.status == "cached" and not step.log_ref:
+                    step = _maker_of(lineage, step)
             finally:
                 lineage.close()
+            if step is None and run_record.status == "running":
+                if _print_live_log(store, run_record, args.step_id, follow=args.follow):
+                    return 0
+                return fail(_not_yet(run_record, step_name(args.step_id)))
             if step is None or not step.log_ref:
                 # A step still running is recorded when it ends: its backend may show the
                 # log so far (and, following, what it adds until it ends).

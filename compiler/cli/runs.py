@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from mlc.checks.suggest import did_you_mean
 from mlc.cli.data import add_format_option, add_store_option, fail, open_store_for, print_json
+from mlc.cli.step_order import dag_order
 from mlc.store import StoreError
 from mlc.store.display import format_duration, format_time, render_table, short_digest
 from mlc.store.leases import as_seen_now
@@ -58,6 +60,16 @@ def _commit(run: Run) -> str:
 
 def _list(lineage: Lineage, args: argparse.Namespace) -> int:
     runs = as_seen_now(lineage.store, lineage.list_runs(args.limit, args.pipeline))
+    if not runs and args.pipeline:
+        known = sorted({r.pipeline for r in lineage.list_runs(None)})
+        if args.pipeline not in known:
+            listed = ", ".join(f"`{p}`" for p in known) or "none yet"
+            hint = did_you_mean(args.pipeline, known)
+            return fail(
+                f"no runs of a pipeline `{args.pipeline}`"
+                + (f"; {hint}" if hint else "")
+                + f" (pipelines with runs: {listed})"
+            )
     if args.format == "json":
         print_json([r.to_json() for r in runs])
         return 0
@@ -68,7 +80,8 @@ def _list(lineage: Lineage, args: argparse.Namespace) -> int:
         [
             r.run_id,
             r.pipeline,
-            r.target or r.backend or "-",
+            r.target or "-",
+            r.backend or "-",
             r.status,
             format_time(r.started_at),
             format_duration(r.started_at, r.ended_at),
@@ -77,7 +90,7 @@ def _list(lineage: Lineage, args: argparse.Namespace) -> int:
         for r in runs
     ]
     for line in render_table(
-        ["RUN", "PIPELINE", "TARGET", "STATUS", "STARTED", "DURATION", "COMMIT"], rows
+        ["RUN", "PIPELINE", "TARGET", "BACKEND", "STATUS", "STARTED", "DURATION", "COMMIT"], rows
     ):
         print(line)
     return 0
@@ -99,7 +112,7 @@ def _outputs(step: StepExecution) -> str:
 
 def _show(lineage: Lineage, args: argparse.Namespace) -> int:
     (run,) = as_seen_now(lineage.store, [lineage.find_run(args.run_id)])
-    steps = lineage.steps_of(run.run_id)
+    steps = dag_order(lineage.steps_of(run.run_id))
     if args.format == "json":
         print_json({**run.to_json(), "steps": [s.to_json() for s in steps]})
         return 0
@@ -107,7 +120,8 @@ def _show(lineage: Lineage, args: argparse.Namespace) -> int:
         ("run", run.run_id),
         ("pipeline", run.pipeline),
         ("spec", run.spec_path or "-"),
-        ("target", f"{run.target or '-'} (backend {run.backend or '-'})"),
+        ("target", run.target or "-"),
+        ("backend", run.backend or "-"),
         ("status", run.status),
         ("started", format_time(run.started_at)),
         ("ended", format_time(run.ended_at)),

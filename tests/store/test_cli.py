@@ -128,17 +128,19 @@ def test_runs_lists_and_shows(capsys: pytest.CaptureFixture[str], project: Path)
         "RUN",
         "PIPELINE",
         "TARGET",
+        "BACKEND",
         "STATUS",
         "STARTED",
         "DURATION",
         "COMMIT",
     ]
-    assert lines[1].split()[:4] == [RUN, "iris", "laptop", "succeeded"]
+    assert lines[1].split()[:5] == [RUN, "iris", "laptop", "local", "succeeded"]
     assert lines[1].split()[-2:] == ["1m10s", "abcdef0123"]
     code, out, _ = mlc(capsys, "runs", "show", "20260301")
     assert code == 0
     assert f"run:      {RUN}" in out
     assert "params:   n=3" in out
+    assert "target:   laptop\nbackend:  local\n" in out
     assert "train  ran     1         0     1m05s     model=sha256:" in out
     code, out, _ = mlc(capsys, "runs", "show", RUN, "--format", "json")
     document = json.loads(out)
