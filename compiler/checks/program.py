@@ -23,6 +23,9 @@ class ParamDecl:
     constraint: str | None
     span: Span
     used: bool = False
+    invalid: bool = False
+    """Its value (default or given) was reported as wrong: what reads it is not checked again,
+    so one bad `--param` is one error, not one per resource computed from it."""
 
 
 @dataclass(eq=False)

@@ -65,7 +65,11 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
             self._resolve_params(program, params_blocks[0])
         self._check_overrides(program, block)
         # Each step sets `on_access` while it is resolved, to learn which params it reads.
-        params_ns = Namespace("params", {p.name: p.value for p in program.params.values()})
+        # A param reported as wrong reads as INVALID: nothing computed from it is reported.
+        params_ns = Namespace(
+            "params",
+            {p.name: INVALID if p.invalid else p.value for p in program.params.values()},
+        )
         module_names = self.module_names(loaded)
         base_names: dict[str, object] = {
             **module_names,

@@ -101,6 +101,8 @@ class ResolverBase:
         self.require_params = require_params
         self._scopes: dict[Path, ModuleScope] = {}
         self._current: ModuleScope | None = None
+        self.failed_extends: set[ast.Block] = set()
+        """Steps whose template was reported as unknown: what it may have set is not missing."""
 
     def report(self, diagnostic: Diagnostic) -> None:
         """Adds a diagnostic."""

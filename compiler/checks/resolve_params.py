@@ -14,6 +14,7 @@ from mlc.checks.resolve_base import (
 )
 from mlc.checks.suggest import did_you_mean
 from mlc.diagnostics import catalog as codes
+from mlc.diagnostics import has_errors
 from mlc.front import ast
 from mlc.source import Span
 
@@ -46,6 +47,7 @@ class ParamsResolver(ResolverBase):
                     )
                 )
                 continue
+            reported = len(self.diagnostics)
             declared = self._param_type(item.type)
             if declared is None:
                 continue
@@ -97,6 +99,7 @@ class ParamsResolver(ResolverBase):
                 value if value is not INVALID else placeholder(declared),
                 constraint_text,
                 item.name.span,
+                invalid=has_errors(self.diagnostics[reported:]),
             )
 
     def _check_overrides(self, program: Program, block: ast.Block) -> None:

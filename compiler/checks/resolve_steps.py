@@ -41,6 +41,7 @@ class StepsResolver(ResourcesResolver):
             return list(block.body.items)
         template = self._find_template(block.extends, loaded)
         if template is None:
+            self.failed_extends.add(block)
             return list(block.body.items)
         inherited = []
         for item in template.block.body.items:
@@ -151,21 +152,22 @@ class StepsResolver(ResourcesResolver):
         context = f"step `{name}`"
         if block.foreach is not None:
             items_value = self._foreach_items(step, block.foreach.items, scope)
-            if items_value is not INVALID:
-                if not isinstance(items_value, list):
+            if isinstance(items_value, list):
+                step.foreach_var = block.foreach.var.name
+                step.foreach_items = items_value
+                step.features["foreach"] = block.foreach.span
+                scope = scope.child({block.foreach.var.name: LoopVar(block.foreach.var.name)})
+            else:
+                if items_value is not INVALID:
                     self.report(
                         codes.FOREACH_NOT_LIST.at(
                             block.foreach.items.span,
                             f"this is {t.describe(items_value)}",
                             found=t.describe(items_value),
+                            help="fan out over a list: a literal such as `[1, 2, 3]` or a "
+                            "`list[…]` param",
                         )
                     )
-                else:
-                    step.foreach_var = block.foreach.var.name
-                    step.foreach_items = items_value
-                    step.features["foreach"] = block.foreach.span
-                    scope = scope.child({block.foreach.var.name: LoopVar(block.foreach.var.name)})
-            else:
                 # The items were reported; the variable still names something, so its uses
                 # are not reported again as unknown names.
                 scope = scope.child({block.foreach.var.name: Unresolved()})
@@ -263,6 +265,8 @@ class StepsResolver(ResourcesResolver):
                 )
             )
         if run is None and call is None:
+            if block in self.failed_extends:
+                return  # the unknown template was reported; it may have set `run`
             assert block.label is not None
             self.report(
                 codes.MISSING_ATTRIBUTE.at(
