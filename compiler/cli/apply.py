@@ -75,7 +75,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     from mlc.cli.data import STORE_HELP
 
     parser.add_argument("--store", metavar="URI", help=STORE_HELP)
-    parser.add_argument("--format", choices=("human", "json"), default="human")
+    parser.add_argument(
+        "--format",
+        choices=("human", "json"),
+        default="human",
+        help="human: text to read (default); json: one document for programs",
+    )
 
 
 def load_document(args: argparse.Namespace) -> IRDocument:

@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="the .mlspec file, or a directory holding one")
+    parser.add_argument(
+        "spec",
+        nargs="?",
+        help="the .mlspec file, or a directory holding one (not with `--emit schema`)",
+    )
     add_spec_options(parser)
     parser.add_argument(
         "--emit",
@@ -36,7 +40,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="ir",
         help="what to write: the IR document (default) or the IR's JSON Schema",
     )
-    parser.add_argument("--output", "-o", help="write to this file instead of stdout")
+    parser.add_argument(
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="write to this file instead of stdout; a directory (or a path without a suffix) "
+        "gets DIR/pipeline.ir.json plus what the target's backend writes for review: a Ray "
+        "target's runtime environment and `ray job submit` script, a Kubernetes target's RBAC "
+        "and Job YAML",
+    )
     add_format_option(parser)
 
 
@@ -45,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from mlc.ir.serialize import json_schema, to_json
 
     if args.emit == "schema":
+        if args.spec is not None:
+            return fail("`--emit schema` writes the IR's JSON Schema, which needs no spec")
         return _write(json_schema(), args.output)
+    if args.spec is None:
+        return fail("`mlc compile` needs a spec (or `--emit schema` for the IR's JSON Schema)")
     if args.target == "ir":  # `--target ir` names the output, not a spec target
         args.target = None
     from mlc.cli.spec_path import SpecPathError, find_spec

@@ -49,7 +49,12 @@ def default_store_uri() -> str:
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:
     """Adds `--format {human,json}`."""
-    parser.add_argument("--format", choices=("human", "json"), default="human")
+    parser.add_argument(
+        "--format",
+        choices=("human", "json"),
+        default="human",
+        help="human: text to read (default); json: one document for programs",
+    )
 
 
 def open_store_for(args: argparse.Namespace, *, create: bool = False) -> Store:
@@ -79,15 +84,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Sets up `mlc data` and its subcommands."""
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="snapshot a file or directory into the store")
-    add.add_argument("path", metavar="PATH")
+    add.add_argument("path", metavar="PATH", help="the file or directory to snapshot")
     verify = sub.add_parser("verify", help="re-hash objects and report corrupt ones")
-    verify.add_argument("digests", nargs="*", metavar="DIGEST", help="default: every object")
+    verify.add_argument(
+        "digests",
+        nargs="*",
+        metavar="DIGEST",
+        help="the objects to re-hash, short digests allowed (default: every object)",
+    )
     get = sub.add_parser("get", help="recreate a stored version at a new path")
-    get.add_argument("digest", metavar="DIGEST")
+    get.add_argument("digest", metavar="DIGEST", help="the version to recreate (short is fine)")
     get.add_argument("dest", metavar="DEST", help="where to put it; `-`: a file to stdout")
     get.add_argument("--writable", action="store_true", help="copy, with writable files")
     ls = sub.add_parser("ls", help="list the files of a directory version")
-    ls.add_argument("digest", metavar="DIGEST")
+    ls.add_argument("digest", metavar="DIGEST", help="a directory version (short is fine)")
     for command in (add, verify, get, ls):
         add_store_option(command)
         add_format_option(command)

@@ -24,7 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="Graphviz DOT (default) or a Mermaid flowchart",
     )
     add_spec_options(parser)
-    parser.add_argument("--output", "-o", help="write to this file instead of stdout")
+    parser.add_argument(
+        "--output", "-o", metavar="PATH", help="write to this file instead of stdout"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,4 +58,5 @@ def run(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
     except OSError as error:
         return fail(f"cannot write `{args.output}`: {error.strerror or error}")
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0

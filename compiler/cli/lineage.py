@@ -19,7 +19,11 @@ from mlc.store.lineage import Lineage, LineageError, open_lineage, render_tree
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Sets up `mlc lineage`."""
-    parser.add_argument("artifact", metavar="DIGEST|RUN:STEP.OUTPUT")
+    parser.add_argument(
+        "artifact",
+        metavar="DIGEST|RUN:STEP.OUTPUT",
+        help="an output: its digest (short is fine), or the run, step and output that made it",
+    )
     add_store_option(parser)
     add_format_option(parser)
 

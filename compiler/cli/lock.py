@@ -50,7 +50,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pipeline", help="the pipeline to use when a file declares several")
     parser.add_argument("--store", metavar="URI", help=STORE_HELP)
-    parser.add_argument("--format", choices=("human", "json"), default="human")
+    parser.add_argument(
+        "--format",
+        choices=("human", "json"),
+        default="human",
+        help="human: text to read (default); json: one document for programs",
+    )
 
 
 def resolve_lock(document: IRDocument, store: Store) -> list[LockedDataset]:

@@ -32,7 +32,7 @@ from mlc.store.lineage import (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Sets up `mlc logs`."""
-    parser.add_argument("run_id", metavar="RUN")
+    parser.add_argument("run_id", metavar="RUN", help="a run id, or a unique prefix of one")
     parser.add_argument(
         "step_id", metavar="STEP", help="the step: `train`, `step:train` or `train[2]`"
     )

@@ -21,8 +21,16 @@ from mlc.store.lineage import Lineage, Run, StepExecution, open_lineage
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Sets up `mlc runs` and `mlc runs show`."""
-    parser.add_argument("action", nargs="?", choices=("list", "show"), default="list")
-    parser.add_argument("run_id", nargs="?", metavar="RUN")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "show"),
+        default="list",
+        help="list the runs, newest first (default), or show one with its steps",
+    )
+    parser.add_argument(
+        "run_id", nargs="?", metavar="RUN", help="for `show`: a run id, or a unique prefix of one"
+    )
     parser.add_argument("--limit", type=int, default=20, help="how many runs to list (20)")
     parser.add_argument("--pipeline", help="only runs of this pipeline")
     add_store_option(parser)
