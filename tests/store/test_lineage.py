@@ -253,6 +253,23 @@ def test_records_round_trip_into_another_database(tmp_path: Path) -> None:
     assert other.provenance(METRICS) == open_lineage(store).provenance(METRICS)
 
 
+def test_steps_recorded_at_once_are_one_record_and_a_later_record_of_a_step_wins(
+    tmp_path: Path,
+) -> None:
+    store = open_store(f"memory://batched-{tmp_path.name}", cache_dir=tmp_path / "one")
+    lineage = open_lineage(store)
+    record_iris_run(lineage, RUN2)
+    steps = lineage.steps_of(RUN2)
+    lineage.record_steps(steps)  # all three again, together
+    later = StepExecution(RUN2, "train", "failed", started_at=200.0, ended_at=201.0)
+    lineage.record_steps([later])
+    assert len(store.list_records("steps")) == 3 + 1 + 1  # one by one, together, the later
+    other = Lineage(store, str(tmp_path / "other.sqlite"))
+    other.sync()
+    assert other.steps_of(RUN2) == open_lineage(store).steps_of(RUN2)
+    assert other.get_step(RUN2, "train").status == "failed"
+
+
 def test_code_version_reads_the_commit_and_dirty_flag(tmp_path: Path) -> None:
     assert code_version(tmp_path) == code_version(tmp_path)  # not a repository: no facts
     assert code_version(tmp_path).commit is None

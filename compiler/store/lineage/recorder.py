@@ -47,16 +47,13 @@ class Lineage:
 
     def record_step(self, step: StepExecution) -> None:
         """Records a finished step execution (ran, cached, failed, skipped or cancelled)."""
-        self.db.record_step(step)
-        if self.write_records:
-            records.export_step(self.store, step)
+        self.record_steps([step])
 
     def record_steps(self, steps: Sequence[StepExecution]) -> None:
         """Records several finished step executions at once (one database transaction)."""
         self.db.record_steps(steps)
         if self.write_records:
-            for step in steps:
-                records.export_step(self.store, step)
+            records.export_steps(self.store, steps)
 
     def record_dataset(self, dataset: Dataset) -> None:
         """Records a declared dataset and the digest it is pinned to."""

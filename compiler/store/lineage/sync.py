@@ -5,7 +5,8 @@ Records are create-once, so evolving facts are separate records:
 ```
 records/runs/<run_id>.json                      the run as it started
 records/run-ends/<run_id>.json                  {"run_id", "status", "ended_at"}
-records/steps/<run_id>.<step hash>.<end ns>.json  one step execution
+records/steps/<run_id>.<end ns>.<hash>.json    step executions of a run: one, or the
+                                                many a coordinator recorded at once
 records/datasets/<digest hex 16>.<hash>.json    a declared dataset and its digest
 ```
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Sequence
 from typing import Any, cast
 
 from mlc.store.base import Store
@@ -58,11 +60,20 @@ def export_run_end(store: Store, run_id: str, status: RunStatus, ended_at: float
     _put(store, RUN_ENDS, run_id, {"run_id": run_id, "status": status, "ended_at": ended_at})
 
 
-def export_step(store: Store, step: StepExecution) -> None:
-    """Writes one step-execution record."""
-    ended = "x" if step.ended_at is None else str(int(step.ended_at * 1e9))
-    key = f"{step.run_id}.{_short_hash(step.step_id)}.{ended}"
-    _put(store, STEPS, key, step.to_json())
+def export_steps(store: Store, steps: Sequence[StepExecution]) -> None:
+    """Writes step executions as one record per run (a request per batch, not per step: a
+    coordinator records the steps that ended in the last moment together). Keys sort by the
+    batch's last end, so a step recorded again later (a resumed run) is imported after."""
+    by_run: dict[str, list[StepExecution]] = {}
+    for step in steps:
+        by_run.setdefault(step.run_id, []).append(step)
+    for run_id, batch in by_run.items():
+        ends = [step.ended_at for step in batch if step.ended_at is not None]
+        ended = f"{int(max(ends) * 1e9):019d}" if ends else "x"
+        names = "\0".join(f"{step.step_id}\0{step.ended_at}" for step in batch)
+        key = f"{run_id}.{ended}.{_short_hash(names)}"
+        documents = [step.to_json() for step in batch]
+        _put(store, STEPS, key, documents[0] if len(documents) == 1 else {"steps": documents})
 
 
 def export_dataset(store: Store, dataset: Dataset) -> None:
@@ -112,27 +123,7 @@ def _apply(db: LineageDB, kind: str, doc: dict[str, Any]) -> None:
     elif kind == RUN_ENDS:
         db.finish_run(doc["run_id"], cast(RunStatus, doc["status"]), float(doc["ended_at"]))
     elif kind == STEPS:
-        db.record_step(
-            StepExecution(
-                run_id=doc["run_id"],
-                step_id=doc["step_id"],
-                status=cast(StepStatus, doc["status"]),
-                cache_key=doc.get("cache_key", ""),
-                attempts=int(doc.get("attempts", 1)),
-                exit_code=doc.get("exit_code"),
-                started_at=doc.get("started_at"),
-                ended_at=doc.get("ended_at"),
-                host=doc.get("host", ""),
-                image=doc.get("image", ""),
-                log_ref=doc.get("log_ref", ""),
-                error=doc.get("error"),
-                inputs={n: parse_digest(d) for n, d in doc.get("inputs", {}).items()},
-                outputs={
-                    n: Output(parse_digest(o["digest"]), o.get("kind", "file"))
-                    for n, o in doc.get("outputs", {}).items()
-                },
-            )
-        )
+        db.record_steps([_step_of(one) for one in doc.get("steps", [doc])])
     elif kind == DATASETS:
         db.record_dataset(
             Dataset(
@@ -142,3 +133,25 @@ def _apply(db: LineageDB, kind: str, doc: dict[str, Any]) -> None:
                 doc.get("kind", "file"),
             )
         )
+
+
+def _step_of(doc: dict[str, Any]) -> StepExecution:
+    return StepExecution(
+        run_id=doc["run_id"],
+        step_id=doc["step_id"],
+        status=cast(StepStatus, doc["status"]),
+        cache_key=doc.get("cache_key", ""),
+        attempts=int(doc.get("attempts", 1)),
+        exit_code=doc.get("exit_code"),
+        started_at=doc.get("started_at"),
+        ended_at=doc.get("ended_at"),
+        host=doc.get("host", ""),
+        image=doc.get("image", ""),
+        log_ref=doc.get("log_ref", ""),
+        error=doc.get("error"),
+        inputs={n: parse_digest(d) for n, d in doc.get("inputs", {}).items()},
+        outputs={
+            n: Output(parse_digest(o["digest"]), o.get("kind", "file"))
+            for n, o in doc.get("outputs", {}).items()
+        },
+    )
