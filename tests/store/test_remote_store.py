@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from mlc.store import Store, open_store
 from mlc.store import remote as remote_module
+from mlc.store.errors import RecordNotFoundError
 from mlc.store.layout import object_key
 from mlc.store.lineage import Output, Run, StepExecution, open_lineage
 from mlc.store.remote import FsspecStore
@@ -143,3 +144,18 @@ def test_the_generic_fsspec_path_leaves_no_temporary_keys(tmp_path: Path) -> Non
     assert isinstance(store, FsspecStore) and not store.conditional_puts
     store.snapshot(write_tree(tmp_path / "src", TREE))
     assert store.fs.find(store.path_of("tmp")) == []
+
+
+@pytest.mark.s3
+def test_reading_a_record_or_missing_one_is_one_request(
+    s3_uri: str, s3_server: S3Server, tmp_path: Path
+) -> None:
+    store = open_s3(s3_uri, s3_server, tmp_path / "cache")
+    store.put_record("cache", "abc", {"x": 1})
+    sent: list[str] = []
+    client = store.fs.s3  # type: ignore[attr-defined]
+    client.meta.events.register("before-send.s3", lambda **event: sent.append("request"))
+    assert store.get_record("cache", "abc") == {"x": 1}
+    with pytest.raises(RecordNotFoundError):
+        store.get_record("cache", "absent")
+    assert len(sent) == 2  # one GET each: no HEAD for the size, no listing for the miss
