@@ -3,7 +3,7 @@
 The spec is compiled first (params bound with `--param`, so `foreach` counts and gate
 conditions show their values); a spec with errors prints its diagnostics and exits 1.
 Backends are consulted only with `--target`: drawing the graph needs none installed.
-`mlc graph spec.mlspec | dot -Tsvg > pipeline.svg` renders it.
+`--format svg` has Graphviz's `dot` draw it (and says so plainly when `dot` is missing).
 """
 
 from __future__ import annotations
@@ -19,14 +19,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the .mlspec file, or a directory holding one")
     parser.add_argument(
         "--format",
-        choices=("dot", "mermaid"),
+        choices=("dot", "mermaid", "svg"),
         default="dot",
-        help="Graphviz DOT (default) or a Mermaid flowchart",
+        help="Graphviz DOT (default), a Mermaid flowchart, or an SVG picture (drawn by "
+        "Graphviz's `dot`, which must be installed)",
     )
     add_spec_options(parser)
     parser.add_argument(
         "--output", "-o", metavar="PATH", help="write to this file instead of stdout"
     )
+
+
+def _svg(dot_text: str) -> str | None:
+    """The DOT text drawn as SVG by Graphviz, or None when `dot` is not installed."""
+    import shutil
+    import subprocess
+
+    executable = shutil.which("dot")
+    if executable is None:
+        return None
+    drawn = subprocess.run(
+        [executable, "-Tsvg"], input=dot_text, capture_output=True, text=True, check=False
+    )
+    if drawn.returncode != 0:
+        raise RuntimeError(f"Graphviz failed on mlc's DOT output: {drawn.stderr.strip()}")
+    return drawn.stdout
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +68,15 @@ def run(args: argparse.Namespace) -> int:
     if result.document is None:
         return 1
     text = to_mermaid(result.document) if args.format == "mermaid" else to_dot(result.document)
+    if args.format == "svg":
+        svg = _svg(text)
+        if svg is None:
+            return fail(
+                "`--format svg` draws the graph with Graphviz's `dot`, which is not on PATH: "
+                "install Graphviz (`apt install graphviz`, `brew install graphviz`), or use "
+                "`--format mermaid`, which GitHub and many editors draw without it"
+            )
+        text = svg
     if args.output is None:
         sys.stdout.write(text)
         return 0

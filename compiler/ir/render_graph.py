@@ -2,11 +2,14 @@
 
 Both renderers draw the same picture from `mlc.ir.graph.build_graph`:
 
-- a dataset is a cylinder labelled with its name;
+- a dataset is a cylinder labelled with its name and, on a second line, its version (a short
+  digest, `tag NAME` or `latest`);
 - a step is a rounded box labelled with its name; a `foreach` step adds `\u00d7N` (N items), a
   gated step adds a second line `when <condition>` (params already bound), a `finally` step
   is drawn grey and prefixed `finally`;
-- a data edge is solid and labelled with the input names it feeds; an `after` (order) edge
+- a data edge is solid and labelled with what it carries, `output → input` (`train → data`:
+  the producer's output `train` feeds the consumer's input `data`; the input's name alone when
+  the producer is a dataset); an `after` (order) edge
   is dashed; a gate edge (a `when` reading an upstream metric through no input) is dashed
   and labelled `when`; a `finally` step gets a dotted edge from each regular step nothing
   else follows (the others reach it through those).
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 from mlc.ir.graph import build_graph
-from mlc.ir.model import Condition, Const, IRDocument, MetricRef, Op, Step
+from mlc.ir.model import Condition, Const, DatasetVersion, IRDocument, MetricRef, Op, Step
 
 _TIMES = "\u00d7"  # the multiplication sign, as in `train ×5`  # noqa: RUF003
 
@@ -97,7 +100,10 @@ def _nodes_and_edges(document: IRDocument) -> tuple[list[_Node], list[_Edge]]:
     pipeline = document.pipeline
     graph: nx.DiGraph = build_graph(document)
     names: dict[str, str] = {step.id: step.name for step in pipeline.steps}
-    nodes: list[_Node] = [_Node(d.id, "dataset", (d.name,)) for d in pipeline.datasets]
+    nodes: list[_Node] = [
+        _Node(d.id, "dataset", (d.name, version_text(d.version))) for d in pipeline.datasets
+    ]
+    carried = _carried(document)
     nodes += [_step_node(step, names) for step in pipeline.steps]
     position = {node.id: index for index, node in enumerate(nodes)}
 
@@ -109,12 +115,32 @@ def _nodes_and_edges(document: IRDocument) -> tuple[list[_Node], list[_Edge]]:
             for successor in graph.successors(source)
         ):
             continue
-        label = ", ".join(data.get("inputs", ())) if kind == "data" else ""
+        label = ", ".join(carried.get((str(source), str(target)), ())) if kind == "data" else ""
         if kind == "gate":
             label = "when"
         edges.append(_Edge(str(source), str(target), kind, label))
     edges.sort(key=lambda e: (position[e.source], position[e.target]))
     return nodes, edges
+
+
+def version_text(version: DatasetVersion) -> str:
+    """How a dataset's version is shown: `sha256:688deb25d963`, `tag 2026-10`, `latest`."""
+    if version.kind == "digest" and version.value:
+        return version.value[: len("sha256:") + 12]
+    if version.kind == "tag":
+        return f"tag {version.value}"
+    return "latest"
+
+
+def _carried(document: IRDocument) -> dict[tuple[str, str], list[str]]:
+    """For each (producer, consumer) pair, what flows: `output → input` per input."""
+    carried: dict[tuple[str, str], list[str]] = {}
+    for step in document.pipeline.steps:
+        for port in step.inputs:
+            output = port.source.output
+            text = port.name if output is None else f"{output} \u2192 {port.name}"
+            carried.setdefault((str(port.source.node), str(step.id)), []).append(text)
+    return carried
 
 
 def _step_node(step: Step, names: dict[str, str]) -> _Node:

@@ -207,7 +207,7 @@ def test_dot_draws_every_kind_of_node_and_edge(edges_document: IRDocument) -> No
         " or not (score.scores.value < 0.1))"
     )
     assert text.splitlines()[4:] == [
-        '  "dataset:raw" [label="raw", shape=cylinder, style=filled, fillcolor="#e8f0fe"];',
+        '  "dataset:raw" [label="raw\\nlatest", shape=cylinder, style=filled, fillcolor="#e8f0fe"];',
         '  "step:score" [label="score", shape=box, style=rounded];',
         '  "step:fan" [label="fan \u00d73", shape=box, style=rounded];',
         f'  "step:gated" [label="gated\\n{condition}", shape=box, style=rounded];',
@@ -220,6 +220,45 @@ def test_dot_draws_every_kind_of_node_and_edge(edges_document: IRDocument) -> No
         "}",
     ]
     read_dot(text)
+
+
+def test_an_edge_names_the_output_it_carries_and_the_input_it_feeds(tmp_path: Path) -> None:
+    spec = tmp_path / "two.mlspec"
+    spec.write_text(
+        "mlspec 1\n\npipeline p {\n"
+        '  dataset raw {\n    uri = "d"\n    version = "sha256:' + "ab" * 32 + '"\n  }\n'
+        '  step prepare {\n    call = "s:prepare"\n    inputs { source = raw }\n'
+        "    outputs { train: dataset, test: dataset }\n  }\n"
+        '  step fit {\n    call = "s:fit"\n'
+        "    inputs { data = prepare.train, holdout = prepare.test }\n  }\n}\n",
+        encoding="utf-8",
+    )
+    text = to_mermaid(document(spec))
+    assert '  dataset_raw[("raw<br/>sha256:abababababab")]' in text.splitlines()
+    assert '  dataset_raw -->|"source"| step_prepare' in text.splitlines()
+    assert (
+        '  step_prepare -->|"train \u2192 data, test \u2192 holdout"| step_fit' in text.splitlines()
+    )
+
+
+def test_svg_is_drawn_by_graphviz_or_refused_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlc.cli.main import main
+
+    spec = str(REPO / "examples" / "quickstart" / "pipeline.mlspec")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` here
+    assert main(["graph", spec, "--format", "svg"]) == 1
+    assert "`--format svg` draws the graph with Graphviz's `dot`, which is not on PATH" in (
+        capsys.readouterr().err
+    )
+    # A stand-in for Graphviz: what it is given is mlc's DOT, what it prints is the output.
+    fake = tmp_path / "dot"
+    fake.write_text('#!/bin/sh\n[ "$1" = -Tsvg ] || exit 2\necho "<svg>"; head -1; echo "</svg>"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert main(["graph", spec, "--format", "svg"]) == 0
+    assert capsys.readouterr().out == '<svg>\ndigraph "quickstart" {\n</svg>\n'
 
 
 def test_mermaid_escapes_what_it_must(edges_document: IRDocument) -> None:
