@@ -26,6 +26,33 @@ binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kwo
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }
 
+# Go builds in silence for many minutes: `go build -v` names each package it compiles, and this
+# turns those lines into a progress line every 30 s (and a heartbeat when none come, during a
+# long link). Module downloads are counted too; any other line (an error) is passed through.
+# Usage: go build -v ... 2>&1 | progress "what is being built"
+progress() {
+    local what="$1" every="${MLC_K8S_PROGRESS_SECONDS:-30}" packages=0 downloads=0 line now last began
+    began=$(date +%s)
+    last=$began
+    while true; do
+        if IFS= read -r -t "$every" line; then
+            case "$line" in
+                "go: downloading "*) downloads=$((downloads + 1)) ;;
+                *" "* | "#"*) printf '%s\n' "$line" >&2 ;;
+                *) packages=$((packages + 1)) ;;
+            esac
+        elif [ $? -le 128 ]; then
+            break # end of input: the build is over
+        fi
+        now=$(date +%s)
+        if [ $((now - last)) -ge "$every" ]; then
+            log "$what: $packages packages compiled, $downloads modules downloaded, $(((now - began) / 60)) min $(((now - began) % 60)) s"
+            last=$now
+        fi
+    done
+    log "$what: $packages packages compiled in $(($(date +%s) - began)) s"
+}
+
 # The stamp records what the binaries were built from; a different go.mod/go.sum rebuilds.
 stamp_of() {
     {
@@ -108,21 +135,22 @@ done
 (
     cd "$testenv"
     log "go build kube-apiserver kube-controller-manager kube-scheduler kubelet"
-    "$go_bin" build -ldflags "$k8s_ld" -o "$staging/bin/" \
+    "$go_bin" build -v -ldflags "$k8s_ld" -o "$staging/bin/" \
         k8s.io/kubernetes/cmd/kube-apiserver \
         k8s.io/kubernetes/cmd/kube-controller-manager \
         k8s.io/kubernetes/cmd/kube-scheduler \
-        k8s.io/kubernetes/cmd/kubelet
+        k8s.io/kubernetes/cmd/kubelet 2>&1 | progress "Kubernetes"
     log "go build etcd"
-    "$go_bin" build -ldflags "-s -w" -o "$staging/bin/etcd" go.etcd.io/etcd/server/v3
+    "$go_bin" build -v -ldflags "-s -w" -o "$staging/bin/etcd" go.etcd.io/etcd/server/v3 2>&1 |
+        progress "etcd"
 )
 
 # kwok is built from its own module graph (its go.sum), not the wrapper's: putting it in the
 # wrapper would let minimal version selection raise the control plane's dependencies.
 log "go install kwok"
-GOBIN="$staging/bin" "$go_bin" install \
+GOBIN="$staging/bin" "$go_bin" install -v \
     -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}" \
-    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" 2>&1 | progress "kwok"
 
 "$staging/bin/kube-apiserver" --version >&2
 printf '%s\n' "$want_stamp" >"$staging/stamp"
