@@ -114,7 +114,12 @@ def check_paths(
         if options.pipeline is not None:
             if options.pipeline not in chosen:
                 diagnostics.append(
-                    codes.UNKNOWN_PIPELINE.at(whole_file(display), "", name=options.pipeline)
+                    codes.UNKNOWN_PIPELINE.at(
+                        whole_file(display),
+                        "this file",
+                        name=options.pipeline,
+                        help=_choices("pipelines", chosen),
+                    )
                 )
                 continue
             chosen = {options.pipeline: chosen[options.pipeline]}
@@ -173,7 +178,7 @@ def compile_spec(
             *diagnostics,
             codes.NO_PIPELINE.at(
                 whole_file(spec.as_posix()),
-                "",
+                "this file",
                 path=spec.as_posix(),
                 help="a spec to compile declares one `pipeline name { … }`",
             ),

@@ -375,28 +375,54 @@ class Evaluator:
         if name == "tag":
             if len(args) != 1 or not isinstance(args[0], str):
                 return self.error(
-                    codes.INVALID_VERSION.at(expr.span, "", value="`tag(…)` takes one string")
-                )
-            return VersionRef("tag", args[0])
-        if name in ("min", "max") and args:
-            if not _orderable(args):
-                return self.error(
-                    codes.INVALID_OPERANDS.at(
+                    codes.INVALID_VERSION.at(
                         expr.span,
-                        "mixed kinds",
-                        op=name,
-                        left=t.describe(args[0]),
-                        right=t.describe(args[-1]),
+                        "`tag` takes one string",
+                        value=f"`tag` of {_described(args)}",
+                        help='write `tag("v1")`',
                     )
                 )
-            key: Callable[[Any], Any] = _magnitude
-            return min(args, key=key) if name == "min" else max(args, key=key)
+            return VersionRef("tag", args[0])
+        if name in ("min", "max"):
+            return self._min_max(expr, name, args)
         return self.error(
             codes.UNKNOWN_NAME.at(
                 expr.function.span,
                 "not a function",
                 name=name,
-                help=did_you_mean(name, ["tag", "min", "max"]),
+                help=did_you_mean(name, ["tag", "min", "max"])
+                or "the functions are `min`, `max` and `tag`",
+            )
+        )
+
+    def _min_max(self, expr: ast.Call, name: str, args: list[Any]) -> Any:
+        """`min(a, b, …)` and `max(a, b, …)` of numbers, strings or amounts of one kind, or of
+        the items of one list."""
+        values = args[0] if len(args) == 1 and isinstance(args[0], list) else args
+        usage = (
+            f"`{name}(a, b, …)` compares numbers, strings, or quantities or durations of one "
+            f"kind; `{name}(list)` compares the list's items"
+        )
+        if any(isinstance(v, t.Symbolic) for v in values):
+            label = "known only when the pipeline runs"
+            usage = (
+                f"`{name}` is computed when the spec is compiled; compare metrics with `<` or `>`"
+            )
+        elif not values:
+            label = "nothing to compare"
+        elif _orderable(values):
+            key: Callable[[Any], Any] = _magnitude
+            return min(values, key=key) if name == "min" else max(values, key=key)
+        else:
+            kinds = sorted({str(t.type_of(v)) for v in values})
+            label = (
+                f"`{kinds[0]}` values cannot be ordered"
+                if len(kinds) == 1
+                else "values of different kinds: " + ", ".join(f"`{k}`" for k in kinds)
+            )
+        return self.error(
+            codes.INVALID_OPERANDS.at(
+                expr.span, label, op=name, operands=_described(args), help=usage
             )
         )
 
@@ -413,7 +439,11 @@ class Evaluator:
                 return not value
             return self.error(
                 codes.INVALID_OPERANDS.at(
-                    expr.span, "", op="not", left=t.describe(value), right="nothing"
+                    expr.span,
+                    "`not` takes a `bool`",
+                    op="not",
+                    operands=t.describe(value),
+                    help="compare it to get a `bool`, as in `not (x == 1)`",
                 )
             )
         if t.is_number(value) or isinstance(value, (t.Quantity, t.Duration)):
@@ -424,7 +454,10 @@ class Evaluator:
             return t.Symbolic(value.type, _op("-", 0, value), value.steps)
         return self.error(
             codes.INVALID_OPERANDS.at(
-                expr.span, "", op="-", left=t.describe(value), right="nothing"
+                expr.span,
+                "`-` takes a number, a quantity or a duration",
+                op="-",
+                operands=t.describe(value),
             )
         )
 
@@ -448,8 +481,7 @@ class Evaluator:
                     expr.op_span if expr.op_span.end > expr.op_span.start else expr.span,
                     f"{t.describe(left)} {op} {t.describe(right)}",
                     op=op,
-                    left=f"`{t.type_of(left)}`",
-                    right=f"`{t.type_of(right)}`",
+                    operands=f"`{t.type_of(left)}` and `{t.type_of(right)}`",
                 )
             )
         return result
@@ -479,8 +511,7 @@ class Evaluator:
                 expr.span,
                 f"{t.describe(left)} {op} {t.describe(right)}",
                 op=op,
-                left=f"`{lt}`",
-                right=f"`{rt}`",
+                operands=f"`{lt}` and `{rt}`",
             )
         )
 
@@ -512,6 +543,15 @@ def _magnitude(value: Any) -> Any:
     if isinstance(value, t.Duration):
         return value.seconds
     return value
+
+
+def _described(args: list[Any]) -> str:
+    """The arguments of a call, for a message: `no arguments`, or their kinds."""
+    if not args:
+        return "no arguments"
+    return " and ".join(f"`{t.type_of(a)}`" for a in args[:3]) + (
+        " and more" if len(args) > 3 else ""
+    )
 
 
 def _orderable(values: list[Any]) -> bool:

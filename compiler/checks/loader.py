@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlc.diagnostics import Diagnostic
+from mlc.diagnostics import Diagnostic, Label
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
 from mlc.front.parser import parse
@@ -82,7 +82,7 @@ class Loader:
             self.diagnostics.append(
                 codes.IMPORT_FAILED.at(
                     whole_file(shown),
-                    "",
+                    "this file",
                     path=shown,
                     reason=reason,
                     help="save specs as UTF-8" if isinstance(error, UnicodeDecodeError) else None,
@@ -98,12 +98,29 @@ class Loader:
         span = declaration.path.span
         if alias in importer.imports:
             where = declaration.alias.span if declaration.alias else span
+            first = next(
+                (
+                    d
+                    for d in importer.module.imports
+                    if d is not declaration
+                    and (d.alias.name if d.alias else _stem(d.path.value)) == alias
+                ),
+                None,
+            )
             self.diagnostics.append(
                 codes.DUPLICATE_DEFINITION.at(
                     where,
                     "imported twice under this name",
                     kind="import",
                     name=alias,
+                    secondary=[
+                        Label(
+                            first.alias.span if first.alias else first.path.span,
+                            "first imported here",
+                        )
+                    ]
+                    if first
+                    else [],
                     help="give one of them another name with `as`",
                 )
             )

@@ -30,6 +30,7 @@ from mlc.checks.resolve_params import ParamsResolver
 from mlc.checks.resolve_steps import StepsResolver
 from mlc.checks.resolve_targets import TargetsResolver
 from mlc.checks.suggest import did_you_mean
+from mlc.diagnostics import Label
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
 from mlc.source import Span
@@ -59,7 +60,14 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         params_blocks = [b for b in parts.blocks if b.kind.name == "params"]
         for extra in params_blocks[1:]:
             self.report(
-                codes.DUPLICATE_DEFINITION.at(extra.kind.span, "", kind="block", name="params")
+                codes.DUPLICATE_DEFINITION.at(
+                    extra.kind.span,
+                    "a second `params` block",
+                    kind="block",
+                    name="params",
+                    secondary=[Label(params_blocks[0].kind.span, "the first one")],
+                    help="declare every param in one `params { … }` block",
+                )
             )
         if params_blocks:
             self._resolve_params(program, params_blocks[0])
@@ -112,6 +120,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
                             "defined again here",
                             kind="step",
                             name=child.label.name,
+                            secondary=[Label(step_spans[child.label.name], "first defined here")],
                             help="rename one of them",
                         )
                     )
@@ -200,7 +209,12 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         if name in program.datasets:
             self.report(
                 codes.DUPLICATE_DEFINITION.at(
-                    block.label.span, "defined again here", kind="dataset", name=name
+                    block.label.span,
+                    "defined again here",
+                    kind="dataset",
+                    name=name,
+                    secondary=[Label(program.datasets[name].span, "first defined here")],
+                    help="rename one of them",
                 )
             )
             return
@@ -217,7 +231,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
             self.report(
                 codes.MISSING_ATTRIBUTE.at(
                     block.label.span,
-                    "",
+                    "no `uri`",
                     context=f"dataset `{name}`",
                     name="uri",
                     help='add `uri = "data/…"`',
@@ -227,7 +241,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
             self.report(
                 codes.MISSING_ATTRIBUTE.at(
                     block.label.span,
-                    "",
+                    "no `version`",
                     context=f"dataset `{name}`",
                     name="version",
                     help='pin it with `version = "sha256:…"`, name a tag with `version = tag("v1")`, or track it with `version = latest`',
@@ -253,7 +267,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
                 self.report(
                     codes.INVALID_VERSION.at(
                         version.value.span,
-                        "",
+                        "not a version",
                         value=t.describe(value),
                         help='write `"sha256:…"`, `tag("…")` or `latest`',
                     )
@@ -265,16 +279,21 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
     def _resolve_pipeline_outputs(
         self, program: Program, block: ast.Block, outputs: dict[str, dict[str, OutputDecl]]
     ) -> None:
-        seen: set[str] = set()
+        seen: dict[str, Span] = {}
         for item in self._attributes_of(block.body.items, "`name = step.output`"):
             if item.name.name in seen:
                 self.report(
                     codes.DUPLICATE_DEFINITION.at(
-                        item.name.span, "", kind="pipeline output", name=item.name.name
+                        item.name.span,
+                        "defined again here",
+                        kind="pipeline output",
+                        name=item.name.name,
+                        secondary=[Label(seen[item.name.name], "first defined here")],
+                        help="rename one of them",
                     )
                 )
                 continue
-            seen.add(item.name.name)
+            seen[item.name.name] = item.name.span
             bound = self._bind_source(
                 program,
                 StepDecl("", item.span, item.span, is_finally=True),

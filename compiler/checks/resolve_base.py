@@ -60,6 +60,7 @@ class Profile:
 
     block: ast.Block
     module: LoadedModule
+    type_name = "resource profile"
 
 
 @dataclass(eq=False)
@@ -68,6 +69,7 @@ class Template:
 
     block: ast.Block
     module: LoadedModule
+    type_name = "step template"
 
 
 @dataclass(eq=False)
@@ -265,7 +267,7 @@ class ResolverBase:
                     self.report(
                         codes.MISPLACED_BLOCK.at(
                             item_name_span(entry),
-                            "",
+                            "not a metric declaration",
                             what="this item",
                             help="declare each metric as `name: float` (or int, bool, str)",
                         )
@@ -295,7 +297,12 @@ class ResolverBase:
             return t.artifact(base.name, "metrics", tuple(keys))
         if node.constraint is not None or node.args:
             self.report(
-                codes.MISPLACED_BLOCK.at(node.span, "", what="type arguments on an artifact type")
+                codes.MISPLACED_BLOCK.at(
+                    node.span,
+                    "artifact types take no arguments",
+                    what="type arguments on an artifact type",
+                    help="write the type alone, as in `model`",
+                )
             )
         return base
 
@@ -307,7 +314,10 @@ class ResolverBase:
             else:
                 self.report(
                     codes.MISPLACED_BLOCK.at(
-                        item_name_span(item), "", what="this item", help=f"write {example}"
+                        item_name_span(item),
+                        "not an attribute",
+                        what="this item",
+                        help=f"write {example}",
                     )
                 )
 

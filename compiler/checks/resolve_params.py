@@ -13,8 +13,8 @@ from mlc.checks.resolve_base import (
     ResolverBase,
 )
 from mlc.checks.suggest import did_you_mean
+from mlc.diagnostics import Label, has_errors
 from mlc.diagnostics import catalog as codes
-from mlc.diagnostics import has_errors
 from mlc.front import ast
 from mlc.source import Span
 
@@ -43,7 +43,12 @@ class ParamsResolver(ResolverBase):
             if name in program.params:
                 self.report(
                     codes.DUPLICATE_DEFINITION.at(
-                        item.name.span, "defined again here", kind="param", name=name
+                        item.name.span,
+                        "defined again here",
+                        kind="param",
+                        name=name,
+                        secondary=[Label(program.params[name].span, "first defined here")],
+                        help="rename one of them",
                     )
                 )
                 continue
@@ -123,7 +128,10 @@ class ParamsResolver(ResolverBase):
             if not isinstance(node.constraint, ast.ChoiceConstraint):
                 self.report(
                     codes.INVALID_CONSTRAINT.at(
-                        node.span, "", name="enum", reason='list the choices: `enum("a", "b")`'
+                        node.span,
+                        "no choices",
+                        name="enum",
+                        reason='list the choices: `enum("a", "b")`',
                     )
                 )
                 return None
@@ -146,7 +154,10 @@ class ParamsResolver(ResolverBase):
                 if len(inner) != 2 or inner[0] != t.STR:
                     self.report(
                         codes.INVALID_CONSTRAINT.at(
-                            node.span, "", name="map", reason="write `map[str, T]`"
+                            node.span,
+                            "keys must be `str`",
+                            name="map",
+                            reason="write `map[str, T]`",
                         )
                     )
                     return None
@@ -172,9 +183,10 @@ class ParamsResolver(ResolverBase):
             self.report(
                 codes.INVALID_CONSTRAINT.at(
                     constraint.span,
-                    "",
+                    "not a range",
                     name=item.name.name,
                     reason="a range is written `(low..high)`",
+                    help=f"write `{item.name.name}: {declared}(1..10)`",
                 )
             )
             return (None, None, None)
@@ -182,9 +194,11 @@ class ParamsResolver(ResolverBase):
             self.report(
                 codes.INVALID_CONSTRAINT.at(
                     constraint.span,
-                    "",
+                    "no range on this type",
                     name=item.name.name,
                     reason=f"`{declared}` cannot have a range",
+                    help="ranges constrain numbers, quantities and durations; "
+                    'a choice of strings is `enum("a", "b")`',
                 )
             )
             return (None, None, None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlc.checks import types as t
-from mlc.checks.evaluate import INVALID, LoopVar, Namespace, Scope, Unresolved
+from mlc.checks.evaluate import INVALID, LoopVar, MetricSource, Namespace, Scope, Unresolved
 from mlc.checks.loader import LoadedModule
 from mlc.checks.program import (
     InputDecl,
@@ -112,7 +112,14 @@ class StepsResolver(ResourcesResolver):
                     if entry.name.name in outputs:
                         self.report(
                             codes.DUPLICATE_DEFINITION.at(
-                                entry.name.span, "", kind="output", name=entry.name.name
+                                entry.name.span,
+                                "defined again here",
+                                kind="output",
+                                name=entry.name.name,
+                                secondary=[
+                                    Label(outputs[entry.name.name].span, "first defined here")
+                                ],
+                                help="rename one of them",
                             )
                         )
                         continue
@@ -307,7 +314,7 @@ class StepsResolver(ResourcesResolver):
                     self.report(
                         codes.CONFLICTING_ATTRIBUTES.at(
                             shell.name.span if shell else run.name.span,
-                            "",
+                            "`shell` needs `run` as one string",
                             context=context,
                             first="shell",
                             second="run = [ … ]",
@@ -347,7 +354,12 @@ class StepsResolver(ResourcesResolver):
                 if shell is not None:
                     self.report(
                         codes.CONFLICTING_ATTRIBUTES.at(
-                            shell.name.span, "", context=context, first="shell", second="call"
+                            shell.name.span,
+                            "a `call` step runs no shell",
+                            context=context,
+                            first="shell",
+                            second="call",
+                            help="remove `shell`",
                         )
                     )
             step.args = {}
@@ -410,7 +422,7 @@ class StepsResolver(ResourcesResolver):
         finally_steps: set[str],
         scope: Scope,
     ) -> None:
-        names: set[str] = set()
+        names: dict[str, Span] = {}
         for block in blocks:
             for item in block.body.items:
                 if isinstance(item, ast.Block) or (
@@ -436,14 +448,14 @@ class StepsResolver(ResourcesResolver):
                             name=name_ident.name,
                             secondary=[Label(step.outputs[name_ident.name].span, "the output")]
                             if clash
-                            else [],
+                            else [Label(names[name_ident.name], "first declared here")],
                             help="a step's inputs and outputs need different names"
                             if clash
                             else None,
                         )
                     )
                     continue
-                names.add(name_ident.name)
+                names[name_ident.name] = name_ident.span
                 step.input_names.add(name_ident.name)
                 declared: t.Type | None = None
                 if isinstance(item, ast.Field):
@@ -646,9 +658,10 @@ class StepsResolver(ResourcesResolver):
                     self.report(
                         codes.INVALID_VALUE.at(
                             retries.value.span,
-                            "",
+                            f"this is {value}",
                             name="retries",
                             reason="retries are between 0 and 100",
+                            help="write at most `retries = 100`",
                         )
                     )
                 else:
@@ -750,7 +763,7 @@ class StepsResolver(ResourcesResolver):
                     self.report(
                         codes.TYPE_MISMATCH.at(
                             entry.span,
-                            "",
+                            "not a step name",
                             expected="a step name in `after`",
                             found="an expression",
                             help="write `after = [prepare, train]`",
@@ -811,7 +824,7 @@ class StepsResolver(ResourcesResolver):
                         when.value.span,
                         f"this is {t.describe(value)}",
                         found=t.describe(value),
-                        help="compare it: `when = evaluate.metrics.accuracy >= params.min_accuracy`",
+                        help=_gate_help(value, _dotted(when.value)),
                     )
                 )
 
@@ -884,3 +897,29 @@ class StepsResolver(ResourcesResolver):
         code = codes.INPUT_NOT_PASSED if root == "inputs" else codes.OUTPUT_NOT_PASSED
         label = f"`{{{{ {root}.{name} }}}}` is in neither `run` nor `env`"
         self.report(code.at(span, label, name=name, step=step.name, help=help))
+
+
+def _gate_help(value: object, written: str | None) -> str:
+    """How to make a `when` condition of what was written, with names the spec declares."""
+    metrics: list[str] = []
+    if isinstance(value, MetricSource):
+        metrics = [
+            f"{value.step}.{output}.{key}"
+            for output, kind in value.outputs.items()
+            for key, _ in kind.metric_keys or ()
+        ]
+    elif isinstance(value, t.Symbolic) and value.type.artifact_kind == "metrics" and written:
+        metrics = [f"{written}.{key}" for key, _ in value.type.metric_keys or ()]
+    if metrics:
+        return f"compare one of its metrics: `when = {metrics[0]} >= 0.9`"
+    return "write a comparison that is true or false, such as `STEP.OUTPUT.KEY >= 0.9` on declared metrics"
+
+
+def _dotted(expr: ast.Expr) -> str | None:
+    """`a.b.c` as written, for a name or a chain of members."""
+    if isinstance(expr, ast.Name):
+        return expr.name
+    if isinstance(expr, ast.Member):
+        base = _dotted(expr.value)
+        return None if base is None else f"{base}.{expr.name.name}"
+    return None

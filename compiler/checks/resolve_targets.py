@@ -48,14 +48,19 @@ class TargetsResolver(ResourcesResolver):
                 nested[kind] = item
             else:
                 self.report(
-                    codes.MISPLACED_BLOCK.at(item.name.span, "", what="a typed field in a target")
+                    codes.MISPLACED_BLOCK.at(
+                        item.name.span,
+                        "a target holds settings",
+                        what="a typed field in a target",
+                        help=f"write `{item.name.name} = …`",
+                    )
                 )
         backend_attr = attributes.get("backend")
         if backend_attr is None:
             self.report(
                 codes.MISSING_ATTRIBUTE.at(
                     block.label.span,
-                    "",
+                    "no `backend`",
                     context=context,
                     name="backend",
                     help="add `backend = local`, `ray` or `kubernetes`",
@@ -70,7 +75,11 @@ class TargetsResolver(ResourcesResolver):
         else:
             self.report(
                 codes.TYPE_MISMATCH.at(
-                    backend_expr.span, "", expected="a backend name", found="an expression"
+                    backend_expr.span,
+                    "not a backend name",
+                    expected="a backend name",
+                    found="an expression",
+                    help="write `backend = local`, `ray` or `kubernetes`",
                 )
             )
             return None
@@ -97,7 +106,7 @@ class TargetsResolver(ResourcesResolver):
                 self.report(
                     codes.TYPE_MISMATCH.at(
                         accelerators.value.span,
-                        "",
+                        "not a block",
                         expected="a block of accelerator mappings",
                         found="an expression",
                     )
@@ -151,7 +160,7 @@ class TargetsResolver(ResourcesResolver):
                 self.report(
                     codes.MISPLACED_BLOCK.at(
                         item_name_span(item),
-                        "",
+                        "not a node pool",
                         what="this item",
                         help="describe each kind of node as `pool name { count = 4, cpu = 32, memory = 128Gi }`",
                     )
@@ -179,9 +188,10 @@ class TargetsResolver(ResourcesResolver):
                 self.report(
                     codes.MISSING_ATTRIBUTE.at(
                         item.label.span,
-                        "",
+                        f"no `{missing[0]}`",
                         context=f"node pool `{item.label.name}`",
                         name=missing[0],
+                        help=f"add `{missing[0]} = …` to the pool",
                     )
                 )
                 continue

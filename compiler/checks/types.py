@@ -145,6 +145,12 @@ class GpuValue:
     accelerator: str | None = None
     mig: str | None = None
 
+    def __str__(self) -> str:
+        if self.accelerator is None:
+            return str(self.count)
+        model = self.accelerator + (f"/{self.mig}" if self.mig else "")
+        return f'{self.count} of "{model}"'
+
 
 @dataclass(frozen=True, slots=True)
 class Symbolic:
@@ -190,16 +196,18 @@ def type_of(value: object) -> Type:
 
 
 def describe(value: object) -> str:
-    """A short description of a value for messages: its type, and the value if small."""
+    """A short description of a value for messages: its type, and the value if small. What
+    a name stands for that is not a value (a step, a resource profile, `params`) is described
+    by its kind alone: a message never shows an internal representation."""
     kind = type_of(value)
-    if isinstance(value, (Symbolic, list, dict)):
-        return f"`{kind}`"
     if isinstance(value, str):
         shown = value if len(value) <= 30 else value[:27] + "…"
         return f'`str` "{shown}"'
     if isinstance(value, bool):
         return f"`bool` {str(value).lower()}"
-    return f"`{kind}` {value}"
+    if isinstance(value, int | float | Quantity | Duration | GpuValue):
+        return f"`{kind}` {value}"
+    return f"`{kind}`"
 
 
 def accepts(expected: Type, actual: Type) -> bool:

@@ -252,9 +252,34 @@ def render_github(diagnostics: Sequence[Diagnostic], sources: SourceMap) -> str:
                 f"title={_github_escape(diagnostic.code, property_value=True)}",
             ]
         )
-        message = diagnostic.message + (f" (help: {diagnostic.help})" if diagnostic.help else "")
+        message = diagnostic.message + "".join(
+            f" ({label.message}: {_where(label, sources)})" for label in diagnostic.secondary
+        )
+        message += f" (help: {diagnostic.help})" if diagnostic.help else ""
         lines.append(f"::{kind} {properties}::{_github_escape(message)}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _where(label: Label, sources: SourceMap) -> str:
+    position = sources.position(label.span)
+    return f"{label.span.path}:{position.line}:{position.column}"
+
+
+def _sarif_location(label: Label, sources: SourceMap) -> dict[str, object]:
+    start = sources.position(label.span)
+    source = sources.get(label.span.path)
+    end = source.position(label.span.end) if source else start
+    return {
+        "physicalLocation": {
+            "artifactLocation": {"uri": label.span.path},
+            "region": {
+                "startLine": start.line,
+                "startColumn": start.column,
+                "endLine": end.line,
+                "endColumn": end.column,
+            },
+        }
+    }
 
 
 def render_sarif(diagnostics: Sequence[Diagnostic], sources: SourceMap) -> str:
@@ -270,32 +295,25 @@ def render_sarif(diagnostics: Sequence[Diagnostic], sources: SourceMap) -> str:
     ]
     results = []
     for diagnostic in diagnostics:
-        start = sources.position(diagnostic.span)
-        source = sources.get(diagnostic.span.path)
-        end = source.position(diagnostic.span.end) if source else start
-        results.append(
-            {
-                "ruleId": diagnostic.code,
-                "level": "error" if diagnostic.severity is Severity.ERROR else "warning",
-                "message": {
-                    "text": diagnostic.message
-                    + (f" (help: {diagnostic.help})" if diagnostic.help else "")
-                },
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": diagnostic.span.path},
-                            "region": {
-                                "startLine": start.line,
-                                "startColumn": start.column,
-                                "endLine": end.line,
-                                "endColumn": end.column,
-                            },
-                        }
-                    }
-                ],
-            }
-        )
+        result: dict[str, object] = {
+            "ruleId": diagnostic.code,
+            "level": "error" if diagnostic.severity is Severity.ERROR else "warning",
+            "message": {
+                "text": diagnostic.message
+                + (f" (help: {diagnostic.help})" if diagnostic.help else "")
+            },
+            "locations": [_sarif_location(diagnostic.primary, sources)],
+        }
+        if diagnostic.secondary:
+            result["relatedLocations"] = [
+                {
+                    "id": index,
+                    "message": {"text": label.message},
+                    **_sarif_location(label, sources),
+                }
+                for index, label in enumerate(diagnostic.secondary)
+            ]
+        results.append(result)
     log = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",

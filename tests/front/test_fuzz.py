@@ -24,6 +24,8 @@ from mlc.cli import backends
 from mlc.compile import CheckResult, Options, check_paths
 from mlc.diagnostics import has_errors
 
+from tests.front.test_messages import problems
+
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = sorted(
     [*(REPO / "examples").rglob("*.mlspec"), *(REPO / "specs/corpus/valid").glob("*.mlspec")]
@@ -132,6 +134,7 @@ def assert_spans_inside_their_files(result: CheckResult) -> None:
                 f"{len(source.text)} characters"
             )
             source.position(label.span.start)  # the renderers need a line and a column
+        assert problems(diagnostic) == [], "a message shows a repr or an empty label"
 
 
 def check_text(path: Path, text: str, target: str | None = None) -> CheckResult:
