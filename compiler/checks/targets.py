@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlc.checks.program import Program, TargetDecl
-from mlc.checks.suggest import did_you_mean
+from mlc.checks.suggest import closest, did_you_mean
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics import catalog as codes
 
@@ -128,13 +128,22 @@ def check_capabilities(
             and gpu.accelerator
             and gpu.accelerator not in target.accelerators
         ):
+            mapped = sorted(target.accelerators)
+            listed = ", ".join(f"`{name}`" for name in mapped)
+            near = closest(gpu.accelerator, mapped)
             found.append(
                 codes.UNMAPPED_ACCELERATOR.at(
                     step.resources.spans.get("gpu", step.head_span),
                     "used here",
                     target=target.name,
                     name=gpu.accelerator,
-                    help=f'add `"{gpu.accelerator}" = …` to the `accelerators` block of '
+                    notes=[
+                        f"target `{target.name}` maps {listed}"
+                        if mapped
+                        else f"target `{target.name}` maps no accelerator types"
+                    ],
+                    help=(f"did you mean `{near}`? Otherwise " if near else "")
+                    + f'add `"{gpu.accelerator}" = …` to the `accelerators` block of '
                     + _declared(target),
                 )
             )
