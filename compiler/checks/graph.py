@@ -20,7 +20,9 @@ def dependencies(program: Program) -> dict[str, list[tuple[str, Span]]]:
                 edges.append((port.node, port.source_span))
         edges.extend(step.after)
         if isinstance(step.when, t.Symbolic) and step.when_span is not None:
-            edges.extend((name, step.when_span) for name in step.when.steps)
+            edges.extend(
+                (name, step.when_references.get(name, step.when_span)) for name in step.when.steps
+            )
         result[step.name] = edges
     return result
 

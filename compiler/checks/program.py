@@ -104,6 +104,8 @@ class StepDecl:
     after: list[tuple[str, Span]] = field(default_factory=list)
     when: object = None  # a Symbolic bool, a constant bool, or None
     when_span: Span | None = None
+    when_references: dict[str, Span] = field(default_factory=dict)
+    """Each step a `when` condition reads, at its first reference (`evaluate.scores.f1`)."""
     foreach_var: str | None = None
     foreach_items: list[object] | None = None
     parallelism: int | None = None

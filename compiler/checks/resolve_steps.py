@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from mlc.checks import types as t
 from mlc.checks.evaluate import INVALID, LoopVar, MetricSource, Namespace, Scope, Unresolved
 from mlc.checks.loader import LoadedModule
@@ -807,11 +809,12 @@ class StepsResolver(ResourcesResolver):
                 step.when = value
                 step.when_span = when.value.span
                 if isinstance(value, t.Symbolic):
+                    step.when_references = _references(when.value, set(value.steps))
                     for name in value.steps:
                         if name in finally_steps and not step.is_finally:
                             self.report(
                                 codes.FINALLY_AS_INPUT.at(
-                                    when.value.span,
+                                    step.when_references.get(name, when.value.span),
                                     "runs after every other step",
                                     step=step.name,
                                     source=name,
@@ -913,6 +916,31 @@ def _gate_help(value: object, written: str | None) -> str:
     if metrics:
         return f"compare one of its metrics: `when = {metrics[0]} >= 0.9`"
     return "write a comparison that is true or false, such as `STEP.OUTPUT.KEY >= 0.9` on declared metrics"
+
+
+def _references(expr: object, steps: set[str]) -> dict[str, Span]:
+    """The first reference to each of `steps` in an expression: the whole chain of members
+    that starts at the step's name (`evaluate.scores.f1`), so that an error about one step of
+    a condition underlines that step's part of it."""
+    found: dict[str, Span] = {}
+
+    def walk(node: object) -> None:
+        if isinstance(node, ast.Member | ast.Name):
+            root = _dotted(node)
+            if root is not None:
+                first = root.split(".", 1)[0]
+                if first in steps:
+                    found.setdefault(first, node.span)
+                return
+        if dataclasses.is_dataclass(node) and not isinstance(node, type):
+            for item in dataclasses.fields(node):
+                walk(getattr(node, item.name))
+        elif isinstance(node, tuple | list):
+            for item in node:
+                walk(item)
+
+    walk(expr)
+    return found
 
 
 def _dotted(expr: ast.Expr) -> str | None:
