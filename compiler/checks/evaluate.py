@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.checks import types as t
-from mlc.checks.suggest import did_you_mean
+from mlc.checks.suggest import did_you_mean, did_you_mean_or_list
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
@@ -29,6 +29,11 @@ class _Invalid:
 
 
 INVALID: Any = _Invalid()
+
+GPU_COUNT_HELP = (
+    'write a whole number of GPUs, as in `gpu = 1 of "a100-80gb"`; a share of one GPU is a '
+    'MIG profile, as in `gpu = 1 of "a100-80gb/1g.10gb"`'
+)
 
 
 @dataclass
@@ -178,6 +183,7 @@ class Evaluator:
                     f"this is {t.describe(result)}",
                     expected=f"`{expected}` for {what}",
                     found=f"`{actual}`",
+                    help=_write_a(expected),
                 )
             )
         if expected == t.FLOAT and isinstance(result, int) and not isinstance(result, bool):
@@ -250,7 +256,10 @@ class Evaluator:
         visible = [n for n in scope.visible() if not n.startswith("_")]
         return self.error(
             codes.UNKNOWN_NAME.at(
-                expr.span, "not defined here", name=expr.name, help=did_you_mean(expr.name, visible)
+                expr.span,
+                "not defined here",
+                name=expr.name,
+                help=did_you_mean_or_list(expr.name, visible, "names defined here"),
             )
         )
 
@@ -281,7 +290,12 @@ class Evaluator:
                     expr.name.span,
                     f"not a member of `{_root(expr.value)}`",
                     name=name,
-                    help=did_you_mean(name, base.members),
+                    help=did_you_mean_or_list(
+                        name,
+                        base.members,
+                        "declared params" if base.kind == "params" else "what it holds",
+                    )
+                    or ("this pipeline declares no params" if base.kind == "params" else None),
                 )
             )
         if isinstance(base, MetricSource):
@@ -305,7 +319,8 @@ class Evaluator:
                     "no such output",
                     step=source.step,
                     name=name,
-                    help=did_you_mean(name, source.outputs),
+                    help=did_you_mean_or_list(name, source.outputs, f"outputs of `{source.step}`")
+                    or f"step `{source.step}` declares no outputs",
                 )
             )
         output_type = source.outputs[name]
@@ -344,7 +359,7 @@ class Evaluator:
                     output=ref["output"],
                     step=ref["step"],
                     name=name,
-                    help=did_you_mean(name, keys),
+                    help=did_you_mean_or_list(name, keys, "declared keys"),
                 )
             )
         condition = {"kind": "metric", "step": ref["step"], "output": ref["output"], "key": name}
@@ -474,7 +489,14 @@ class Evaluator:
         try:
             result = _apply(op, left, right)
         except ZeroDivisionError:
-            return self.error(codes.DIVISION_BY_ZERO.at(expr.right.span, "this is zero"))
+            return self.error(
+                codes.DIVISION_BY_ZERO.at(
+                    expr.right.span,
+                    "this is zero",
+                    help="divide by a value that cannot be zero; a param divisor can declare "
+                    "a range without it, as in `n: int(1..) = 4`",
+                )
+            )
         if result is INVALID:
             return self.error(
                 codes.INVALID_OPERANDS.at(
@@ -482,6 +504,7 @@ class Evaluator:
                     f"{t.describe(left)} {op} {t.describe(right)}",
                     op=op,
                     operands=f"`{t.type_of(left)}` and `{t.type_of(right)}`",
+                    help=_operands_help(op, left, right),
                 )
             )
         return result
@@ -531,7 +554,12 @@ class Evaluator:
             )
         if isinstance(count, bool) or not isinstance(count, int):
             return self.error(
-                codes.INVALID_GPU_COUNT.at(expr.left.span, "not a whole number", value=count)
+                codes.INVALID_GPU_COUNT.at(
+                    expr.left.span,
+                    "not a whole number",
+                    value=t.describe(count),
+                    help=GPU_COUNT_HELP,
+                )
             )
         name, _, mig = accelerator.partition("/")
         return t.GpuValue(count, name, mig or None)
@@ -543,6 +571,37 @@ def _magnitude(value: Any) -> Any:
     if isinstance(value, t.Duration):
         return value.seconds
     return value
+
+
+def _operands_help(op: str, left: Any, right: Any) -> str | None:
+    """How operands of this kind do combine, for the help line."""
+    amounts = (t.Quantity, t.Duration)
+    if isinstance(left, amounts) or isinstance(right, amounts):
+        return (
+            "quantities and durations add to and subtract from their own kind "
+            "(`4Gi + 512Mi`) and scale by numbers (`4Gi * 2`)"
+        )
+    if op in ("and", "or") or op == "not":
+        return f"`{op}` combines `bool` values; compare first, as in `x > 1 {op} y > 2`"
+    if isinstance(left, str) or isinstance(right, str):
+        return 'strings join with `+` (`"a" + "b"`) and compare with `==`'
+    return None
+
+
+_EXAMPLES = {
+    "int": "a whole number, such as `3`",
+    "float": "a number, such as `0.5`",
+    "str": 'a string, such as `"text"`',
+    "bool": "`true` or `false`",
+    "duration": "a duration, such as `30m`",
+    "quantity": "an amount with a unit, such as `4Gi` or `500m`",
+}
+
+
+def _write_a(expected: t.Type) -> str | None:
+    """A help line with an example of the expected type, where there is a simple one."""
+    example = _EXAMPLES.get(expected.name)
+    return f"write {example}" if example else None
 
 
 def _described(args: list[Any]) -> str:

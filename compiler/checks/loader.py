@@ -172,6 +172,7 @@ class Loader:
                         if isinstance(error, UnicodeDecodeError)
                         else error.strerror or str(error)
                     ),
+                    help="save it as UTF-8" if isinstance(error, UnicodeDecodeError) else None,
                 )
             )
             importer.failed_imports.add(alias)

@@ -70,6 +70,22 @@ def placeholder(declared: t.Type) -> object:
     }.get(declared.name, declared.choices[0] if declared.choices else None)
 
 
+def example_value(declared: t.Type) -> str:
+    """A value of the declared type as a user writes it, for a help line."""
+    if declared.choices:
+        return str(declared.choices[0])
+    return {
+        "int": "3",
+        "float": "0.5",
+        "str": "text",
+        "bool": "true",
+        "duration": "30m",
+        "quantity": "4Gi",
+        "list": '\'["a", "b"]\'',
+        "map": "'{\"a\": 1}'",
+    }.get(declared.name, "…")
+
+
 def format_constraint(low: object, high: object) -> str:
     """`1..10`, `0.5..`, `..100`."""
 

@@ -434,6 +434,7 @@ class ResolverBase:
                             "not a variable name",
                             name=item.name.name,
                             reason="environment variable names are letters, digits and `_`",
+                            help=f"write `{_variable_name(item.name.name)}`",
                         )
                     )
                     continue
@@ -519,3 +520,9 @@ def _is_negative(value: object) -> bool:
     if isinstance(value, t.Duration):
         return value.seconds < 0
     return t.is_number(value) and value < 0  # type: ignore[operator]
+
+
+def _variable_name(name: str) -> str:
+    """`LOG-LEVEL` as an environment variable name: `LOG_LEVEL`."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name) or "NAME"
+    return "_" + cleaned if cleaned[0].isdigit() else cleaned

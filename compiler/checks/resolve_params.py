@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlc.checks import types as t
 from mlc.checks.evaluate import INVALID, Scope
-from mlc.checks.params import format_constraint, parse_override, placeholder
+from mlc.checks.params import example_value, format_constraint, parse_override, placeholder
 from mlc.checks.program import (
     ParamDecl,
     Program,
@@ -79,6 +79,8 @@ class ParamsResolver(ResolverBase):
                             value=self.overrides[name],
                             name=name,
                             reason=str(error),
+                            help=f"pass a `{declared}`, as in `--param {name}="
+                            f"{example_value(declared)}`",
                         )
                     )
                     value = INVALID
@@ -260,5 +262,7 @@ class ParamsResolver(ResolverBase):
                     value=value,
                     range=format_constraint(low, high),
                     name=name,
+                    help=f"choose a value from {format_constraint(low, high)}"
+                    + (f" with `--param {name}=…`" if given else ", or widen the range"),
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlc.checks import types as t
-from mlc.checks.evaluate import INVALID, Scope
+from mlc.checks.evaluate import GPU_COUNT_HELP, INVALID, Scope
 from mlc.checks.program import (
     ResourceRequest,
     StepDecl,
@@ -163,7 +163,10 @@ class ResourcesResolver(ResolverBase):
                 if isinstance(value, bool) or not (isinstance(value, (int, t.GpuValue))):
                     self.report(
                         codes.INVALID_GPU_COUNT.at(
-                            span, "not a whole number", value=t.describe(value)
+                            span,
+                            "not a whole number",
+                            value=t.describe(value),
+                            help=GPU_COUNT_HELP,
                         )
                     )
                     continue

@@ -26,12 +26,17 @@ from mlc.checks.resolve_base import (
     item_name_span,
 )
 from mlc.checks.resolve_resources import ResourcesResolver
-from mlc.checks.suggest import closest, did_you_mean
+from mlc.checks.suggest import closest, did_you_mean, did_you_mean_or_list
 from mlc.checks.templates import TemplateReads, check_template, split_command
 from mlc.diagnostics import Label
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
 from mlc.source import Span
+
+FINALLY_HELP = (
+    "a `finally` step runs after every other step, so nothing else can wait for it; "
+    "make this step `finally` too, or depend on a step that is not"
+)
 
 
 class StepsResolver(ResourcesResolver):
@@ -578,14 +583,22 @@ class StepsResolver(ResourcesResolver):
             if source_step == step.name:
                 self.report(
                     codes.SELF_REFERENCE.at(
-                        expr.span, "a step cannot read its own output", name=step.name
+                        expr.span,
+                        "a step cannot read its own output",
+                        name=step.name,
+                        help="read another step's output; a step's own outputs are "
+                        "`{{ outputs.NAME }}` in its command",
                     )
                 )
                 return None
             if source_step in finally_steps and not step.is_finally:
                 self.report(
                     codes.FINALLY_AS_INPUT.at(
-                        expr.span, "runs after every other step", step=step.name, source=source_step
+                        expr.span,
+                        "runs after every other step",
+                        step=step.name,
+                        source=source_step,
+                        help=FINALLY_HELP,
                     )
                 )
                 return None
@@ -597,7 +610,10 @@ class StepsResolver(ResourcesResolver):
                         "no such output",
                         step=source_step,
                         name=expr.name.name,
-                        help=did_you_mean(expr.name.name, outputs[source_step]),
+                        help=did_you_mean_or_list(
+                            expr.name.name, outputs[source_step], f"outputs of `{source_step}`"
+                        )
+                        or f"step `{source_step}` declares no outputs: add `outputs {{ … }}`",
                     )
                 )
                 return None
@@ -785,7 +801,10 @@ class StepsResolver(ResourcesResolver):
                 if entry.name == step.name:
                     self.report(
                         codes.SELF_REFERENCE.at(
-                            entry.span, "a step cannot wait for itself", name=step.name
+                            entry.span,
+                            "a step cannot wait for itself",
+                            name=step.name,
+                            help=f"remove `{step.name}` from `after`",
                         )
                     )
                     continue
@@ -796,6 +815,7 @@ class StepsResolver(ResourcesResolver):
                             "runs after every other step",
                             step=step.name,
                             source=entry.name,
+                            help=FINALLY_HELP,
                         )
                     )
                     continue
@@ -818,6 +838,7 @@ class StepsResolver(ResourcesResolver):
                                     "runs after every other step",
                                     step=step.name,
                                     source=name,
+                                    help=FINALLY_HELP,
                                 )
                             )
                             step.when = None

@@ -20,3 +20,17 @@ def did_you_mean(name: str, candidates: Iterable[str], *, wrap: str = "`{}`") ->
     """A `help:` text suggesting the closest candidate, or None."""
     match = closest(name, candidates)
     return f"did you mean {wrap.format(match)}?" if match else None
+
+
+def did_you_mean_or_list(name: str, candidates: Iterable[str], what: str) -> str | None:
+    """The closest candidate as a "did you mean", else the candidates themselves (a few of
+    them), so that a lookup that failed always says what could have been written; None when
+    there is no candidate at all."""
+    suggestion = did_you_mean(name, candidates)
+    if suggestion is not None:
+        return suggestion
+    pool = sorted(set(candidates))
+    if not pool:
+        return None
+    shown = ", ".join(f"`{c}`" for c in pool[:6]) + (", …" if len(pool) > 6 else "")
+    return f"{what}: {shown}"

@@ -24,6 +24,7 @@ from mlc.cli.apply import (
     print_error,
     user_errors,
 )
+from mlc.store.io_errors import describe_os_error
 
 if TYPE_CHECKING:
     from mlc.ir.model import IRDocument
@@ -122,7 +123,7 @@ def lock_before_apply(
         try:
             write_lock(path, render_lock(entries.values(), Path(document.spec).name))
         except OSError as exc:
-            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot write {path}: {describe_os_error(exc)}") from None
     return notes
 
 
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_lock(path, text)
         except OSError as exc:
-            return print_error(f"cannot write {path}: {exc.strerror or exc}")
+            return print_error(f"cannot write {path}: {describe_os_error(exc)}")
     if args.format == "json":
         print(
             json.dumps({"lock": str(path), "up_to_date": up_to_date, "datasets": changes}, indent=2)

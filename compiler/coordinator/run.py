@@ -171,7 +171,13 @@ class Coordinator:
     def execute(self) -> RunReport:
         """Runs the pipeline to the end (or until cancelled) and reports."""
         self.executor.begin(self.run_id, self.document, self.events.put)
-        self._begin()
+        try:
+            self._begin()
+        except BaseException:  # the run could not be recorded (a full disk): nothing started
+            self.lookups.close()
+            for problem in self.executor.end():
+                self.observer.warning(problem)
+            raise
         ended = False
         try:
             self._loop()

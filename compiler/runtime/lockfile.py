@@ -106,7 +106,12 @@ def render_lock(entries: Iterable[LockedDataset], spec_name: str) -> str:
 
 
 def write_lock(path: Path, text: str) -> None:
-    """Writes the lock file atomically (a temporary name renamed into place)."""
+    """Writes the lock file atomically (a temporary name renamed into place); on an `OSError`
+    (a full disk) the temporary file is removed and the lock is as it was."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -17,13 +17,15 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 from mlc.runtime.task import TaskResult
 from mlc.store.base import Store
 from mlc.store.digest import parse_digest
+from mlc.store.errors import StoreWriteError
+from mlc.store.io_errors import describe_os_error
 
 IN_MEMORY_BYTES = 8 << 20
 """Logs up to this size are assembled in memory (bytes)."""
@@ -115,9 +117,12 @@ def store_log(
         digest = put_small(data)
         return StoredLog(digest, tail, EarlierLog(data=data, digest=digest, size=size))
     directory = os.path.dirname(part.path) if part else None
-    fd, path = tempfile.mkstemp(prefix="log-", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as out:
+        fd, path = tempfile.mkstemp(prefix="log-", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise StoreWriteError(directory or tempfile.gettempdir(), describe_os_error(exc)) from None
+    try:
+        with _written(path), os.fdopen(fd, "wb") as out:
             if earlier.digest is not None and len(earlier.data) != earlier.size:
                 with store.open_bytes(parse_digest(earlier.digest)) as stored:
                     shutil.copyfileobj(stored, out, COPY_BYTES)
@@ -134,6 +139,15 @@ def store_log(
         with contextlib.suppress(OSError):
             os.unlink(path)
     return StoredLog(digest, tail, EarlierLog(digest=digest, size=size))
+
+
+@contextlib.contextmanager
+def _written(path: str) -> Iterator[None]:
+    """A write to `path` that fails (a full disk) is a `StoreWriteError` naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise StoreWriteError(path, describe_os_error(exc)) from None
 
 
 def tail_lines(end: bytes, *, cut: bool) -> list[str]:

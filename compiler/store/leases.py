@@ -25,6 +25,7 @@ from typing import Any
 
 from mlc.store.base import Store
 from mlc.store.errors import StoreError
+from mlc.store.io_errors import describe_os_error
 from mlc.store.lineage.context import current_host
 from mlc.store.lineage.model import Run
 
@@ -73,7 +74,7 @@ class RunLease:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError as exc:
-            raise StoreError(f"cannot lock the run at {path}: {exc.strerror}") from None
+            raise StoreError(f"cannot lock the run at {path}: {describe_os_error(exc)}") from None
         self._document = {
             "run_id": self.run_id,
             "host": current_host(),

@@ -39,6 +39,7 @@ from mlc.store.errors import (
 )
 from mlc.store.fsync import commit_batch, fsync_directories, fsync_path, write_out
 from mlc.store.hashing import BUFFER_SIZE, SMALL_FILE, default_workers, hash_fd, parallel_map
+from mlc.store.io_errors import describe_os_error
 from mlc.store.manifest import (
     MODE_EXECUTABLE,
     Manifest,
@@ -147,7 +148,7 @@ class LocalStore(ManifestReading):
             for key in (layout.OBJECTS, layout.DIR_INDEX, layout.RECORDS, layout.TMP):
                 os.makedirs(os.path.join(self.root, key), exist_ok=True)
         except OSError as exc:
-            raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
+            raise StoreWriteError(self.root, describe_os_error(exc)) from None
         marker = json.dumps({"format": "mlc.store", "version": 1}).encode() + b"\n"
         self._create_exclusive(os.path.join(self.root, STORE_MARKER), marker, exist_ok=True)
 
@@ -171,7 +172,7 @@ class LocalStore(ManifestReading):
             try:
                 os.makedirs(parent, exist_ok=True)
             except OSError as exc:
-                raise StoreWriteError(parent, exc.strerror or str(exc)) from None
+                raise StoreWriteError(parent, describe_os_error(exc)) from None
             self._made_dirs.add(parent)
 
     def _tmp_path(self) -> str:
@@ -186,7 +187,7 @@ class LocalStore(ManifestReading):
         try:
             fd = os.open(tmp, _CREATE_FLAGS, 0o444)
         except OSError as exc:
-            raise StoreWriteError(self.tmp_dir, exc.strerror or str(exc)) from None
+            raise StoreWriteError(self.tmp_dir, describe_os_error(exc)) from None
         try:
             view = memoryview(data)
             while view:
@@ -199,7 +200,7 @@ class LocalStore(ManifestReading):
         except OSError as exc:
             os.close(fd)
             _unlink_quietly(tmp)
-            raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
+            raise StoreWriteError(self.root, describe_os_error(exc)) from None
         os.close(fd)
         return tmp
 
@@ -220,7 +221,7 @@ class LocalStore(ManifestReading):
                 return False
             raise
         except OSError as exc:
-            raise StoreWriteError(path, exc.strerror or str(exc)) from None
+            raise StoreWriteError(path, describe_os_error(exc)) from None
         finally:
             _unlink_quietly(tmp)
         if sync_name:
@@ -234,7 +235,7 @@ class LocalStore(ManifestReading):
             os.rename(tmp, final)
         except OSError as exc:
             _unlink_quietly(tmp)
-            raise StoreWriteError(final, exc.strerror or str(exc)) from None
+            raise StoreWriteError(final, describe_os_error(exc)) from None
 
     def _refresh(self, digest: Digest, *, size: int | None = None) -> bool:
         """True if the object exists; refreshes its mtime (a packed object: its pack's index
@@ -386,7 +387,7 @@ class LocalStore(ManifestReading):
         try:
             out = os.open(tmp, _CREATE_FLAGS, 0o444)
         except OSError as exc:
-            raise StoreWriteError(self.tmp_dir, exc.strerror or str(exc)) from None
+            raise StoreWriteError(self.tmp_dir, describe_os_error(exc)) from None
         hasher = hashlib.sha256()
         buffer = bytearray(BUFFER_SIZE)
         view = memoryview(buffer)
@@ -406,12 +407,12 @@ class LocalStore(ManifestReading):
                     try:
                         written = os.write(out, chunk)
                     except OSError as exc:
-                        raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
+                        raise StoreWriteError(self.root, describe_os_error(exc)) from None
                     chunk = chunk[written:]
             try:
                 write_out(out)
             except OSError as exc:
-                raise StoreWriteError(self.root, exc.strerror or str(exc)) from None
+                raise StoreWriteError(self.root, describe_os_error(exc)) from None
         except BaseException:
             os.close(out)
             _unlink_quietly(tmp)
@@ -518,7 +519,7 @@ class LocalStore(ManifestReading):
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:
-            raise StoreWriteError(parent, exc.strerror or str(exc)) from None
+            raise StoreWriteError(parent, describe_os_error(exc)) from None
         version = self.describe(digest)
         link_ok = (
             readonly and os.geteuid() != 0 and os.stat(parent).st_dev == os.stat(self.root).st_dev
@@ -532,7 +533,7 @@ class LocalStore(ManifestReading):
             os.rename(building, target)
         except OSError as exc:
             _remove_tree(building)
-            raise StoreWriteError(target, exc.strerror or str(exc)) from None
+            raise StoreWriteError(target, describe_os_error(exc)) from None
         except BaseException:
             _remove_tree(building)
             raise
@@ -698,7 +699,7 @@ class LocalStore(ManifestReading):
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
-            raise StoreWriteError(path, exc.strerror or str(exc)) from None
+            raise StoreWriteError(path, describe_os_error(exc)) from None
 
     def list_leases(self) -> list[tuple[dict[str, Any], float]]:
         """Every lease and its mtime (one that vanishes or is unreadable meanwhile is left out)."""

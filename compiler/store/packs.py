@@ -34,6 +34,7 @@ from typing import Protocol
 from mlc.store.digest import Digest, digest_from_hex
 from mlc.store.errors import CorruptObjectError, StoreWriteError
 from mlc.store.fsync import fsync_path
+from mlc.store.io_errors import describe_os_error
 
 PACKS = "packs"
 MAGIC = b"MLCIDX1\n"
@@ -284,9 +285,9 @@ class PackWriter:
             pack.entries.append((raw, pack.size, len(data)))
             pack.size += len(data)
             pack.buffer += data
-            chunk: tuple[int, int, bytearray] | None = None
+            chunk: tuple[int, int, bytearray, str] | None = None
             if len(pack.buffer) >= self.CHUNK:
-                chunk = (pack.fd, pack.buffer_start, pack.buffer)
+                chunk = (pack.fd, pack.buffer_start, pack.buffer, pack.tmp)
                 pack.buffer, pack.buffer_start = bytearray(), pack.size
             if pack.size >= self._limit:
                 self._current = None
@@ -299,7 +300,7 @@ class PackWriter:
         try:
             fd = os.open(tmp, _CREATE, 0o444)
         except OSError as exc:
-            raise StoreWriteError(self._tmp_dir, exc.strerror or str(exc)) from None
+            raise StoreWriteError(self._tmp_dir, describe_os_error(exc)) from None
         pack = _OpenPack(name, tmp, fd)
         self._packs.append(pack)
         self._current = pack
@@ -315,7 +316,7 @@ class PackWriter:
         try:
             indexes: list[tuple[_OpenPack, str]] = []
             for pack in packs:
-                _write_at(pack.fd, pack.buffer_start, pack.buffer)
+                _write_at(pack.fd, pack.buffer_start, pack.buffer, pack.tmp)
                 os.fsync(pack.fd)
                 indexes.append(
                     (
@@ -331,9 +332,12 @@ class PackWriter:
                 os.rename(idx_tmp, os.path.join(self._directory, f"{pack.name}.idx"))
                 published.append(pack.name)
             fsync_path(self._directory)
+        except StoreWriteError:
+            self._discard(packs)  # a full disk: no empty or partial pack is left behind
+            raise
         except OSError as exc:
             self._discard(packs)
-            raise StoreWriteError(self._directory, exc.strerror or str(exc)) from None
+            raise StoreWriteError(self._directory, describe_os_error(exc)) from None
         finally:
             for pack in packs:
                 with contextlib.suppress(OSError):
@@ -359,13 +363,13 @@ class PackWriter:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
-def _write_at(fd: int, offset: int, data: bytearray) -> None:
+def _write_at(fd: int, offset: int, data: bytearray, path: str) -> None:
     view = memoryview(data)
     while view:
         try:
             written = os.pwrite(fd, view, offset)
         except OSError as exc:
-            raise StoreWriteError("a pack", exc.strerror or str(exc)) from None
+            raise StoreWriteError(path, describe_os_error(exc)) from None
         view, offset = view[written:], offset + written
 
 

@@ -9,6 +9,7 @@ next time, and cached then.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -65,8 +66,9 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
         try:
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
             break
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
+        except sqlite3.OperationalError as exc:
+            # Only a lock is worth waiting for; a full or read-only disk will not go away.
+            if time.monotonic() > deadline or "locked" not in str(exc).lower():
                 raise
             time.sleep(0.01 + random.random() * 0.05)
     if mode is None or str(mode[0]).lower() != "wal":  # pragma: no cover - e.g. network fs
@@ -81,8 +83,11 @@ class StatCache:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._db = connect_sqlite(path)
-        with self._lock:
+        # A cache that cannot be opened, read or written (a full or read-only disk) only
+        # costs hashing: it is never the reason a snapshot fails.
+        self._db: sqlite3.Connection | None = None
+        with contextlib.suppress(sqlite3.Error):
+            self._db = connect_sqlite(path)
             self._db.execute(_SCHEMA)
 
     def lookup(self, stat: FileStat) -> Digest | None:
@@ -95,7 +100,9 @@ class StatCache:
         by_device: dict[int, list[int]] = {}
         for s in stats:
             by_device.setdefault(s.device, []).append(s.inode)
-        with self._lock:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            if self._db is None:
+                return [None] * len(stats)
             cursor = self._db.cursor()
             cursor.execute("BEGIN")
             try:
@@ -110,7 +117,8 @@ class StatCache:
                         ):
                             rows[device, inode] = (size, mtime_ns, digest)
             finally:
-                cursor.execute("COMMIT")
+                with contextlib.suppress(sqlite3.Error):
+                    cursor.execute("COMMIT")
         found: list[Digest | None] = []
         for s in stats:
             row = rows.get((s.device, s.inode))
@@ -128,23 +136,30 @@ class StatCache:
         if not rows:
             return 0
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if self._db is None:
+                return 0
             try:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO stat_cache"
-                    " (device, inode, size, mtime_ns, digest) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO stat_cache"
+                        " (device, inode, size, mtime_ns, digest) VALUES (?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                return 0  # not remembered: those files are hashed again next time
         return len(rows)
 
     def close(self) -> None:
         """Closes the database connection."""
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
 
 
 def same_file_version(a: os.stat_result, b: os.stat_result) -> bool:

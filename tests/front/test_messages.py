@@ -107,3 +107,18 @@ def test_a_duplicate_points_at_the_first_definition_in_every_format(
     (related,) = result["relatedLocations"]
     assert related["physicalLocation"]["region"]["startLine"] == line
     assert related["message"]["text"] == first.message
+
+
+# Codes whose message is the whole story: a syntax error names what was expected and found.
+WITHOUT_HELP = {"E0001": "the message says what was expected instead"}
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_every_error_in_the_corpus_says_how_to_fix_it(path: Path) -> None:
+    diagnostics, _ = invocation.check(path.relative_to(REPO))
+    missing = [
+        f"{d.code} {d.message!r}"
+        for d in diagnostics
+        if d.code.startswith("E") and not d.help and d.code not in WITHOUT_HELP
+    ]
+    assert missing == []

@@ -17,15 +17,19 @@ and step (a resumed run) replaces the earlier one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
 from mlc.store.digest import Digest, parse_digest
 from mlc.store.errors import StoreError
+from mlc.store.io_errors import describe_sqlite_error
 from mlc.store.lineage.model import (
     RUN_STATUSES,
     STEP_STATUSES,
@@ -76,6 +80,18 @@ CREATE TABLE IF NOT EXISTS imported_records (
 );
 """
 
+_TABLES = frozenset(
+    (
+        "meta",
+        "runs",
+        "step_executions",
+        "step_inputs",
+        "step_outputs",
+        "datasets",
+        "imported_records",
+    )
+)
+
 _STEP_COLUMNS = (
     "run_id, step_id, status, cache_key, attempts, exit_code, started_at, ended_at, host, "
     "image, log_ref, error"
@@ -95,7 +111,9 @@ class LineageDB:
         try:
             self._db = connect_sqlite(path)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the lineage database {path}: {exc}") from None
+            self._db = _open_to_read(path, exc)
+        if self._schema_current():
+            return  # nothing to write: a full or read-only disk can still be read
         with self.transaction() as db:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -106,17 +124,40 @@ class LineageDB:
             )
             _add_missing_columns(db)
 
+    def _schema_current(self) -> bool:
+        """True when the database already has every table and column of this mlc."""
+        try:
+            tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(step_executions)")}
+        except sqlite3.Error:
+            return False
+        return tables >= _TABLES and "error" in columns
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """An immediate (write-locking) transaction, committed on success."""
-        with self._lock:
+        """An immediate (write-locking) transaction, committed on success. A database that
+        cannot be written (a full disk, a read-only one) is a `LineageError` naming it."""
+        with self._lock, self._errors("write"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise LineageError(
+                f"cannot {doing} the lineage database {self.path}: {describe_sqlite_error(exc)}"
+            ) from None
 
     def close(self) -> None:
         """Closes the connection."""
@@ -185,7 +226,7 @@ class LineageDB:
     # ------------------------------------------------------------------ queries
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, self._errors("read"):
             return self._db.execute(sql, tuple(params)).fetchall()
 
     def list_runs(self, limit: int | None = 20, pipeline: str | None = None) -> list[Run]:
@@ -386,6 +427,23 @@ def _run_of(row: tuple[Any, ...]) -> Run:
         ended_at=row[11],
         status=cast(RunStatus, row[12]),
     )
+
+
+def _open_to_read(path: str, error: sqlite3.Error) -> sqlite3.Connection:
+    """The database opened read-only without its lock files, for when it cannot be opened to
+    write (a full disk cannot hold the files SQLite's WAL mode makes): queries still work;
+    `error` is raised, explained, when not even that is possible."""
+    try:
+        if not os.path.isfile(path):
+            raise sqlite3.OperationalError(str(error))
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?immutable=1"
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return connection
+    except sqlite3.Error:
+        raise LineageError(
+            f"cannot open the lineage database {path}: {describe_sqlite_error(error)}"
+        ) from None
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
