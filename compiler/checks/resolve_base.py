@@ -104,6 +104,8 @@ class ResolverBase:
         self._scopes: dict[Path, ModuleScope] = {}
         self._current: ModuleScope | None = None
         self.failed_extends: set[ast.Block] = set()
+        self.template_of: dict[ast.Block, Template] = {}
+        """The template each step that extends one extends."""
         """Steps whose template was reported as unknown: what it may have set is not missing."""
 
     def report(self, diagnostic: Diagnostic) -> None:

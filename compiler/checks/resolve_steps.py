@@ -50,6 +50,7 @@ class StepsResolver(ResourcesResolver):
         if template is None:
             self.failed_extends.add(block)
             return list(block.body.items)
+        self.template_of[block] = template
         inherited = []
         for item in template.block.body.items:
             name = item.kind.name if isinstance(item, ast.Block) else item.name.name
@@ -150,6 +151,52 @@ class StepsResolver(ResourcesResolver):
             params.on_access = step_reads
 
     def _resolve_step(
+        self,
+        program: Program,
+        block: ast.Block,
+        items: list[ast.Item],
+        outputs: dict[str, dict[str, OutputDecl]],
+        foreach_steps: set[str],
+        finally_steps: set[str],
+        scope: Scope,
+    ) -> StepDecl:
+        assert block.label is not None
+        reported = len(self.diagnostics)
+        step = self._resolve_step_items(
+            program, block, items, outputs, foreach_steps, finally_steps, scope
+        )
+        self._point_at_step(block, reported)
+        return step
+
+    def _point_at_step(self, block: ast.Block, reported: int) -> None:
+        """Moves what was reported about a step at its template's lines to the step: a
+        template is shared by many steps, and the error is this step's (its setting meets
+        the template's, or the template's setting is wrong in this step's pipeline). The
+        template's line stays as a related location."""
+        template = self.template_of.get(block)
+        if template is None or block.label is None:
+            return
+        inside = template.block.span
+        for index in range(reported, len(self.diagnostics)):
+            diagnostic = self.diagnostics[index]
+            span = diagnostic.span
+            if span.path != inside.path or not inside.start <= span.start < inside.end:
+                continue
+            self.diagnostics[index] = dataclasses.replace(
+                diagnostic,
+                primary=Label(
+                    block.label.span,
+                    f"step `{block.label.name}` extends template `{template.block.label.name}`"
+                    if template.block.label
+                    else "this step",
+                ),
+                secondary=(
+                    Label(span, diagnostic.primary.message or "set by the template"),
+                    *diagnostic.secondary,
+                ),
+            )
+
+    def _resolve_step_items(
         self,
         program: Program,
         block: ast.Block,

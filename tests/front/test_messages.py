@@ -122,3 +122,25 @@ def test_every_error_in_the_corpus_says_how_to_fix_it(path: Path) -> None:
         if d.code.startswith("E") and not d.help and d.code not in WITHOUT_HELP
     ]
     assert missing == []
+
+
+def test_an_error_at_a_template_line_points_at_each_step_that_extends_it(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.mlspec"
+    spec.write_text(
+        "mlspec 1\n\ntemplate job {\n  shell = true\n  retries = params.tries\n}\n\n"
+        'pipeline p {\n  step a extends job {\n    run = ["x"]\n  }\n'
+        '  step b extends job {\n    run = "y"\n  }\n}\n',
+        encoding="utf-8",
+    )
+    diagnostics, sources = invocation.check(spec)
+    found = [
+        (
+            d.code,
+            sources.position(d.span).line,
+            [sources.position(s.span).line for s in d.secondary],
+        )
+        for d in diagnostics
+    ]
+    # `a` conflicts with the template's `shell`; both steps read a param the pipeline lacks.
+    assert found == [("E0108", 9, [4]), ("E0111", 9, [5]), ("E0111", 12, [5])]
+    assert all(d.primary.message.endswith("extends template `job`") for d in diagnostics)
