@@ -7,6 +7,8 @@ mlc's driver (`mlc.backends.ray.driver`), which runs the coordinator on the clus
 then tails the job's log, replaying the driver's events into the progress display, and ends
 with the driver's report. Ctrl-C stops the job (the driver cancels the run); `detach` returns
 once the job is submitted (`mlc runs` and `mlc logs` read the run from the shared store).
+Applying the same document with the same options while its job still runs (its `mlc apply` was
+killed, or detached) follows that job instead of submitting another.
 
 Token authentication, TLS and proxies are Ray's: `RAY_AUTH_MODE`, `RAY_AUTH_TOKEN`,
 `RAY_JOB_HEADERS`, the usual `*_proxy` variables; the target's `ray { headers = { … } }`
@@ -76,13 +78,31 @@ class JobRun:
         _check_size(working_dir)
         digest = self.store.put_bytes(to_json(self.document).encode("utf-8"))
         client = self._client()
+        metadata = {
+            "mlc_pipeline": self.document.pipeline.name,
+            "mlc_ir": str(digest),
+            "mlc_options": json.dumps({"rerun": sorted(rerun), "keep_going": keep_going}),
+        }
+        running = self._same_run_going_on(client, metadata)
+        if running is not None:
+            print(
+                f"run {running} of `{self.document.pipeline.name}` (the same document, with the "
+                f"same options) still runs on the Ray cluster at {self.address}: following it "
+                "instead of submitting it again",
+                file=sys.stderr,
+            )
+            if detach:
+                return RunReport(
+                    run_id=running, pipeline=self.document.pipeline.name, status="submitted"
+                )
+            return self._follow(client, running, observer)
         entrypoint = self._entrypoint(str(digest), run_id, rerun, keep_going)
         self._submit(
             client,
             entrypoint=entrypoint,
             submission_id=run_id,
             runtime_env=self._runtime_env(working_dir),
-            metadata={"mlc_pipeline": self.document.pipeline.name, "mlc_run": run_id},
+            metadata={**metadata, "mlc_run": run_id},
         )
         print(
             f"submitted run {run_id} to the Ray cluster at {self.address} as job {run_id}\n"
@@ -125,6 +145,28 @@ class JobRun:
             raise PreflightError(
                 f"cannot reach the Ray Jobs API at {self.address}: {_first_line(exc)}"
             ) from None
+
+    def _same_run_going_on(self, client: Any, metadata: Mapping[str, str]) -> str | None:
+        """The run id of a job of this document with these options that is still pending or
+        running (submitted by an `mlc apply` that was killed, or detached), if there is one:
+        applying again follows it, as applying again on Kubernetes re-attaches to a run."""
+        try:
+            jobs = client.list_jobs()
+        except Exception as exc:  # the same errors as a submission's
+            raise PreflightError(
+                f"cannot list the jobs of the Ray cluster at {self.address}: {_first_line(exc)}"
+            ) from None
+        going_on = [
+            job
+            for job in jobs
+            if str(job.status) in ("PENDING", "RUNNING")
+            and job.submission_id
+            and all((job.metadata or {}).get(key) == value for key, value in metadata.items())
+        ]
+        if not going_on:
+            return None
+        latest = max(going_on, key=lambda job: job.start_time or 0)
+        return str(latest.submission_id)
 
     def _submit(self, client: Any, **job: Any) -> None:
         """Submits the job; a cluster whose job agent is not up yet is asked again for a

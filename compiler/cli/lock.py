@@ -105,11 +105,18 @@ def lock_before_apply(
             f"{path.name} has no up-to-date entry for {names}, and --locked forbids writing "
             f"{path}\nhelp: run `mlc lock` on the spec and commit {path.name}"
         )
-    fresh = {entry.name: entry for entry in resolve_lock(document, store)}
+    from mlc.runtime.datasets import snapshot_dataset
+    from mlc.runtime.errors import PreflightError
+    from mlc.runtime.lockfile import LockedDataset
+
     entries = dict(old)
     notes = []
     for dataset in stale:
-        entry = fresh[dataset.name]
+        try:
+            digest, _ = snapshot_dataset(store, dataset, document.base_dir)
+        except PreflightError:
+            continue  # the run's preflight reports it, with every other problem
+        entry = LockedDataset(dataset.name, dataset.uri, version_label(dataset), digest)
         before = old.get(dataset.name)
         if before == entry:
             continue

@@ -107,6 +107,53 @@ def test_a_detached_run_goes_on_without_mlc_apply(jobs_cluster: RayHead, tmp_pat
         time.sleep(0.5)
 
 
+def test_applying_again_while_the_job_runs_follows_it_instead_of_submitting_another(
+    jobs_cluster: RayHead, tmp_path: Path
+) -> None:
+    # The first `mlc apply` is gone (detached here; killed is the same to the cluster) while
+    # its job runs: the step holds until the test releases it.
+    state = tmp_path / "notes"
+    state.mkdir()
+    body = f"""
+  step held {{
+    call = "steps:hold"
+    args {{ state = "{state}", name = "held" }}
+    outputs {{ out: file }}
+  }}"""
+    spec = project(tmp_path, body, jobs_target(jobs_cluster))
+    store = str(tmp_path / "store")
+    env = environ(jobs_cluster)
+    code, first = apply(spec, store, env, "--detach")
+    assert (code, first["status"]) == (0, "submitted")
+    again = start_apply(spec, store, env, stdout=subprocess.PIPE)
+    try:
+        assert again.stderr is not None
+        said = ""
+        while "following it" not in said:
+            line = again.stderr.readline()
+            assert line, f"mlc apply ended without following the job:\n{said}"
+            said += line
+        assert f"run {first['run_id']}" in said
+        (state / "held.release").write_text("x")
+        out, err = again.communicate(timeout=240)
+    finally:
+        (state / "held.release").write_text("x")
+        if again.poll() is None:
+            again.kill()
+    assert again.returncode == 0, err
+    report = json.loads(out)
+    assert (report["run_id"], report["status"]) == (first["run_id"], "succeeded")
+    assert steps(report)["held"]["status"] == "ran"
+    runs = subprocess.run(
+        [*MLC, "runs", "--store", store, "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [r["run_id"] for r in json.loads(runs.stdout)] == [first["run_id"]]  # no second job
+
+
 def test_what_the_driver_refuses_before_running_is_an_error_here(
     jobs_cluster: RayHead, tmp_path: Path
 ) -> None:
