@@ -21,7 +21,8 @@ that what is measured is the apply alone. Prints one line, `k8s_apply: {json}`, 
   first step that must run);
 - `status`, `statuses`: the run's status and how many steps ended with each status;
 - `phases`: where the apply's time goes, as seconds spent in (and calls of) the cache lookups
-  that decide each step (`mlc.runtime.decisions.lookup`, on the coordinator's thread), the
+  that decide each step (`mlc.runtime.decisions.lookup`, 16 at a time off the coordinator's
+  thread on a remote store: their seconds add up across the threads), the
   coordinator's lineage writes (`Coordinator._write_lineage`), the executor's `start` (the
   first and last call, from `start`) and turning each pod's end into the attempt's
   (`attempt_ended`, on the watch thread);
@@ -53,6 +54,7 @@ THREAD_KINDS = (
     ("mlc-watch", "watches"),
     ("mlc-k8s-tick", "executor's clock"),
     ("mlc-k8s", "Job creation"),
+    ("mlc-lookup", "cache lookups"),
     ("fsspecIO", "store I/O"),
     ("asyncio", "store I/O"),
 )
