@@ -28,6 +28,7 @@ from mlc.front.lark_lean import (
     UnexpectedToken,
     v_args,
 )
+from mlc.front.unclosed import guess_unclosed
 from mlc.source import BYTE_ORDER_MARK, Span
 
 LANGUAGE_VERSION = 1
@@ -519,6 +520,18 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
     ):
         opened = _open_brace_offset(text)
         if opened is not None:
+            guess = guess_unclosed(_mask(text))
+            if guess is not None:
+                where = (
+                    f"before line {guess.before_line}"
+                    if guess.before_line is not None
+                    else "where the block ends"
+                )
+                return codes.UNCLOSED_BLOCK.at(
+                    Span(path, guess.brace, guess.brace + 1),
+                    "this block was not closed",
+                    help=f"add its `}}` {where}; the indentation says the block ends there",
+                )
             return codes.UNCLOSED_BLOCK.at(
                 Span(path, opened, opened + 1),
                 "this `{` is never closed",
