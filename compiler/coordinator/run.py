@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from mlc.coordinator.executor import AttemptEnded, AttemptNote, Executor, KnownAttempt
+from mlc.coordinator.interrupts import deferred_interrupts
 from mlc.coordinator.lookups import CacheLookups
 from mlc.coordinator.preflight import Preflight
 from mlc.coordinator.units import StepState, Unit, backoff_seconds
@@ -477,6 +478,10 @@ class Coordinator:
         return self.states[step.id].running >= parallelism
 
     def _launch(self, unit: Unit, reservation: object) -> None:
+        with deferred_interrupts():  # handed over and booked whole, or not at all
+            self._hand_over(unit, reservation)
+
+    def _hand_over(self, unit: Unit, reservation: object) -> None:
         unit.attempts += 1
         self._set_status(unit, "running")
         if unit.started_at is None:
@@ -529,6 +534,10 @@ class Coordinator:
     def _handle(self, ended: AttemptEnded | AttemptNote | None) -> None:
         if ended is None:
             return  # a cache lookup was answered: the next pass concludes it
+        with deferred_interrupts():  # an attempt's end is booked whole
+            self._book(ended)
+
+    def _book(self, ended: AttemptEnded | AttemptNote) -> None:
         unit = self.by_name.get(ended.attempt.name)
         if unit is None or unit.attempt is not ended.attempt:
             return  # not an attempt of this coordinator's (an executor must not do this)
