@@ -79,7 +79,7 @@ class ParamsResolver(ResolverBase):
                             value=self.overrides[name],
                             name=name,
                             reason=str(error),
-                            help=f"pass a `{declared}`, as in `--param {name}="
+                            help=f"pass a value of type `{declared}`, as in `--param {name}="
                             f"{example_value(declared)}`",
                         )
                     )

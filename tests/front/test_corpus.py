@@ -29,6 +29,7 @@ from mlc.cli.main import main
 from mlc.compile import check_paths, compile_spec
 from mlc.diagnostics import Diagnostic
 from mlc.diagnostics.catalog import CATALOG
+from mlc.diagnostics.render import render_human, render_json
 from mlc.ir.serialize import to_json
 from mlc.source import SourceMap
 
@@ -147,6 +148,33 @@ def test_the_command_line_reports_the_same_positions(
     reported = sorted(Expected(d["line"], d["column"], d["code"]) for d in report["diagnostics"])
     assert reported == expectations(text)
     assert exit_code == (1 if any(e.code.startswith("E") for e in reported) else 0)
+
+
+# Rendered output, checked by hand: `invalid/golden/<name>.txt` (human) and `<name>.json`.
+GOLDEN_OUTPUT = CORPUS / "invalid" / "golden"
+RENDERED = sorted(path for path in INVALID if (GOLDEN_OUTPUT / f"{path.stem}.txt").is_file())
+
+
+@pytest.mark.parametrize("path", RENDERED, ids=lambda p: p.stem)
+def test_invalid_spec_renders_as_its_golden_human_and_json_output(
+    path: Path, update_golden: bool
+) -> None:
+    diagnostics, sources = check(path)
+    rendered = {
+        "txt": render_human(diagnostics, sources),
+        "json": render_json(diagnostics, sources, files=1) + "\n",
+    }
+    for suffix, text in rendered.items():
+        golden = GOLDEN_OUTPUT / f"{path.stem}.{suffix}"
+        if update_golden:
+            golden.write_text(text, encoding="utf-8")
+        else:
+            assert text == golden.read_text(encoding="utf-8"), f"{golden.name} differs"
+
+
+def test_every_golden_output_has_its_spec() -> None:
+    specs = {path.stem for path in INVALID}
+    assert sorted(p.name for p in GOLDEN_OUTPUT.iterdir() if p.stem not in specs) == []
 
 
 def test_a_misplaced_expectation_is_reported() -> None:
