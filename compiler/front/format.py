@@ -34,8 +34,9 @@ The rules:
 - **Suppression comments.** A source line that ends in `# mlc: ignore…` is never split,
   because the comment covers only the diagnostics that start on its line: a body or list on
   it stays on it at any width (nested blocks included), and items that share it with the
-  `{` or `}` around them stay on it too. (A suppression comment inside a multi-line
-  expression printed on one line covers the joined line; that case is not preserved.)
+  `{` or `}` around them stay on it too. An attribute's value written over several lines
+  with a suppression comment inside or after it is kept as written (trailing spaces aside),
+  since joining its lines would extend what the comment silences.
 - **Comments.** Every comment is kept. A comment alone on its line stays on its own line,
   attached to the item (or list element, or closing bracket) that follows it, at that
   item's indentation; blank lines around it are kept as written (at most one). A comment
@@ -252,15 +253,43 @@ class _Printer:
             self.write(f"type {item.name.name}: {item.base.name}")
         elif isinstance(item, ast.Attribute):
             self.write(self._key(item) + " = ")
-            self.expr(item.value)
+            self.value(item.value)
         elif isinstance(item, ast.Field):
             self.write(item.name.name + ": ")
             self.type_expr(item.type)
             if item.value is not None:
                 self.write(" = ")
-                self.expr(item.value)
+                self.value(item.value)
         else:
             self.block(item)
+
+    def value(self, expr: ast.Expr) -> None:
+        """An attribute's value. One that the printer would put on one line although it spans
+        several source lines, with a suppression comment inside, is kept as written (trailing
+        spaces aside): joining its lines would extend what the comment silences."""
+        if isinstance(expr, ast.ListLit | ast.ObjectLit) or self._one_source_line(
+            expr.span.start, expr.span.end
+        ):
+            self.expr(expr)
+            return
+        line_end = self.text.find("\n", expr.span.end)
+        line_end = len(self.text) if line_end == -1 else line_end
+        # The comments inside the value and the one ending its last line.
+        inside = [
+            index
+            for index in range(self.next_comment, len(self.comments))
+            if expr.span.start <= self.comments[index].span.start < line_end
+        ]
+        if not any(is_suppression(self.comments[index].text) for index in inside):
+            self.expr(expr)
+            return
+        inner = [index for index in inside if self.comments[index].span.start < expr.span.end]
+        written = "\n".join(line.rstrip() for line in self._source(expr.span).split("\n"))
+        self.write(written)
+        # The comment after the value, if any, is left for `end_line` to put after it.
+        if inner:
+            self.next_comment = inner[-1] + 1
+        self.last_end = max(self.last_end, expr.span.end)
 
     def _key(self, attribute: ast.Attribute) -> str:
         if attribute.key_is_string:

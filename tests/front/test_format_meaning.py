@@ -146,6 +146,24 @@ def _squeezable(module: ast.Module, text: str) -> list[tuple[int, int]]:
     return found
 
 
+def _binaries(module: ast.Module) -> list[tuple[int, int, int]]:
+    """Each binary expression: its start, the offset just after its operator, its end."""
+    found: list[tuple[int, int, int]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ast.Binary) and node.op_span.end > node.op_span.start:
+            found.append((node.span.start, node.op_span.end, node.span.end))
+        if dataclasses.is_dataclass(node) and not isinstance(node, type):
+            for field in dataclasses.fields(node):
+                walk(getattr(node, field.name))
+        elif isinstance(node, tuple | list):
+            for item in node:
+                walk(item)
+
+    walk(module.items)
+    return found
+
+
 @st.composite
 def with_suppressions(draw: st.DrawFn, path: Path) -> str:
     """The spec with a block, list or object around a diagnostic squeezed onto one line and
@@ -173,6 +191,20 @@ def with_suppressions(draw: st.DrawFn, path: Path) -> str:
             line_end = len(text) if line_end == -1 else line_end
             comment = draw(st.sampled_from(SUPPRESSIONS)).format(code=code)
             text = text[:start] + _end_with(text[start:line_end], comment) + text[line_end:]
+            diagnostics = _diagnostics_at(path, text)
+    result = parse(text, "spec.mlspec")
+    if result.module is not None and not result.diagnostics and draw(st.booleans()):
+        # Break an operator expression after its operator, with a suppression comment there.
+        offsets = _diagnostics_at(path, text)
+        operators = [
+            after
+            for start, after, end in _binaries(result.module)
+            if any(start <= offset < end for offset in offsets)
+        ] or [after for _, after, _ in _binaries(result.module)]
+        if operators:
+            after = draw(st.sampled_from(operators))
+            comment = draw(st.sampled_from(SUPPRESSIONS)).format(code="E0103")
+            text = text[:after] + "  " + comment + "\n        " + text[after:].lstrip(" ")
             diagnostics = _diagnostics_at(path, text)
     lines = text.split("\n")
     starts = [0]

@@ -404,3 +404,18 @@ def test_lint_and_compile_never_fail_internally_on_any_string(
     code, output = run_main([command, str(spec), "--format", output_format])
     assert code in (0, 1), output.decode("utf-8", "replace")
     assert b"\x1b" not in output, "a control character reached the output"
+
+
+@FAST
+@given(seed=st.sampled_from(SEED_TEXTS), data=st.data())
+def test_lint_and_compile_of_edited_specs_never_fail_internally_in_any_format(
+    seed: Seed, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # In this process, against strict UTF-8 streams (imports of the seed are not found there,
+    # which is one more way for a spec to be broken).
+    spec = tmp_path_factory.mktemp("edited") / "spec.mlspec"
+    spec.write_text(mutate(seed.text, data), encoding="utf-8")
+    command = data.draw(st.sampled_from(["lint", "compile"]))
+    output_format = data.draw(st.sampled_from(FORMATS))
+    code, output = run_main([command, str(spec), "--format", output_format])
+    assert code in (0, 1), output.decode("utf-8", "replace")
