@@ -92,6 +92,37 @@ class ResourceLedger:
             self._free_memory -= memory
             return Grant(resources.cpu_millis, memory, slots)
 
+    def why_waiting(self, resources: Resources) -> str | None:
+        """What a request that does not fit now waits for, with what is in use: `waiting for
+        2 CPUs (2 of 2 in use)`; None when it fits."""
+        machine = self.machine
+        memory = resources.memory_bytes or 0
+        gpu = resources.gpu
+        short = []
+        with self._lock:
+            if resources.cpu_millis > self._free_cpu:
+                used = (machine.cpu_millis - self._free_cpu) / 1000
+                short.append(
+                    f"{resources.cpu_millis / 1000:g} CPU{'s' if resources.cpu_millis != 1000 else ''}"
+                    f" ({used:g} of {machine.cpu_millis / 1000:g} in use)"
+                )
+            if memory > self._free_memory:
+                used_memory = machine.memory_bytes - self._free_memory
+                short.append(
+                    f"{gib(memory)} of memory ({gib(used_memory)} of {gib(machine.memory_bytes)} "
+                    "in use)"
+                )
+            if gpu is not None and gpu.count > 0:
+                free = self._matching(gpu.accelerator, self._free_gpus)
+                if len(free) < gpu.count:
+                    every = self._matching(gpu.accelerator, list(self._types))
+                    kind = f"`{gpu.accelerator}` GPU" if gpu.accelerator else "GPU"
+                    short.append(
+                        f"{gpu.count} {kind}{'s' if gpu.count != 1 else ''} "
+                        f"({len(every) - len(free)} of {len(every)} in use)"
+                    )
+        return "waiting for " + " and ".join(short) if short else None
+
     def release(self, reservation: object) -> None:
         """Gives a grant back."""
         grant = cast(Grant, reservation)

@@ -4,10 +4,12 @@ elsewhere (logs, CI), nothing with `--format json` (the report is the output).""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
 from mlc.store.display import plural
@@ -65,7 +67,11 @@ class PlainProgress:
         if status == "pending":
             return
         if status == "waiting":
-            if detail:
+            if update.waiting_for:
+                self._print(f"{update.name}: {update.waiting_for}")
+            elif update.retry_in_s is not None:
+                self._print(f"{update.name}: {detail}")
+            elif detail:
                 self._print(f"{update.name}: will run because {detail}")
             return
         text = f"{update.name}: {status}"
@@ -106,6 +112,9 @@ class LiveProgress:
         self.counts: dict[str, int] = {}
         self.running: dict[str, None] = {}
         """The running invocations, in the order they started."""
+        self.retry_at: dict[str, float] = {}
+        """When the next attempt of a failed invocation may start (monotonic), for the
+        countdown."""
         self.drawn = 0
         self.last_draw = 0.0
         self.header = ""
@@ -133,6 +142,14 @@ class LiveProgress:
             self.running[name] = None
         else:
             self.running.pop(name, None)
+        if update.retry_in_s is not None:
+            self.retry_at[name] = time.monotonic() + update.retry_in_s
+        elif update.status != "waiting":
+            self.retry_at.pop(name, None)
+        if update.status == "waiting" and not update.detail and name in self.state:
+            # What it waits for now adds to why it waits (or its countdown); it replaces neither.
+            earlier = self.state[name]
+            update = replace(update, detail=earlier.detail, retry_in_s=earlier.retry_in_s)
         self.state[name] = update
         self._draw(force=False)
 
@@ -172,14 +189,28 @@ class LiveProgress:
         text = f"  {_SYMBOLS.get(status, '?')} {update.name:<{width}}  {status:<9}"
         if status in ("running", "ran", "failed", "cancelled"):
             text += f" {format_seconds(elapsed):>7}"
-        if update.detail and status not in ("pending", "ran", "cached"):
-            text += f"  {update.detail}"
+        detail = self._detail(update)
+        if detail and status not in ("pending", "ran", "cached"):
+            text += f"  {detail}"
         try:
             columns = os.get_terminal_size(self.stream.fileno()).columns
         except (OSError, ValueError):
             columns = 120
         text = text[: max(20, columns - 1)]
         return f"\x1b[{_COLOURS.get(status, '0')}m{text}\x1b[0m" if self.colour else text
+
+    def _detail(self, update: UnitUpdate) -> str:
+        """A row's detail; a retry's `retrying in Ns` counts down, and what a waiting
+        invocation waits for comes first."""
+        detail = update.detail
+        deadline = self.retry_at.get(update.name)
+        if update.status == "waiting" and deadline is not None:
+            left = max(0, math.ceil(deadline - time.monotonic()))
+            head = detail.rsplit("; retrying in ", 1)[0]
+            detail = f"{head}; retrying in {format_seconds(left) if left >= 60 else f'{left}s'}"
+        if update.status == "waiting" and update.waiting_for:
+            detail = f"{update.waiting_for}; {detail}" if detail else update.waiting_for
+        return detail
 
     def _compact(self) -> str:
         counts = self.counts

@@ -103,6 +103,9 @@ class Capacity(Protocol):
     def release(self, reservation: object) -> None:
         """Gives a reservation back (its attempt ended)."""
 
+    # Optional: `why_waiting(resources) -> str | None`, what a request that does not fit now
+    # waits for (`waiting for 2 CPUs (2 of 2 in use)`), shown beside the waiting step.
+
 
 Report = Callable[[AttemptEnded | AttemptNote], None]
 """How an executor reports notes and ended attempts (callable from any thread)."""

@@ -465,10 +465,22 @@ class Coordinator:
                 reservation = self.capacity.try_reserve(step.resources)
                 if reservation is None:
                     refused.add(key)
+                    self._show_wait(unit)
                     continue
                 self._launch(unit, reservation)
                 started = True
         return started
+
+    def _show_wait(self, unit: Unit) -> None:
+        """Tells the observer what a unit that did not fit waits for, when the capacity can
+        say (`why_waiting`) and it changed since it was last said."""
+        why = getattr(self.capacity, "why_waiting", None)
+        text = (why(unit.step.resources) or "") if why is not None else ""
+        if text and text != unit.waiting_for:
+            unit.waiting_for = text
+            self.observer.unit_changed(
+                UnitUpdate(unit.name, unit.status, "", unit.attempts, waiting_for=text)
+            )
 
     def _at_parallelism(self, step: Step) -> bool:
         """Whether as many units of a `foreach` step run as its `parallelism` allows."""
@@ -483,6 +495,7 @@ class Coordinator:
 
     def _hand_over(self, unit: Unit, reservation: object) -> None:
         unit.attempts += 1
+        unit.waiting_for = ""
         self._set_status(unit, "running")
         if unit.started_at is None:
             unit.started_at = time.time()
@@ -574,8 +587,14 @@ class Coordinator:
             unit.not_before = time.monotonic() + wait
             self.retrying.add(unit)
             self._set_status(unit, "waiting")
-            self._notify(
-                unit, f"attempt {unit.attempts} failed ({unit.error}); retrying in {wait:g}s"
+            self.observer.unit_changed(
+                UnitUpdate(
+                    unit.name,
+                    unit.status,
+                    f"attempt {unit.attempts} failed ({unit.error}); retrying in {wait:g}s",
+                    unit.attempts,
+                    retry_in_s=wait,
+                )
             )
             return
         unit.earlier_log = EarlierLog()

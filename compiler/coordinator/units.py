@@ -43,6 +43,8 @@ class Unit:
     host: str | None = None
     """Where its last attempt ran, when the executor says (else the coordinator's host)."""
     cancel_requested: bool = False
+    waiting_for: str = ""
+    """What it was last shown waiting for (resources), so that it is shown once per change."""
 
     @property
     def step(self) -> Step:

@@ -34,6 +34,11 @@ class UnitUpdate:
     detail: str = ""
     attempt: int = 0
     elapsed_s: float | None = None
+    waiting_for: str = ""
+    """Of a waiting invocation: what it waits for now (`waiting for 2 CPUs (2 of 2 in use)`)."""
+    retry_in_s: float | None = None
+    """Of a waiting invocation whose attempt failed: seconds until the next attempt, counted
+    from when the update was made."""
 
 
 class RunObserver(Protocol):
