@@ -134,20 +134,22 @@ def _glob_match(path: Path, pattern: str) -> bool:
 
 
 def default_store(start: Path) -> str:
-    """Where the store is when nothing names one: the nearest `.mlc` at or above `start` (as
-    git finds `.git`), else `.mlc` at the project's root, else `.mlc` here."""
+    """Where the store is when nothing names one: the nearest `.mlc` at or above `start` up to
+    the project's root (as git finds `.git`), else `.mlc` at that root; outside any project,
+    `.mlc` here."""
     config = load_config(start)
     if config.store is not None:
         return config.store
     here = start.resolve()
     limit = config.root
+    if limit is None:  # outside any project: this folder's, never a stranger's further up
+        return STORE_DIR
     for folder in (here, *here.parents):
         if (folder / STORE_DIR).is_dir():
             return _relative(folder / STORE_DIR, start)
-        if limit is not None and folder == limit:
+        if folder == limit:
             break
-    base = limit if limit is not None else here
-    return _relative(base / STORE_DIR, start)
+    return _relative(limit / STORE_DIR, start)
 
 
 def _relative(path: Path, start: Path) -> str:

@@ -146,3 +146,20 @@ def test_this_repository_lints_clean_and_fmt_leaves_its_corpus_alone(
     code, _, err = run_mlc(capsys, "fmt", "--check")
     assert code == 0, err
     assert "specs/corpus" not in err
+
+
+def test_outside_any_project_the_store_is_the_working_folders_own(tmp_path: Path) -> None:
+    from mlc.cli.config import default_store
+
+    (tmp_path / ".mlc").mkdir()  # a store further up that belongs to no project of ours
+    inner = tmp_path / "somewhere"
+    inner.mkdir()
+    if load_root(inner) is not None:
+        pytest.skip("the temporary folder is inside a project")
+    assert default_store(inner) == ".mlc"
+
+
+def load_root(folder: Path) -> Path | None:
+    from mlc.cli.config import load_config
+
+    return load_config(folder).root
