@@ -8,8 +8,10 @@ Each subcommand lives in its own module under `mlc.cli` and exposes `configure(p
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, Protocol
@@ -59,6 +61,11 @@ class UsageParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
+        typo = re.search(r"invalid choice: '([^']*)'", message)
+        if typo and self.prog == "mlc":
+            match = difflib.get_close_matches(typo.group(1), list(COMMANDS), n=1)
+            if match:
+                message += f"; did you mean `{match[0]}`?"
         self.exit(
             EXIT_USAGE,
             f"{self.prog}: error: {message}\n(`{self.prog} --help` lists every option)\n",

@@ -153,3 +153,9 @@ def test_a_usage_error_exits_1_with_the_usage_and_a_pointer_to_help(
     assert code == 1 != EXIT_INTERNAL_ERROR
     assert err.startswith("usage: mlc")
     assert "lists every option)" in err.splitlines()[-1]
+
+
+def test_a_mistyped_command_gets_a_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_mlc(capsys, "aply", "pipelines/hello")
+    assert code == 1
+    assert "invalid choice: 'aply'" in err and "did you mean `apply`?" in err
