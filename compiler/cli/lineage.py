@@ -3,14 +3,21 @@
 ```
 mlc lineage sha256:…                 by digest, or by a unique prefix of one (`sha256:6bd58593`)
 mlc lineage RUN:STEP.OUTPUT          by the run, step and output that produced it
+mlc lineage … --format json          the same tree as one JSON document
+mlc lineage … --format openlineage   one OpenLineage run event per step, a line each
 ```
+
+For each step on the path: the params it read, its code digests and the run's git commit (and
+dirty state), where it ran (backend, host) and its image; at the leaves, the datasets with the
+digests the runs were pinned to.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
-from mlc.cli.data import add_format_option, add_store_option, fail, open_store_for, print_json
+from mlc.cli.data import add_store_option, fail, open_store_for, print_json
 from mlc.cli.digests import is_digest_prefix
 from mlc.cli.step_lookup import output_digest
 from mlc.store import Digest, StoreError, is_digest, parse_digest
@@ -25,7 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="an output: its digest (short is fine), or the run, step and output that made it",
     )
     add_store_option(parser)
-    add_format_option(parser)
+    parser.add_argument(
+        "--format",
+        choices=("human", "json", "openlineage"),
+        default="human",
+        help="human: the tree to read (default); json: the same, one document; openlineage: "
+        "one OpenLineage run event per step on the tree, one JSON document a line",
+    )
 
 
 def resolve_artifact(lineage: Lineage, text: str) -> Digest:
@@ -61,11 +74,18 @@ def run(args: argparse.Namespace) -> int:
                 tree = lineage.provenance(digest)
             finally:
                 lineage.close()
+            store_uri = store.uri
         finally:
             store.close()
     except StoreError as exc:
         return fail(str(exc))
-    if args.format == "json":
+    if args.format == "openlineage":
+        from mlc import __version__
+        from mlc.store.lineage.openlineage import run_events
+
+        for event in run_events(tree, store_uri, __version__):
+            print(json.dumps(event, sort_keys=True, ensure_ascii=False))
+    elif args.format == "json":
         print_json(tree.to_json())
     else:
         for line in render_tree(tree):

@@ -661,6 +661,8 @@ class Coordinator:
                 image=unit.step.image or "",
                 log_ref=unit.log_ref or "",
                 error=unit.error if status in ("failed", "cancelled") else None,
+                params=cast(dict[str, Any], (unit.parts or {}).get("params", {})),
+                code=cast(dict[str, str], (unit.parts or {}).get("code", {})),
                 inputs=inputs,
                 outputs={n: Output(o.digest, o.kind) for n, o in unit.outputs.items()},
             )

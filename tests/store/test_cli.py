@@ -155,7 +155,10 @@ def test_lineage_by_run_step_output(capsys: pytest.CaptureFixture[str], project:
     assert code == 0
     assert out.splitlines() == [
         f"{digests['model'][:19]} (file)  <- step {RUN} train.model",
-        f"└── raw: {digests['raw'][:19]} (file)  <- dataset raw <data/raw.csv>",
+        "│     params: none",
+        "│     code: -; commit abcdef0123",
+        "│     ran on local at -; image -",
+        f"└── raw: {digests['raw']} (file)  <- dataset raw <data/raw.csv>",
     ]
     code, out, _ = mlc(capsys, "lineage", digests["model"], "--format", "json")
     assert json.loads(out)["inputs"]["raw"]["source"] == "dataset"

@@ -34,6 +34,9 @@ def lineage(tmp_path: Path) -> Lineage:
     return open_lineage(open_store(tmp_path / "store"))
 
 
+CODE = digest_bytes(b"def train(): ...")
+
+
 def record_iris_run(lineage: Lineage, run_id: str = RUN1, started: float = 100.0) -> None:
     lineage.start_run(
         Run(
@@ -72,9 +75,12 @@ def record_iris_run(lineage: Lineage, run_id: str = RUN1, started: float = 100.0
             attempts=2,
             exit_code=0,
             image="python:3.11",
+            host="gpu-3",
             started_at=started + 2,
             ended_at=started + 5,
             log_ref=LOG,
+            params={"n_estimators": 100},
+            code={"module iris.train": CODE},
             inputs={"splits": SPLITS},
             outputs={"model": Output(MODEL)},
         )
@@ -206,8 +212,14 @@ def test_the_provenance_tree_renders_as_text(lineage: Lineage) -> None:
     short = {d: d[:19] for d in (MODEL, SPLITS, RAW)}
     assert lines == [
         f"{short[MODEL]} (file)  <- step {RUN1} train.model",
+        "│     params: n_estimators=100",
+        f"│     code: module iris.train {CODE[:19]}; commit 0123456789+dirty",
+        "│     ran on local at gpu-3; image python:3.11",
         f"└── splits: {short[SPLITS]} (dir)  <- step {RUN1} prepare.splits",
-        f"    └── raw: {short[RAW]} (file)  <- dataset raw <data/iris.csv>",
+        "    │     params: none",
+        "    │     code: -; commit 0123456789+dirty",
+        "    │     ran on local at -; image -",
+        f"    └── raw: {RAW} (file)  <- dataset raw <data/iris.csv>",
     ]
 
 

@@ -4,7 +4,8 @@
 runs(run_id PK, pipeline, spec_path, target, backend, host, user, git_commit, git_dirty,
      params JSON, started_at, ended_at, status)
 step_executions(run_id, step_id, status, cache_key, attempts, exit_code, started_at,
-                ended_at, host, image, log_ref, error)     PK (run_id, step_id)
+                ended_at, host, image, log_ref, error,
+                params JSON, code JSON)                    PK (run_id, step_id)
 step_inputs(run_id, step_id, name, digest)                 PK (run_id, step_id, name)
 step_outputs(run_id, step_id, name, digest, kind)          PK (run_id, step_id, name)
 datasets(digest, name, uri, kind)                          PK (digest, name, uri)
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS step_executions (
     run_id TEXT NOT NULL, step_id TEXT NOT NULL, status TEXT NOT NULL,
     cache_key TEXT NOT NULL, attempts INTEGER NOT NULL, exit_code INTEGER,
     started_at REAL, ended_at REAL, host TEXT NOT NULL, image TEXT NOT NULL,
-    log_ref TEXT NOT NULL, error TEXT,
+    log_ref TEXT NOT NULL, error TEXT, params TEXT, code TEXT,
     PRIMARY KEY (run_id, step_id)
 );
 CREATE INDEX IF NOT EXISTS steps_by_step ON step_executions (step_id);
@@ -92,9 +93,12 @@ _TABLES = frozenset(
     )
 )
 
+_ADDED_COLUMNS = {"error": "TEXT", "params": "TEXT", "code": "TEXT"}
+"""Columns of `step_executions` that a database written by an earlier mlc gains when opened."""
+
 _STEP_COLUMNS = (
     "run_id, step_id, status, cache_key, attempts, exit_code, started_at, ended_at, host, "
-    "image, log_ref, error"
+    "image, log_ref, error, params, code"
 )
 
 
@@ -134,7 +138,7 @@ class LineageDB:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(step_executions)")}
         except sqlite3.Error:
             return False
-        return tables >= _TABLES and "error" in columns
+        return tables >= _TABLES and columns >= _ADDED_COLUMNS.keys()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -323,6 +327,8 @@ class LineageDB:
             image=row[9],
             log_ref=row[10],
             error=row[11],
+            params=json.loads(row[12]) if row[12] else {},
+            code=json.loads(row[13]) if row[13] else {},
             inputs=inputs,
             outputs=outputs,
         )
@@ -449,8 +455,9 @@ def _open_to_read(path: str, error: sqlite3.Error) -> sqlite3.Connection:
 def _add_missing_columns(db: sqlite3.Connection) -> None:
     """Brings a database written by an earlier mlc up to date (its rows get NULL)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(step_executions)")}
-    if "error" not in columns:
-        db.execute("ALTER TABLE step_executions ADD COLUMN error TEXT")
+    for name, type_ in _ADDED_COLUMNS.items():
+        if name not in columns:
+            db.execute(f"ALTER TABLE step_executions ADD COLUMN {name} {type_}")
 
 
 def _insert_step(db: sqlite3.Connection, step: StepExecution) -> None:
@@ -459,7 +466,7 @@ def _insert_step(db: sqlite3.Connection, step: StepExecution) -> None:
     db.execute("DELETE FROM step_outputs WHERE run_id = ? AND step_id = ?", key)
     db.execute(
         f"INSERT OR REPLACE INTO step_executions ({_STEP_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             step.run_id,
             step.step_id,
@@ -473,6 +480,8 @@ def _insert_step(db: sqlite3.Connection, step: StepExecution) -> None:
             step.image,
             step.log_ref,
             step.error,
+            json.dumps(step.params, sort_keys=True),
+            json.dumps(step.code, sort_keys=True),
         ),
     )
     db.executemany(

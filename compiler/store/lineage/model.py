@@ -90,6 +90,11 @@ class StepExecution:
     error: str | None = None
     """Why a failed or cancelled execution did not succeed (a non-zero exit, an output that
     could not be stored, a timeout), as the run reported it."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The params the step read, with their values (its cache key's)."""
+    code: dict[str, str] = field(default_factory=dict)
+    """The digests of the code it ran (its module and the project modules it imports, the
+    paths it declares in `code`), as in its cache key."""
     inputs: dict[str, Digest] = field(default_factory=dict)
     outputs: dict[str, Output] = field(default_factory=dict)
 
@@ -113,6 +118,8 @@ class StepExecution:
             "image": self.image,
             "log_ref": self.log_ref,
             "error": self.error,
+            "params": dict(sorted(self.params.items())),
+            "code": dict(sorted(self.code.items())),
             "inputs": dict(sorted(self.inputs.items())),
             "outputs": {
                 name: {"digest": o.digest, "kind": o.kind}
@@ -149,19 +156,32 @@ class ProvenanceNode:
     inputs: tuple[tuple[str, ProvenanceNode], ...] = ()
     repeated: bool = False
     """True when this digest was already expanded higher in the tree (shown once)."""
+    run: Run | None = None
+    """The run of `step`: its pipeline, target, backend and code version."""
 
     def to_json(self) -> dict[str, Any]:
-        """A nested plain dict for `--format json`."""
+        """A nested plain dict for `--format json`: what `mlc lineage` shows, whole."""
         document: dict[str, Any] = {"digest": self.digest, "source": self.source, "kind": self.kind}
         if self.step is not None:
+            step, run = self.step, self.run
             document["produced_by"] = {
-                "run_id": self.step.run_id,
-                "step_id": self.step.step_id,
+                "run_id": step.run_id,
+                "step_id": step.step_id,
+                "step": step.name,
                 "output": self.output,
-                "status": self.step.status,
-                "cache_key": self.step.cache_key,
-                "image": self.step.image,
-                "host": self.step.host,
+                "status": step.status,
+                "cache_key": step.cache_key,
+                "params": dict(sorted(step.params.items())),
+                "code": dict(sorted(step.code.items())),
+                "image": step.image,
+                "host": step.host,
+                "started_at": step.started_at,
+                "ended_at": step.ended_at,
+                "pipeline": run.pipeline if run else None,
+                "target": run.target if run else None,
+                "backend": run.backend if run else None,
+                "git_commit": run.git_commit if run else None,
+                "git_dirty": run.git_dirty if run else None,
             }
         if self.datasets:
             document["datasets"] = [d.to_json() for d in self.datasets]

@@ -149,6 +149,8 @@ def _step_of(doc: dict[str, Any]) -> StepExecution:
         image=doc.get("image", ""),
         log_ref=doc.get("log_ref", ""),
         error=doc.get("error"),
+        params=dict(doc.get("params") or {}),
+        code={str(k): str(v) for k, v in dict(doc.get("code") or {}).items()},
         inputs={n: parse_digest(d) for n, d in doc.get("inputs", {}).items()},
         outputs={
             n: Output(parse_digest(o["digest"]), o.get("kind", "file"))
