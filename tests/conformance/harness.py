@@ -385,7 +385,7 @@ the run id, so it differs between any two runs by design."""
 
 _VOLATILE_RUN = ("run_id", "started_at", "ended_at", "host", "user", "backend")
 _VOLATILE_EXECUTION = ("run_id", "started_at", "ended_at", "host", "log_ref")
-_VOLATILE_PRODUCER = ("run_id", "host")
+_VOLATILE_PRODUCER = ("run_id", "host", "started_at", "ended_at", "backend")
 
 
 @dataclass(frozen=True)
