@@ -3,7 +3,7 @@
 The spec is compiled first (params bound with `--param`, so `foreach` counts and gate
 conditions show their values); a spec with errors prints its diagnostics and exits 1.
 Backends are consulted only with `--target`: drawing the graph needs none installed.
-`--format svg` has Graphviz's `dot` draw it (and says so plainly when `dot` is missing).
+`--format svg` draws it as an SVG picture itself (`mlc.ir.render_svg`): no Graphviz needed.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=("dot", "mermaid", "svg"),
         default="dot",
-        help="Graphviz DOT (default), a Mermaid flowchart, or an SVG picture (drawn by "
-        "Graphviz's `dot`, which must be installed)",
+        help="Graphviz DOT (default), a Mermaid flowchart, or an SVG picture (drawn by mlc: "
+        "no Graphviz needed)",
     )
     add_spec_options(parser)
     parser.add_argument(
@@ -30,26 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _svg(dot_text: str) -> str | None:
-    """The DOT text drawn as SVG by Graphviz, or None when `dot` is not installed."""
-    import shutil
-    import subprocess
-
-    executable = shutil.which("dot")
-    if executable is None:
-        return None
-    drawn = subprocess.run(
-        [executable, "-Tsvg"], input=dot_text, capture_output=True, text=True, check=False
-    )
-    if drawn.returncode != 0:
-        raise RuntimeError(f"Graphviz failed on mlc's DOT output: {drawn.stderr.strip()}")
-    return drawn.stdout
-
-
 def run(args: argparse.Namespace) -> int:
     from mlc.cli.spec_path import SpecPathError, find_spec
     from mlc.compile import compile_spec
     from mlc.ir.render_graph import to_dot, to_mermaid
+    from mlc.ir.render_svg import to_svg
 
     try:
         spec = find_spec(args.spec)
@@ -67,16 +52,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if result.document is None:
         return 1
-    text = to_mermaid(result.document) if args.format == "mermaid" else to_dot(result.document)
-    if args.format == "svg":
-        svg = _svg(text)
-        if svg is None:
-            return fail(
-                "`--format svg` draws the graph with Graphviz's `dot`, which is not on PATH: "
-                "install Graphviz (`apt install graphviz`, `brew install graphviz`), or use "
-                "`--format mermaid`, which GitHub and many editors draw without it"
-            )
-        text = svg
+    renderers = {"dot": to_dot, "mermaid": to_mermaid, "svg": to_svg}
+    text = renderers[args.format](result.document)
     if args.output is None:
         sys.stdout.write(text)
         return 0

@@ -28,7 +28,7 @@ EXIT_USAGE = EXIT_USER_ERROR
 COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("lint", "check specs and report every problem with its location"),
     "compile": ("compile", "compile a spec to the IR or to a target's artifacts"),
-    "graph": ("graph", "print the pipeline DAG as DOT or Mermaid"),
+    "graph": ("graph", "print the pipeline DAG as DOT, Mermaid or SVG"),
     "fmt": ("fmt", "format specs canonically"),
     "explain": ("explain", "explain a diagnostic code with a bad and a good example"),
     "plan": ("plan", "show which steps are cached and why the others will run"),

@@ -96,6 +96,12 @@ def _operand(condition: Condition, bound: int, names: dict[str, str]) -> str:
     return text
 
 
+def picture(document: IRDocument) -> tuple[list[_Node], list[_Edge]]:
+    """What every renderer draws: the nodes (id, kind, text lines) and the edges (ends, kind,
+    label), in the deterministic order described above."""
+    return _nodes_and_edges(document)
+
+
 def _nodes_and_edges(document: IRDocument) -> tuple[list[_Node], list[_Edge]]:
     pipeline = document.pipeline
     graph: nx.DiGraph = build_graph(document)

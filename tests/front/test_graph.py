@@ -241,24 +241,28 @@ def test_an_edge_names_the_output_it_carries_and_the_input_it_feeds(tmp_path: Pa
     )
 
 
-def test_svg_is_drawn_by_graphviz_or_refused_plainly(
+def test_svg_is_drawn_without_graphviz(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import xml.etree.ElementTree as ElementTree
+
     from mlc.cli.main import main
 
-    spec = str(REPO / "examples" / "quickstart" / "pipeline.mlspec")
-    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` here
-    assert main(["graph", spec, "--format", "svg"]) == 1
-    assert "`--format svg` draws the graph with Graphviz's `dot`, which is not on PATH" in (
-        capsys.readouterr().err
-    )
-    # A stand-in for Graphviz: what it is given is mlc's DOT, what it prints is the output.
-    fake = tmp_path / "dot"
-    fake.write_text('#!/bin/sh\n[ "$1" = -Tsvg ] || exit 2\necho "<svg>"; head -1; echo "</svg>"\n')
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
-    assert main(["graph", spec, "--format", "svg"]) == 0
-    assert capsys.readouterr().out == '<svg>\ndigraph "quickstart" {\n</svg>\n'
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot`, nor anything else
+    output = tmp_path / "sweep.svg"
+    spec = str(REPO / "examples" / "sweep" / "pipeline.mlspec")
+    assert main(["graph", spec, "--format", "svg", "-o", str(output)]) == 0
+    assert capsys.readouterr().err == f"wrote {output}\n"
+    root = ElementTree.fromstring(output.read_text(encoding="utf-8"))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    for label in ("housing", "latest", "featurize", "train \u00d75", "pick_best", "finally report"):
+        assert label in texts
+    assert "model \u2192 models, scores \u2192 scores" in texts
+    boxes = {t.text: float(t.get("x", "0")) for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    # Columns run left to right along the edges.
+    assert boxes["housing"] < boxes["featurize"] < boxes["train \u00d75"] < boxes["pick_best"]
+    assert len(list(root.iter("{http://www.w3.org/2000/svg}line"))) == 4
 
 
 def test_mermaid_escapes_what_it_must(edges_document: IRDocument) -> None:
