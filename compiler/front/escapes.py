@@ -16,6 +16,10 @@ import unicodedata
 from dataclasses import dataclass
 
 _SIMPLE = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+_SIMPLE_ESCAPE = re.compile(r"\\([\"'\\nrt])")
+# A backslash not followed by a simple escape's letter (with false alarms, such as the second
+# backslash of `\\u`, which only send the text the slow way).
+_OTHER_ESCAPE = re.compile(r"\\(?![\"'\\nrt])")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _NAMED = re.compile(r"N\{([^}\n]*)\}")
 LISTED = '`\\"`, `\\\\`, `\\n`, `\\r`, `\\t`, `\\uXXXX` and `\\UXXXXXXXX`'
@@ -62,8 +66,20 @@ def decode(raw: str) -> Decoded:
     """Decodes a string literal as written, quotes included (`"…"` or `\"\"\"…\"\"\"`)."""
     quote = 3 if raw.startswith('"""') and len(raw) >= 6 else 1
     body_start, body_end = quote, len(raw) - quote
-    if "\\" not in raw and "\x00" not in raw:
-        return Decoded(raw[body_start:body_end], (), None)
+    body = raw[body_start:body_end]
+    if "\\" not in body and "\x00" not in body:
+        return Decoded(body, (), None)
+    if "\x00" not in body and _OTHER_ESCAPE.search(body) is None:
+        # Only `\n`, `\"` and their kind: one substitution, however many there are.
+        return Decoded(_SIMPLE_ESCAPE.sub(lambda m: _SIMPLE[m.group(1)], body), (), None)
+    return decode_each(raw)
+
+
+def decode_each(raw: str) -> Decoded:
+    """`decode`, escape by escape: what every literal with a `\\u`, a NUL or a bad escape
+    takes (and what the fast path of `decode` must agree with)."""
+    quote = 3 if raw.startswith('"""') and len(raw) >= 6 else 1
+    body_start, body_end = quote, len(raw) - quote
     out: list[str] = []
     problems: list[EscapeProblem] = []
     nul_at: tuple[int, int] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mlc.front.escapes import decode
+from mlc.front.escapes import decode, decode_each
 from mlc.front.parser import parse
 
 
@@ -78,3 +78,9 @@ def test_escape_soup_is_valid_unicode_and_problems_lie_inside_the_literal(body: 
     decoded.value.encode("utf-8")
     for problem in decoded.problems:
         assert 1 <= problem.start < problem.end <= len(literal) - 1
+
+
+@given(st.text(alphabet="\\nrt\"'ux0aZ é", max_size=30))
+def test_the_fast_path_decodes_as_escape_by_escape_does(body: str) -> None:
+    literal = '"' + body.replace('"', '\\"') + '"'
+    assert decode(literal) == decode_each(literal)
