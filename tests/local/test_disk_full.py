@@ -217,3 +217,25 @@ def test_a_read_only_store_is_refused_before_anything_runs(disk: Path) -> None:
     assert applied.returncode == 1
     assert "Read-only file system: the filesystem is read-only" in applied.stderr
     assert statuses(root) == []
+
+
+CHATTY = """mlspec 1
+
+pipeline chatty {
+  step talk {
+    run = ["sh", "-c", "head -c 2500000 /dev/zero | tr '\\\\0' 'x' | fold -w 100"]
+  }
+}
+"""
+
+
+def test_a_log_that_cannot_be_stored_is_a_warning_naming_the_disk(disk: Path) -> None:
+    # The step's log fills the work directory; its copy into the store does not fit.
+    root = project(disk, CHATTY)
+    applied = mlc(root, "apply", "pipeline.mlspec", "--store", ".mlc")
+    assert applied.returncode == 0, applied.stderr
+    output = applied.stdout + applied.stderr
+    assert "warning: the log of `talk` could not be stored: cannot write to the store at " in output
+    assert "No space left on device: the disk is full" in output
+    assert statuses(root) == ["succeeded"]
+    assert leftovers(root / ".mlc") == {}
