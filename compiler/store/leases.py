@@ -184,6 +184,9 @@ def live_leases(store: Store, *, remove_dead: bool = False) -> list[Lease]:
         elif remove_dead:
             with contextlib.suppress(StoreError, OSError):
                 store.delete_lease(lease.run_id)
+            if lease.host == current_host():  # its lock file, which nobody holds
+                with contextlib.suppress(OSError):
+                    os.unlink(_lock_path(store, lease.run_id))
     return alive
 
 

@@ -62,6 +62,9 @@ def test_the_lease_of_a_killed_process_is_dead_at_once(store: Store, tmp_path: P
         holder.wait()
     assert [lease.run_id for lease in read_leases(store)] == [RUN]  # left behind by kill -9
     assert live_run_ids(store) == set()
+    gc(store, [], grace=3600.0)  # removes it, and its lock file
+    assert read_leases(store) == []
+    assert list((Path(store.local_dir) / "leases").iterdir()) == []
 
 
 def test_seen_from_another_machine_a_lease_lives_while_it_is_renewed(store: Store) -> None:
