@@ -108,7 +108,8 @@ def _resolve(
         why = "has no entry for it" if entry is None else "resolved an older declaration of it"
         raise PreflightError(
             f"dataset `{dataset.name}` is pinned to `{wanted}`, which {LOCK_FILE} resolves, but "
-            f"{LOCK_FILE} {why}; run `mlc lock` on the spec"
+            f"{LOCK_FILE} {why}; `mlc apply` writes it (unless --locked), or run `mlc lock` "
+            "on the spec"
         )
     locked = Digest(entry.digest)
     if locked == digest:
