@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mlc.diagnostics import Diagnostic
+from mlc.diagnostics import Diagnostic, Label
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast, escapes
 from mlc.front.lark_lean import (
@@ -28,7 +28,7 @@ from mlc.front.lark_lean import (
     UnexpectedToken,
     v_args,
 )
-from mlc.front.unclosed import guess_unclosed
+from mlc.front.unclosed import Unclosed, guess_unclosed
 from mlc.source import BYTE_ORDER_MARK, Span
 
 LANGUAGE_VERSION = 1
@@ -579,11 +579,39 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, path: str) -> Diagnost
         )
 
     found = "the end of the file" if token.type == "$END" else _describe(token.type, str(token))
+    unclosed = _unclosed_before(text, start, path)
     return codes.SYNTAX_ERROR.at(
         span,
         "unexpected here",
         found=found,
         expected=_expected(set(error.accepts or error.expected)),
+        secondary=[unclosed[0]] if unclosed else [],
+        help=unclosed[1] if unclosed else None,
+    )
+
+
+def _unclosed_before(text: str, start: int, path: str) -> tuple[Label, str] | None:
+    """For a token at the start of a line, outside any block by its indentation but inside
+    one by the braces: the block that was likely not closed, and where its `}` goes. Either
+    the indentation points at a block (see `mlc.front.unclosed`), or the token is one that
+    only stands outside blocks (`import`, `type`), and the innermost open block is it."""
+    if start > 0 and text[start - 1] != "\n":
+        return None
+    if _open_brace_offset(text[:start]) is None:
+        return None
+    masked = _mask(text[:start])
+    guess = guess_unclosed(masked)
+    if guess is None and not text.startswith(("import", "type", "mlspec"), start):
+        return None  # nothing says a block was left open: the error is the token's own
+    if guess is None:
+        innermost = _open_brace_offset(text[:start])
+        assert innermost is not None
+        line = text.count("\n", 0, start) + 1
+        guess = Unclosed(innermost, line)
+    where = f"before line {guess.before_line}" if guess.before_line else "where it ends"
+    return (
+        Label(Span(path, guess.brace, guess.brace + 1), "this block was not closed"),
+        f"add its `}}` {where}",
     )
 
 
