@@ -33,13 +33,19 @@ class ResourcesResolver(ResolverBase):
         """A step's resources: profiles and blocks merged key by key, later ones winning."""
         request = ResourceRequest()
         fields: dict[str, tuple[Any, Span]] = {}
+        used_at: dict[str, Span] = {}
         for item in items:
             if isinstance(item, ast.Attribute):
-                fields.update(self._profile_fields(item.value, scope))
+                from_profile = self._profile_fields(item.value, scope)
+                fields.update(from_profile)
+                used_at.update(dict.fromkeys(from_profile, item.value.span))
             else:
                 context = f"the resources of step `{step.name}`"
-                fields.update(self._resource_fields(item.body, scope, context))
-        self._apply_resources(request, fields, step)
+                own = self._resource_fields(item.body, scope, context)
+                fields.update(own)
+                for name in own:
+                    used_at.pop(name, None)
+        self._apply_resources(request, fields, step, used_at)
         step.resources = request
 
     def _profile_fields(self, expr: ast.Expr, scope: Scope) -> dict[str, tuple[Any, Span]]:
@@ -53,7 +59,9 @@ class ResourcesResolver(ResolverBase):
             fields = self._resource_fields(
                 value.block.body, Scope(names, "a resource profile"), "a resource profile"
             )
-            return {k: (v, expr.span) for k, (v, _) in fields.items()}
+            # Spans at the profile's own values: a wrong value there is reported once, at the
+            # line to fix, whatever the number of steps that use the profile.
+            return fields
         self.report(
             codes.TYPE_MISMATCH.at(
                 expr.span,
@@ -85,10 +93,17 @@ class ResourcesResolver(ResolverBase):
         return fields
 
     def _apply_resources(
-        self, request: ResourceRequest, fields: dict[str, tuple[Any, Span]], step: StepDecl
+        self,
+        request: ResourceRequest,
+        fields: dict[str, tuple[Any, Span]],
+        step: StepDecl,
+        used_at: dict[str, Span] | None = None,
     ) -> None:
+        """Checks each value at its span and records the request. `used_at` holds, for values
+        from a resource profile, where the step uses it: what concerns the step (a target that
+        cannot honour it, a request no node can hold) is reported there."""
         for name, (value, span) in fields.items():
-            request.spans[name] = span
+            request.spans[name] = (used_at or {}).get(name, span)
             if name == "cpu":
                 if isinstance(value, t.Quantity) and value.dimension == "millicores":
                     millis = round(value.amount)
@@ -158,7 +173,7 @@ class ResourcesResolver(ResolverBase):
                     continue
                 setattr(request, f"{name}_bytes", amount)
                 if name in ("shm", "disk"):
-                    step.features[name] = span
+                    step.features[name] = request.spans[name]
             elif name == "gpu":
                 if isinstance(value, bool) or not (isinstance(value, (int, t.GpuValue))):
                     self.report(
@@ -182,8 +197,8 @@ class ResourcesResolver(ResolverBase):
                     )
                     continue
                 request.gpu = gpu
-                step.features["gpu"] = span
+                step.features["gpu"] = request.spans[name]
                 if gpu.accelerator:
-                    step.features["accelerator"] = span
+                    step.features["accelerator"] = request.spans[name]
                 if gpu.mig:
-                    step.features["mig"] = span
+                    step.features["mig"] = request.spans[name]
