@@ -228,14 +228,21 @@ class _Printer:
         self.end_line(module.version.span.end)
         previous: ast.TopItem | None = None
         for item in module.items:
-            separator: Separator = "force"
-            if (isinstance(item, ast.Import) and isinstance(previous, ast.Import)) or (
-                isinstance(item, ast.TypeDecl) and isinstance(previous, ast.TypeDecl)
-            ):
-                separator = "keep"
-            self.open_element(item.span.start, separator)
-            self.item(item)
+            if previous is not None and self._keeps_line(previous.span.end, item.span.start):
+                self.write(" ")
+            else:
+                if previous is not None:
+                    self.end_line(previous.span.end)
+                separator: Separator = "force"
+                if (isinstance(item, ast.Import) and isinstance(previous, ast.Import)) or (
+                    isinstance(item, ast.TypeDecl) and isinstance(previous, ast.TypeDecl)
+                ):
+                    separator = "keep"
+                self.open_element(item.span.start, separator)
+            self.item_content(item)
             previous = item
+        if previous is not None:
+            self.end_line(previous.span.end)
         self.comments_before(len(self.text) + 1, "keep")
         return "\n".join(self.out) + "\n"
 
