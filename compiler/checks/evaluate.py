@@ -531,10 +531,12 @@ class Evaluator:
             return t.Symbolic(t.BOOL, _op(op, left, right), steps)
         return self.error(
             codes.INVALID_OPERANDS.at(
-                expr.span,
+                expr.op_span if expr.op_span.end > expr.op_span.start else expr.span,
                 f"{t.describe(left)} {op} {t.describe(right)}",
                 op=op,
                 operands=f"`{lt}` and `{rt}`",
+                help=_operands_help(op, left, right)
+                or "a metric compares with numbers (`>= 0.9`) and combines with `and`, `or`",
             )
         )
 
@@ -576,6 +578,8 @@ def _magnitude(value: Any) -> Any:
 def _operands_help(op: str, left: Any, right: Any) -> str | None:
     """How operands of this kind do combine, for the help line."""
     amounts = (t.Quantity, t.Duration)
+    if op in ("<", "<=", ">", ">=", "==", "!="):
+        return "compare values of one kind: numbers with numbers (`> 0.9`), strings with strings"
     if isinstance(left, amounts) or isinstance(right, amounts):
         return (
             "quantities and durations add to and subtract from their own kind "
