@@ -45,6 +45,10 @@ def list_files(path: str) -> tuple[bool, list[TreeFile]]:
     raise UnsupportedFileError(f"{path} is not a regular file or directory and cannot be stored")
 
 
+OVERLAP_FROM_FILES = 64
+"""Snapshots of this many files or more publish on a thread of their own (see below)."""
+
+
 def snapshot_with(
     path: str,
     *,
@@ -81,23 +85,30 @@ def snapshot_with(
     ):
         versions[index] = version
     done = [v for v in versions if v is not None]
-    # Publishing (syncing the packs) overlaps the stat cache write and the manifest build: a
-    # stat cache entry is only a hint (`reuse` checks the object exists), and the manifest
-    # is stored only once the objects it names are published.
-    with ThreadPoolExecutor(max_workers=1) as background:
-        published = background.submit(publish)
+
+    def record_and_build() -> Manifest | None:
         statcache.record_many(
             (FileStat.of(v.stat), v.digest, v.read_at_ns) for v in done if v.read_at_ns is not None
         )
-        manifest = (
-            Manifest.build(
-                ManifestEntry(f.relpath, v.digest, v.stat.st_size, normalise_mode(v.stat.st_mode))
-                for f, v in zip(files, done, strict=True)
-            )
-            if is_dir
-            else None
+        if not is_dir:
+            return None
+        return Manifest.build(
+            ManifestEntry(f.relpath, v.digest, v.stat.st_size, normalise_mode(v.stat.st_mode))
+            for f, v in zip(files, done, strict=True)
         )
-        published.result()
+
+    # With many files, publishing (syncing the packs) overlaps the stat cache write and the
+    # manifest build: a stat cache entry is only a hint (`reuse` checks the object exists),
+    # and the manifest is stored only once the objects it names are published. With few,
+    # starting a thread would cost more than the overlap saves.
+    if len(files) < OVERLAP_FROM_FILES:
+        publish()
+        manifest = record_and_build()
+    else:
+        with ThreadPoolExecutor(max_workers=1) as background:
+            published = background.submit(publish)
+            manifest = record_and_build()
+            published.result()
     hashed = len(misses)
     if manifest is None:
         only = done[0]

@@ -46,19 +46,41 @@ def test_inputs_are_read_only_and_outputs_are_checked_before_anything_is_stored(
     assert sum(1 for _ in store.iter_objects()) == objects_before
 
 
-def test_emptying_keeps_only_an_empty_tmp(tmp_path: Path) -> None:
+def test_emptying_leaves_nothing_of_the_attempt_and_keeps_its_directories_empty(
+    tmp_path: Path,
+) -> None:
+    # The directories stay (making and removing them costs a journal commit each on some
+    # filesystems); what an attempt left anywhere goes.
     root = tmp_path / "attempt"
     empty_attempt(root)
     (root / "inputs").mkdir()
     (root / "inputs" / "x").write_text("x")
     (root / "inputs" / "x").chmod(0o444)
+    (root / "outputs").mkdir()
+    (root / "outputs" / "model").mkdir()
+    (root / "outputs" / "model" / "weights").write_text("w")
     (root / "tmp" / "deep").mkdir()
     (root / "tmp" / "deep" / "file").write_text("y")
+    (root / "stray").write_text("z")
 
     empty_attempt(root)
 
-    assert [p.name for p in root.iterdir()] == ["tmp"]
-    assert not any((root / "tmp").iterdir())
+    assert sorted(p.name for p in root.iterdir()) == ["inputs", "outputs", "tmp"]
+    assert not any(any(d.iterdir()) for d in root.iterdir())
+
+
+def test_a_directory_a_step_made_read_only_is_removed_when_emptying(tmp_path: Path) -> None:
+    root = tmp_path / "attempt"
+    empty_attempt(root)
+    (root / "outputs").mkdir()
+    (root / "outputs" / "model").write_text("w")
+    (root / "outputs").chmod(0o555)
+    try:
+        empty_attempt(root)
+    finally:
+        if (root / "outputs").exists():
+            (root / "outputs").chmod(0o755)
+    assert not (root / "outputs").exists() or not any((root / "outputs").iterdir())
 
 
 def test_an_output_link_that_leaves_the_attempt_directory_fails_the_step(tmp_path: Path) -> None:
