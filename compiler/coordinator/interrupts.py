@@ -31,10 +31,10 @@ def deferred_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[int] = []
+    caught: list[signal.Signals] = []
 
     def hold(signum: int, frame: FrameType | None) -> None:
-        caught.append(signum)
+        caught.append(signal.Signals(signum))
 
     previous = {number: signal.signal(number, hold) for number in HELD}
     try:
