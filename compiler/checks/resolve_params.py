@@ -60,7 +60,7 @@ class ParamsResolver(ResolverBase):
             default: object = None
             if item.value is not None:
                 default = self.evaluator.typed(item.value, empty, declared, f"param `{name}`")
-                if isinstance(default, str) and not self.passes_to_a_process(
+                if default is not INVALID and not self._passes_to_a_process(
                     default, item.value, name
                 ):
                     # Params are what commands and environments are made of.
@@ -108,6 +108,17 @@ class ParamsResolver(ResolverBase):
                 item.name.span,
                 invalid=has_errors(self.diagnostics[reported:]),
             )
+
+    def _passes_to_a_process(self, value: object, expr: ast.Expr, name: str) -> bool:
+        """Whether a param's default (a string, or the strings of a list) holds no NUL."""
+        if isinstance(value, str):
+            return self.passes_to_a_process(value, expr, name)
+        if isinstance(value, list):
+            items = expr.items if isinstance(expr, ast.ListLit) else [expr] * len(value)
+            return all(
+                self._passes_to_a_process(v, e, name) for v, e in zip(value, items, strict=False)
+            )
+        return True
 
     def _check_overrides(self, program: Program, block: ast.Block) -> None:
         for name in self.overrides:
