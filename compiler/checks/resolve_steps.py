@@ -364,14 +364,29 @@ class StepsResolver(ResourcesResolver):
             ):
                 step.command_kind = "exec"
                 step.argv = tuple(i.value for i in value.items if isinstance(i, ast.StrLit))
-                if use_shell:
+                if use_shell and shell is not None:
+                    # At the step's own setting of the two; the other is a related location.
+                    own_run = _inside(run.name.span, block.span) and not _inside(
+                        shell.name.span, block.span
+                    )
+                    primary, other = (run, shell) if own_run else (shell, run)
                     self.report(
                         codes.CONFLICTING_ATTRIBUTES.at(
-                            shell.name.span if shell else run.name.span,
-                            "`shell` needs `run` as one string",
+                            primary.name.span,
+                            "the list form runs no shell"
+                            if own_run
+                            else "`shell` needs `run` as one string",
                             context=context,
                             first="shell",
                             second="run = [ … ]",
+                            secondary=[
+                                Label(
+                                    other.name.span,
+                                    "`shell = true` is set here"
+                                    if own_run
+                                    else "`run` is set here",
+                                )
+                            ],
                             help="exec form never uses a shell; write `run` as one string to use `shell = true`",
                         )
                     )
@@ -984,6 +999,10 @@ def _gate_help(value: object, written: str | None) -> str:
     if metrics:
         return f"compare one of its metrics: `when = {metrics[0]} >= 0.9`"
     return "write a comparison that is true or false, such as `STEP.OUTPUT.KEY >= 0.9` on declared metrics"
+
+
+def _inside(span: Span, outer: Span) -> bool:
+    return span.path == outer.path and outer.start <= span.start < outer.end
 
 
 def _references(expr: object, steps: set[str]) -> dict[str, Span]:

@@ -141,6 +141,8 @@ def test_an_error_at_a_template_line_points_at_each_step_that_extends_it(tmp_pat
         )
         for d in diagnostics
     ]
-    # `a` conflicts with the template's `shell`; both steps read a param the pipeline lacks.
-    assert found == [("E0108", 9, [4]), ("E0111", 9, [5]), ("E0111", 12, [5])]
-    assert all(d.primary.message.endswith("extends template `job`") for d in diagnostics)
+    # `a`'s own `run` conflicts with the template's `shell`; both steps read a param their
+    # pipeline lacks, which the template's line alone would not tell.
+    assert found == [("E0111", 9, [5]), ("E0108", 10, [4]), ("E0111", 12, [5])]
+    unknown = [d for d in diagnostics if d.code == "E0111"]
+    assert all(d.primary.message.endswith("extends template `job`") for d in unknown)
