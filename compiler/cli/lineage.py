@@ -1,8 +1,8 @@
 """`mlc lineage`: the provenance tree of an output, back to the pinned datasets.
 
 ```
-mlc lineage sha256:…                 by digest, or by a unique prefix of one (`sha256:6bd58593`)
-mlc lineage RUN:STEP.OUTPUT          by the run, step and output that produced it
+mlc lineage sha256:…                 by digest (a unique prefix will do), from the latest run that made it
+mlc lineage RUN:STEP.OUTPUT          that run's own: a cache hit there names the run that made it
 mlc lineage … --format json          the same tree as one JSON document
 mlc lineage … --format openlineage   one OpenLineage run event per step, a line each
 ```
@@ -19,9 +19,15 @@ import json
 
 from mlc.cli.data import add_store_option, fail, open_store_for, print_json
 from mlc.cli.digests import is_digest_prefix
-from mlc.cli.step_lookup import output_digest
-from mlc.store import Digest, StoreError, is_digest, parse_digest
-from mlc.store.lineage import Lineage, LineageError, open_lineage, render_tree
+from mlc.cli.step_lookup import step_with_output
+from mlc.store import StoreError, is_digest, parse_digest
+from mlc.store.lineage import (
+    Lineage,
+    LineageError,
+    ProvenanceNode,
+    open_lineage,
+    render_tree,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "artifact",
         metavar="DIGEST|RUN:STEP.OUTPUT",
-        help="an output: its digest (short is fine), or the run, step and output that made it",
+        help="an output: the run, step and output that made or reused it (that run's own "
+        "provenance), or its digest (short is fine; from the latest run that made it)",
     )
     add_store_option(parser)
     parser.add_argument(
@@ -41,25 +48,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_artifact(lineage: Lineage, text: str) -> Digest:
-    """A digest, a unique prefix of one (with or without `sha256:`), or the digest of
-    `RUN:STEP.OUTPUT`. A digest no run made or read is an error (`LineageError`)."""
+def provenance_of(lineage: Lineage, text: str) -> ProvenanceNode:
+    """The tree of what the user typed: a digest or a unique prefix of one (with or without
+    `sha256:`), from the run that last made it; or `RUN:STEP.OUTPUT`, from that run's own
+    execution of the step (a cache hit there names the run that made the output). A digest no
+    run made or read is an error (`LineageError`)."""
     if is_digest_prefix(text):
         prefix = text if text.startswith("sha256:") else f"sha256:{text}"
         if not is_digest(prefix):
-            return lineage.complete_digest(prefix)
+            return lineage.provenance(lineage.complete_digest(prefix))
         try:
-            return lineage.complete_digest(parse_digest(prefix))
+            digest = lineage.complete_digest(parse_digest(prefix))
         except LineageError:
             raise LineageError(
                 f"no run made or read {prefix}: it has no lineage (see `mlc runs`; data added "
                 "with `mlc data add` has none until a run reads it)"
             ) from None
+        return lineage.provenance(digest)
     run_id, sep, rest = text.partition(":")
     step, dot, output = rest.rpartition(".")
     if not sep or not dot or not run_id or not step or not output:
         raise StoreError(f"`{text}` is neither a digest nor of the form RUN:STEP.OUTPUT")
-    return output_digest(lineage, run_id, step, output)
+    return lineage.step_provenance(step_with_output(lineage, run_id, step, output), output)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
             lineage = open_lineage(store)
             try:
                 lineage.sync()
-                digest = resolve_artifact(lineage, args.artifact)
-                tree = lineage.provenance(digest)
+                tree = provenance_of(lineage, args.artifact)
             finally:
                 lineage.close()
             store_uri = store.uri

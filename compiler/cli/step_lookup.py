@@ -8,7 +8,6 @@ run's steps (or the step's outputs) as the spec writes them, with the closest on
 from __future__ import annotations
 
 from mlc.checks.suggest import closest
-from mlc.store import Digest
 from mlc.store.lineage import STEP_ID_PREFIX, Lineage, LineageError, StepExecution, step_name
 
 LISTED = 10
@@ -31,8 +30,8 @@ def find_step(lineage: Lineage, run_id: str, typed: str) -> StepExecution:
     )
 
 
-def output_digest(lineage: Lineage, run_id: str, typed_step: str, output: str) -> Digest:
-    """The digest a step of a run (a unique prefix of its id will do) produced as `output`."""
+def step_with_output(lineage: Lineage, run_id: str, typed_step: str, output: str) -> StepExecution:
+    """The execution of a step of a run (a unique prefix of its id will do) that has `output`."""
     step = find_step(lineage, lineage.find_run(run_id).run_id, typed_step)
     if output not in step.outputs:
         names = list(step.outputs)
@@ -40,7 +39,7 @@ def output_digest(lineage: Lineage, run_id: str, typed_step: str, output: str) -
             f"step `{step.name}` of run `{step.run_id}` has no output `{output}`"
             f"{_suggestion(output, names)} (outputs: {_listed(names, f'mlc runs show {run_id}')})"
         )
-    return step.outputs[output].digest
+    return step
 
 
 def _suggestion(typed: str, names: list[str]) -> str:

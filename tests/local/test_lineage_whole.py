@@ -208,3 +208,51 @@ def test_openlineage_export_is_one_valid_run_event_per_step_upstream_first(
     facet = train["run"]["facets"]["mlc_step"]
     assert (facet["runId"], facet["gitCommit"], facet["gitDirty"]) == (run_id, commit, True)
     assert facet["params"] == {"lr": 0.1}
+
+
+def test_lineage_of_a_runs_output_is_that_runs_own_even_when_it_was_a_cache_hit(
+    applied: tuple[Path, str, str],
+) -> None:
+    root, commit, first = applied
+    second = json.loads(mlc(root, "apply", "pipeline.mlspec", "--format", "json"))["run_id"]
+    assert second != first
+
+    lines = mlc(root, "lineage", f"{second}:train.model").splitlines()
+    assert lines[0].endswith(f"<- step {second} train.model [cached]")
+    assert lines[1] == f"│     cached from run {first} (`mlc lineage {first}:train.model`)"
+    assert lines[2] == "│     params: lr=0.1"
+    assert lines[3].endswith(f"; commit {commit[:10]}+dirty")
+    assert lines[5].endswith(f"<- step {second} prepare.splits [cached]")
+    assert lines[6] == f"    │     cached from run {first} (`mlc lineage {first}:prepare.splits`)"
+    # The run that made the output shows its own execution, which ran.
+    made = mlc(root, "lineage", f"{first}:train.model").splitlines()
+    assert made[0].endswith(f"<- step {first} train.model")
+    assert "cached from" not in "\n".join(made)
+
+    tree = json.loads(mlc(root, "lineage", f"{second}:train.model", "--format", "json"))
+    assert (tree["produced_by"]["run_id"], tree["produced_by"]["status"]) == (second, "cached")
+    assert (tree["cached_from"]["run_id"], tree["cached_from"]["status"]) == (first, "ran")
+    assert tree["cached_from"]["params"] == {"lr": 0.1}
+    splits = tree["inputs"]["splits"]
+    assert (splits["produced_by"]["run_id"], splits["cached_from"]["run_id"]) == (second, first)
+
+    text = mlc(root, "lineage", f"{second}:train.model", "--format", "openlineage")
+    events = [json.loads(line) for line in text.splitlines()]
+    validator = _validator()
+    for event in events:
+        assert [e.message for e in validator.iter_errors(event)] == []
+    made_events = [
+        json.loads(line)
+        for line in mlc(
+            root, "lineage", f"{first}:train.model", "--format", "openlineage"
+        ).splitlines()
+    ]
+    for hit, maker in zip(events, made_events, strict=True):
+        facet = hit["run"]["facets"]["mlc_step"]
+        assert (facet["runId"], facet["status"]) == (second, "cached")
+        assert facet["cachedFrom"] == {
+            "runId": first,
+            "step": maker["run"]["facets"]["mlc_step"]["step"],
+            "openlineageRunId": maker["run"]["runId"],
+        }
+        assert "cachedFrom" not in maker["run"]["facets"]["mlc_step"]

@@ -223,6 +223,84 @@ def test_the_provenance_tree_renders_as_text(lineage: Lineage) -> None:
     ]
 
 
+RUN3 = "20260103T120000.000Z-cccccc"
+
+
+def record_cache_hit_run(lineage: Lineage, run_id: str, started: float) -> None:
+    """A run of the iris pipeline whose `prepare` and `train` were cache hits."""
+    lineage.start_run(Run(run_id, "iris", backend="local", started_at=started))
+    for step_id, key, inputs, outputs in (
+        ("prepare", "k1", {"raw": RAW}, {"splits": Output(SPLITS, "dir")}),
+        ("train", "k2", {"splits": SPLITS}, {"model": Output(MODEL)}),
+    ):
+        lineage.record_step(
+            StepExecution(
+                run_id,
+                step_id,
+                "cached",
+                cache_key=key,
+                host="laptop",
+                started_at=started + 1,
+                ended_at=started + 1,
+                params={"n_estimators": 100} if step_id == "train" else {},
+                inputs=inputs,
+                outputs=outputs,
+            )
+        )
+    lineage.finish_run(run_id, "succeeded", started + 2)
+
+
+def test_the_provenance_of_a_runs_output_is_that_runs_own_and_a_hit_names_its_maker(
+    lineage: Lineage,
+) -> None:
+    record_iris_run(lineage, RUN1, 100.0)
+    record_cache_hit_run(lineage, RUN2, 200.0)
+    # A later run made the same model again: it is the digest's latest producer.
+    record_iris_run(lineage, RUN3, 300.0)
+    assert lineage.provenance(MODEL).step == lineage.get_step(RUN3, "train")
+
+    tree = lineage.step_provenance(lineage.get_step(RUN2, "train"), "model")
+    assert tree.step == lineage.get_step(RUN2, "train")
+    assert tree.cached_from == lineage.get_step(RUN1, "train")  # not RUN3's: it came later
+    assert tree.cached_from_run is not None and tree.cached_from_run.run_id == RUN1
+    splits = dict(tree.inputs)["splits"]
+    assert splits.step == lineage.get_step(RUN2, "prepare")  # the inputs are RUN2's too
+    assert splits.cached_from == lineage.get_step(RUN1, "prepare")
+
+    short = {d: d[:19] for d in (MODEL, SPLITS, RAW)}
+    assert render_tree(tree) == [
+        f"{short[MODEL]} (file)  <- step {RUN2} train.model [cached]",
+        f"│     cached from run {RUN1} (`mlc lineage {RUN1}:train.model`)",
+        "│     params: n_estimators=100",
+        f"│     code: module iris.train {CODE[:19]}; commit 0123456789+dirty",
+        "│     ran on local at gpu-3; image python:3.11",
+        f"└── splits: {short[SPLITS]} (dir)  <- step {RUN2} prepare.splits [cached]",
+        f"    │     cached from run {RUN1} (`mlc lineage {RUN1}:prepare.splits`)",
+        "    │     params: none",
+        "    │     code: -; commit 0123456789+dirty",
+        "    │     ran on local at -; image -",
+        f"    └── raw: {RAW} (file)  <- dataset raw <data/iris.csv>",
+    ]
+    document = tree.to_json()
+    assert (document["produced_by"]["run_id"], document["produced_by"]["status"]) == (
+        RUN2,
+        "cached",
+    )
+    assert (document["cached_from"]["run_id"], document["cached_from"]["host"]) == (RUN1, "gpu-3")
+
+
+def test_a_cache_hit_whose_maker_lineage_does_not_know_says_so(lineage: Lineage) -> None:
+    record_cache_hit_run(lineage, RUN2, 200.0)
+    tree = lineage.step_provenance(lineage.get_step(RUN2, "train"), "model")
+    assert tree.cached_from is None and tree.to_json()["cached_from"] is None
+    assert render_tree(tree)[1:5] == [
+        "│     cached from a run lineage has no record of",
+        "│     params: n_estimators=100",
+        "│     code: -; commit -",
+        "│     ran on - at -; image -",
+    ]
+
+
 def test_recording_a_step_again_replaces_it(lineage: Lineage) -> None:
     record_iris_run(lineage)
     lineage.record_step(StepExecution(RUN1, "train", "failed", exit_code=3))

@@ -2,7 +2,8 @@
 
 Use `open_lineage(store)` to get a `Lineage`; it records runs (`start_run`, `finish_run`),
 step executions (`record_step`) and datasets (`record_dataset`), and answers `list_runs`,
-`find_run`, `steps_of`, `producers_of`, `output_of` and `provenance`. See `docs/store.md`.
+`find_run`, `steps_of`, `producers_of`, `output_of`, `provenance` (of a digest) and
+`step_provenance` (of a run's step output). See `docs/store.md`.
 """
 
 from mlc.store.lineage.context import (
@@ -24,7 +25,7 @@ from mlc.store.lineage.model import (
     StepStatus,
     step_name,
 )
-from mlc.store.lineage.provenance import provenance, render_tree
+from mlc.store.lineage.provenance import provenance, render_tree, step_provenance
 from mlc.store.lineage.recorder import Lineage, open_lineage
 from mlc.store.lineage.sync import import_records
 
@@ -50,4 +51,5 @@ __all__ = [
     "provenance",
     "render_tree",
     "step_name",
+    "step_provenance",
 ]

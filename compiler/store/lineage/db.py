@@ -345,6 +345,24 @@ class LineageDB:
         )
         return [(self.get_step(run_id, step_id), name) for run_id, step_id, name in rows]
 
+    def maker_of(self, hit: StepExecution, output: str) -> StepExecution | None:
+        """For a cache hit, the execution (of another run) that ran and made its `output`: one
+        with the hit's cache key first (the entry the hit used), of the same step next, then one
+        that had ended when the hit's run started, the newest. None when lineage knows none."""
+        if output not in hit.outputs:
+            return None
+        rows = self._query(
+            "SELECT e.run_id, e.step_id FROM step_outputs o"
+            " JOIN step_executions e ON e.run_id = o.run_id AND e.step_id = o.step_id"
+            " LEFT JOIN runs r ON r.run_id = ?"
+            " WHERE o.digest = ? AND e.status = 'ran' AND e.run_id != ?"
+            " ORDER BY e.cache_key != ?, e.step_id != ?,"
+            " NOT coalesce(e.ended_at <= r.started_at, 0),"
+            " e.ended_at IS NULL, e.ended_at DESC, e.run_id DESC LIMIT 1",
+            [hit.run_id, hit.outputs[output].digest, hit.run_id, hit.cache_key, hit.step_id],
+        )
+        return self.get_step(*rows[0]) if rows else None
+
     def datasets_with(self, digest: Digest) -> list[Dataset]:
         """The declared datasets pinned to this digest."""
         rows = self._query(

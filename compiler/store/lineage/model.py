@@ -158,34 +158,56 @@ class ProvenanceNode:
     """True when this digest was already expanded higher in the tree (shown once)."""
     run: Run | None = None
     """The run of `step`: its pipeline, target, backend and code version."""
+    cached_from: StepExecution | None = None
+    """When `step` was a cache hit: the execution, in an earlier run, that ran and made this
+    digest (None when lineage does not know it)."""
+    cached_from_run: Run | None = None
+    """The run of `cached_from`."""
+
+    @property
+    def maker(self) -> tuple[StepExecution | None, Run | None]:
+        """The execution that did the work, and its run: `cached_from` for a cache hit (None
+        when unknown), else `step`."""
+        if self.step is not None and self.step.status == "cached":
+            return self.cached_from, self.cached_from_run
+        return self.step, self.run
 
     def to_json(self) -> dict[str, Any]:
         """A nested plain dict for `--format json`: what `mlc lineage` shows, whole."""
         document: dict[str, Any] = {"digest": self.digest, "source": self.source, "kind": self.kind}
         if self.step is not None:
-            step, run = self.step, self.run
-            document["produced_by"] = {
-                "run_id": step.run_id,
-                "step_id": step.step_id,
-                "step": step.name,
-                "output": self.output,
-                "status": step.status,
-                "cache_key": step.cache_key,
-                "params": dict(sorted(step.params.items())),
-                "code": dict(sorted(step.code.items())),
-                "image": step.image,
-                "host": step.host,
-                "started_at": step.started_at,
-                "ended_at": step.ended_at,
-                "pipeline": run.pipeline if run else None,
-                "target": run.target if run else None,
-                "backend": run.backend if run else None,
-                "git_commit": run.git_commit if run else None,
-                "git_dirty": run.git_dirty if run else None,
-            }
+            document["produced_by"] = _execution_json(self.step, self.output, self.run)
+            if self.step.status == "cached":
+                document["cached_from"] = (
+                    None
+                    if self.cached_from is None
+                    else _execution_json(self.cached_from, self.output, self.cached_from_run)
+                )
         if self.datasets:
             document["datasets"] = [d.to_json() for d in self.datasets]
         if self.repeated:
             document["repeated"] = True
         document["inputs"] = {name: node.to_json() for name, node in self.inputs}
         return document
+
+
+def _execution_json(step: StepExecution, output: str | None, run: Run | None) -> dict[str, Any]:
+    return {
+        "run_id": step.run_id,
+        "step_id": step.step_id,
+        "step": step.name,
+        "output": output,
+        "status": step.status,
+        "cache_key": step.cache_key,
+        "params": dict(sorted(step.params.items())),
+        "code": dict(sorted(step.code.items())),
+        "image": step.image,
+        "host": step.host,
+        "started_at": step.started_at,
+        "ended_at": step.ended_at,
+        "pipeline": run.pipeline if run else None,
+        "target": run.target if run else None,
+        "backend": run.backend if run else None,
+        "git_commit": run.git_commit if run else None,
+        "git_dirty": run.git_dirty if run else None,
+    }

@@ -8,7 +8,9 @@ namespace (the store's URI): a step's output is `<pipeline>/<step>.<output>`, a 
 `dataset/<name>`, each with its digest as the dataset version, so a consumer joins an output of
 one event to the input of the next. What mlc knows beyond the standard facets (params, code
 digests, git commit, image, host, backend, cache key) is the run facet `mlc_step`, whose schema
-is `docs/openlineage/MlcStepRunFacet.json`. Events come upstream first.
+is `docs/openlineage/MlcStepRunFacet.json`; for a cache hit it names, as `cachedFrom`, the
+execution of the earlier run that made the output, with the run id of that execution's own
+event. Events come upstream first.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ DATASOURCE_FACET = (
     "https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json"
     "#/$defs/DatasourceDatasetFacet"
 )
-MLC_FACET = "https://mlc.dev/schemas/openlineage/MlcStepRunFacet-1-0-0.json"
+MLC_FACET = "https://mlc.dev/schemas/openlineage/MlcStepRunFacet-1-1-0.json"
 NAMESPACE = "mlc"
 _IDS = uuid.UUID("6f1b0a52-3c1e-4d5e-9a55-6d6c63000000")
 """The UUID namespace the run ids of exported events are derived in."""
@@ -106,6 +108,17 @@ def _event(
             "target": (run.target if run is not None else "") or None,
         },
     }
+    if step.status == "cached":
+        maker = node.cached_from
+        facets["mlc_step"]["cachedFrom"] = (
+            None
+            if maker is None
+            else {
+                "runId": maker.run_id,
+                "step": maker.name,
+                "openlineageRunId": _run_uuid(maker),
+            }
+        )
     if step.status == "failed" and step.error:
         facets["errorMessage"] = {
             **_facet(producer, ERROR_FACET),
@@ -117,7 +130,7 @@ def _event(
         "eventTime": _time(step.ended_at or step.started_at or (run.started_at if run else 0)),
         "producer": producer,
         "schemaURL": RUN_EVENT,
-        "run": {"runId": str(uuid.uuid5(_IDS, f"{step.run_id}/{step.step_id}")), "facets": facets},
+        "run": {"runId": _run_uuid(step), "facets": facets},
         "job": {
             "namespace": NAMESPACE,
             "name": f"{pipeline}.{step.name}",
@@ -137,6 +150,11 @@ def _event(
             _dataset(node, node.output or "output", pipeline, store_uri, producer, made_by=step)
         ],
     }
+
+
+def _run_uuid(step: StepExecution) -> str:
+    """The OpenLineage run id of a step execution's event: the same in every export."""
+    return str(uuid.uuid5(_IDS, f"{step.run_id}/{step.step_id}"))
 
 
 def _dataset(

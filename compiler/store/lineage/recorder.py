@@ -17,7 +17,7 @@ from mlc.store.digest import Digest
 from mlc.store.lineage import sync as records
 from mlc.store.lineage.db import LineageDB
 from mlc.store.lineage.model import Dataset, ProvenanceNode, Run, RunStatus, StepExecution
-from mlc.store.lineage.provenance import provenance
+from mlc.store.lineage.provenance import provenance, step_provenance
 
 
 class Lineage:
@@ -104,6 +104,10 @@ class Lineage:
     def provenance(self, digest: Digest) -> ProvenanceNode:
         """The provenance tree of a digest."""
         return provenance(self.db, digest)
+
+    def step_provenance(self, step: StepExecution, output: str) -> ProvenanceNode:
+        """The provenance tree of one output of a step execution, as its run saw it."""
+        return step_provenance(self.db, step, output)
 
     def recent_digests(self, runs_per_pipeline: int) -> set[Digest]:
         """GC roots: outputs, inputs and stored logs of the latest runs of each pipeline."""
