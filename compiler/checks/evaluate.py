@@ -164,6 +164,7 @@ class Evaluator:
                     "too large",
                     name=_root(expr),
                     reason="the number is too large to represent",
+                    help="use a unit for large amounts (`4Ti`, `2w`) or a smaller number",
                 )
             )
         return result
@@ -306,7 +307,11 @@ class Evaluator:
             return base[name]
         return self.error(
             codes.UNKNOWN_NAME.at(
-                expr.name.span, f"{t.describe(base)} has no member `{name}`", name=name
+                expr.name.span,
+                f"{t.describe(base)} has no member `{name}`",
+                name=name,
+                help="members are read from maps, `params`, imports and steps' metrics; "
+                f"{t.describe(base)} has none",
             )
         )
 
@@ -379,6 +384,7 @@ class Evaluator:
                     "no such item",
                     name=_root(expr.value),
                     reason=f"{t.describe(index)} is not an index of {t.describe(base)}",
+                    help=_index_help(base),
                 )
             )
 
@@ -552,6 +558,7 @@ class Evaluator:
                     f"this is {t.describe(accelerator)}",
                     expected='an accelerator type such as `"a100-80gb"`',
                     found=f"`{t.type_of(accelerator)}`",
+                    help='write the type as a string: `gpu = 1 of "a100-80gb"`',
                 )
             )
         if isinstance(count, bool) or not isinstance(count, int):
@@ -606,6 +613,20 @@ def _write_a(expected: t.Type) -> str | None:
     """A help line with an example of the expected type, where there is a simple one."""
     example = _EXAMPLES.get(expected.name)
     return f"write {example}" if example else None
+
+
+def _index_help(base: Any) -> str | None:
+    """Which indexes a list or a map has."""
+    if isinstance(base, list):
+        return (
+            f"the list has {len(base)} items: indexes 0 to {len(base) - 1}"
+            if base
+            else ("the list is empty")
+        )
+    if isinstance(base, dict):
+        keys = ", ".join(f'"{k}"' for k in sorted(base)[:6])
+        return f"the map's keys: {keys}" if base else "the map is empty"
+    return None
 
 
 def _described(args: list[Any]) -> str:

@@ -201,7 +201,11 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         if block.label is None:
             self.report(
                 codes.MISSING_ATTRIBUTE.at(
-                    block.kind.span, "needs a name", context="this dataset", name="name"
+                    block.kind.span,
+                    "needs a name",
+                    context="this dataset",
+                    name="name",
+                    help='write `dataset raw { uri = "…", version = … }`',
                 )
             )
             return

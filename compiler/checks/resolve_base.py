@@ -198,7 +198,13 @@ class ResolverBase:
         kind = block.kind.name
         if block.type is not None and not allow_type:
             self.report(
-                codes.MISPLACED_BLOCK.at(block.type.span, "remove it", what=f"a type on `{kind}`")
+                codes.MISPLACED_BLOCK.at(
+                    block.type.span,
+                    "remove it",
+                    what=f"a type on `{kind}`",
+                    help=f"only a `dataset` takes a type (`dataset raw: table {{ … }}`); "
+                    f"write `{kind} NAME {{ … }}`",
+                )
             )
         if block.extends is not None and not allow_extends:
             self.report(
@@ -450,6 +456,8 @@ class ResolverBase:
                             f"this is {t.describe(value)}",
                             expected=f"a string for `{item.name.name}`",
                             found=t.describe(value),
+                            help="an environment value is text: write a string, or a "
+                            'template such as `"{{ params.name }}"`',
                         )
                     )
                     continue

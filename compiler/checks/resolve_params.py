@@ -145,6 +145,7 @@ class ParamsResolver(ResolverBase):
                         "no choices",
                         name="enum",
                         reason='list the choices: `enum("a", "b")`',
+                        help='write `mode: enum("fast", "full") = "fast"`',
                     )
                 )
                 return None
@@ -153,7 +154,12 @@ class ParamsResolver(ResolverBase):
                 if not isinstance(choice, ast.StrLit):
                     self.report(
                         codes.INVALID_CONSTRAINT.at(
-                            choice.span, "not a string", name="enum", reason="choices are strings"
+                            choice.span,
+                            "not a string",
+                            name="enum",
+                            reason="choices are strings",
+                            help="write it in quotes: "
+                            + (f'`"{choice.name}"`' if isinstance(choice, ast.Name) else '`"…"`'),
                         )
                     )
                     return None

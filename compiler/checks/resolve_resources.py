@@ -68,6 +68,8 @@ class ResourcesResolver(ResolverBase):
                 f"this is {t.describe(value)}",
                 expected="a resource profile or `{ cpu = …, memory = … }`",
                 found=t.describe(value),
+                help="name a `resources NAME { … }` profile, or write the amounts: "
+                "`resources { cpu = 2, memory = 4Gi }`",
             )
         )
         return {}
@@ -127,6 +129,7 @@ class ResourcesResolver(ResolverBase):
                             f"this is {t.describe(value)}",
                             expected="a number of cores for `cpu`",
                             found=f"`{t.type_of(value)}`",
+                            help="write cores (`cpu = 2`, `cpu = 0.5`) or millicores (`cpu = 500m`)",
                         )
                     )
                     continue
@@ -164,6 +167,7 @@ class ResourcesResolver(ResolverBase):
                                 f"this is {t.describe(value)}",
                                 expected=f"an amount of memory for `{name}`",
                                 found=f"`{t.type_of(value)}`",
+                                help=f"write an amount with a unit: `{name} = 4Gi`",
                             )
                         )
                     continue

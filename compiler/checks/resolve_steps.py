@@ -261,7 +261,10 @@ class StepsResolver(ResourcesResolver):
                 if item.label is not None:
                     self.report(
                         codes.MISPLACED_BLOCK.at(
-                            item.label.span, "remove it", what=f"a name on `{item.kind.name}`"
+                            item.label.span,
+                            "remove it",
+                            what=f"a name on `{item.kind.name}`",
+                            help=f"write `{item.kind.name} {{ … }}`",
                         )
                     )
                 blocks.setdefault(item.kind.name, []).append(item)
@@ -356,7 +359,11 @@ class StepsResolver(ResourcesResolver):
                 if not step.argv:
                     self.report(
                         codes.INVALID_VALUE.at(
-                            value.span, "empty", name="run", reason="the command is empty"
+                            value.span,
+                            "empty",
+                            name="run",
+                            reason="the command is empty",
+                            help='write the command to run, as in `run = "python train.py"`',
                         )
                     )
             elif isinstance(value, ast.ListLit) and all(
@@ -455,6 +462,8 @@ class StepsResolver(ResourcesResolver):
                                 f"this is a {t.type_of(value)}",
                                 expected=f"a value for `{item.name.name}`",
                                 found=f"a {t.type_of(value)}",
+                                help="pass an artifact as an input (`inputs { … }`), and values "
+                                "in `args`",
                             )
                         )
                         continue
@@ -686,6 +695,7 @@ class StepsResolver(ResourcesResolver):
                 "not an artifact",
                 expected="`step.output` or a dataset name",
                 found="an expression",
+                help="write `data = prepare.train` (a step's output) or `data = raw` (a dataset)",
             )
         )
         return None
@@ -800,6 +810,7 @@ class StepsResolver(ResourcesResolver):
                         f"this is {t.describe(value)}",
                         expected="`true`, `false` or an expiry such as `7d` for `cache`",
                         found=f"`{t.type_of(value)}`",
+                        help="write `cache = false` to always run the step, or `cache = 7d`",
                     )
                 )
         parallelism = attributes.get("parallelism")

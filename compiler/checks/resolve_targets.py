@@ -109,6 +109,7 @@ class TargetsResolver(ResourcesResolver):
                         "not a block",
                         expected="a block of accelerator mappings",
                         found="an expression",
+                        help='write `accelerators { "a100-80gb" = "A100-80G" }`',
                     )
                 )
         for kind, child in nested.items():
