@@ -55,6 +55,11 @@ class ParamsResolver(ResolverBase):
             reported = len(self.diagnostics)
             declared = self._param_type(item.type)
             if declared is None:
+                # Its type was reported; the param still exists, so its uses are not
+                # reported again as unknown.
+                program.params[name] = ParamDecl(
+                    name, t.ANY, None, None, None, item.name.span, invalid=True
+                )
                 continue
             constraint_text, low, high = self._constraint(item, declared)
             default: object = None
