@@ -83,6 +83,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_lock_options(parser: argparse.ArgumentParser) -> None:
+    """`--locked` and `--update-lock`: what `apply` (and, previewing it, `plan`) does with
+    mlc.lock."""
+    lock = parser.add_mutually_exclusive_group()
+    lock.add_argument(
+        "--locked",
+        action="store_true",
+        help="use mlc.lock as it is and fail if it lacks an entry, instead of writing it (CI)",
+    )
+    lock.add_argument(
+        "--update-lock",
+        action="store_true",
+        help="resolve every dataset pinned by a tag or `latest` again, as `mlc lock` does",
+    )
+
+
 def load_document(args: argparse.Namespace) -> IRDocument:
     """The IR document to run: compiled from the spec, or read from an IR file.
 
@@ -300,17 +316,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="after a failure, keep running the steps that do not depend on it",
     )
-    lock = parser.add_mutually_exclusive_group()
-    lock.add_argument(
-        "--locked",
-        action="store_true",
-        help="use mlc.lock as it is and fail if it lacks an entry, instead of writing it (CI)",
-    )
-    lock.add_argument(
-        "--update-lock",
-        action="store_true",
-        help="resolve every dataset pinned by a tag or `latest` again, as `mlc lock` does",
-    )
+    add_lock_options(parser)
     parser.add_argument(
         "--detach",
         action="store_true",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,22 +74,59 @@ def resolve_lock(document: IRDocument, store: Store) -> list[LockedDataset]:
     return sorted(entries, key=lambda entry: entry.name)
 
 
-def lock_before_apply(
-    document: IRDocument, store: Store, *, locked: bool = False, update: bool = False
-) -> list[str]:
-    """What `mlc apply` does with `mlc.lock` before it runs, as lock files do elsewhere (cargo,
-    npm): a dataset pinned by a tag or `latest` that the lock has no entry for (or an entry for
-    an older declaration of it) is resolved to its current data and written into the lock; an
-    existing entry is used as it is; `update` re-resolves every entry (`mlc lock`'s work);
-    `locked` (for CI) refuses to write and fails instead (not with `update`). Entries of datasets this spec does not
-    declare are left alone (one lock serves the specs of a directory). Returns what it did,
-    one line per dataset, for the user."""
-    from mlc.runtime.lockfile import lock_path, read_lock, render_lock, version_label, write_lock
+@dataclass(frozen=True, slots=True)
+class LockWrite:
+    """What `mlc apply` writes into `mlc.lock` before it runs: the lock as it leaves it, and
+    each entry it adds or updates (with the one it replaces)."""
 
+    path: Path
+    entries: dict[str, LockedDataset]
+    changes: list[tuple[LockedDataset | None, LockedDataset]]
+
+    def notes(self, *, done: bool = True) -> list[str]:
+        """One line per change for the user: what apply did (`done`), or what it will do."""
+        notes = []
+        for before, entry in self.changes:
+            if done:
+                verb = "added" if before is None else "updated"
+            else:
+                verb = "`mlc apply` will add" if before is None else "`mlc apply` will update"
+            notes.append(
+                f"{self.path.name}: {verb} `{entry.name}` ({entry.version}) = {entry.digest}"
+                + ("" if before is None else f" (was {before.digest})")
+            )
+        return notes
+
+    def to_json(self) -> list[dict[str, str | None]]:
+        """The changes for `--format json`."""
+        return [
+            {
+                "dataset": entry.name,
+                "change": "added" if before is None else "updated",
+                "version": entry.version,
+                "digest": entry.digest,
+                "old": None if before is None else before.digest,
+            }
+            for before, entry in self.changes
+        ]
+
+
+def lock_write(
+    document: IRDocument, store: Store, *, locked: bool = False, update: bool = False
+) -> LockWrite:
+    """What `mlc apply` writes into `mlc.lock` before it runs, as lock files do elsewhere
+    (cargo, npm), without writing it: a dataset pinned by a tag or `latest` that the lock has
+    no entry for (or an entry for an older declaration of it) is resolved to its current data
+    (snapshotted into the store); an existing entry is used as it is; `update` re-resolves
+    every entry (`mlc lock`'s work); `locked` (for CI) refuses to write, raising `UserError`
+    (not with `update`). Entries of datasets this spec does not declare are left alone (one
+    lock serves the specs of a directory)."""
+    from mlc.runtime.lockfile import lock_path, read_lock, version_label
+
+    path = lock_path(document)
     moving = [d for d in document.pipeline.datasets if d.version.kind != "digest"]
     if not moving:
-        return []
-    path = lock_path(document)
+        return LockWrite(path, {}, [])
     old = read_lock(path)
     stale = [
         d
@@ -97,9 +135,7 @@ def lock_before_apply(
         or d.name not in old
         or (old[d.name].uri, old[d.name].version) != (d.uri, version_label(d))
     ]
-    if not stale:
-        return []
-    if locked:
+    if stale and locked:
         names = ", ".join(f"`{d.name}` ({version_label(d)})" for d in stale)
         raise UserError(
             f"{path.name} has no up-to-date entry for {names}, and --locked forbids writing "
@@ -110,7 +146,7 @@ def lock_before_apply(
     from mlc.runtime.lockfile import LockedDataset
 
     entries = dict(old)
-    notes = []
+    changes: list[tuple[LockedDataset | None, LockedDataset]] = []
     for dataset in stale:
         try:
             digest, _ = snapshot_dataset(store, dataset, document.base_dir)
@@ -118,20 +154,26 @@ def lock_before_apply(
             continue  # the run's preflight reports it, with every other problem
         entry = LockedDataset(dataset.name, dataset.uri, version_label(dataset), digest)
         before = old.get(dataset.name)
-        if before == entry:
-            continue
-        verb = "added" if before is None else "updated"
-        notes.append(
-            f"{path.name}: {verb} `{dataset.name}` ({entry.version}) = {entry.digest}"
-            + ("" if before is None else f" (was {before.digest})")
-        )
-        entries[dataset.name] = entry
-    if notes:
+        if before != entry:
+            changes.append((before, entry))
+            entries[dataset.name] = entry
+    return LockWrite(path, entries, changes)
+
+
+def lock_before_apply(
+    document: IRDocument, store: Store, *, locked: bool = False, update: bool = False
+) -> list[str]:
+    """Writes what `lock_write` finds missing into `mlc.lock`; returns what it did, one line
+    per dataset, for the user."""
+    from mlc.runtime.lockfile import render_lock, write_lock
+
+    write = lock_write(document, store, locked=locked, update=update)
+    if write.changes:
         try:
-            write_lock(path, render_lock(entries.values(), Path(document.spec).name))
+            write_lock(write.path, render_lock(write.entries.values(), Path(document.spec).name))
         except OSError as exc:
-            raise UserError(f"cannot write {path}: {describe_os_error(exc)}") from None
-    return notes
+            raise UserError(f"cannot write {write.path}: {describe_os_error(exc)}") from None
+    return write.notes()
 
 
 def describe_changes(

@@ -19,7 +19,7 @@ from mlc.ir.model import IRDocument
 from mlc.runtime.code_digest import CodeDigests
 from mlc.runtime.datasets import ResolvedDatasets, resolve_datasets
 from mlc.runtime.errors import PreflightError
-from mlc.runtime.lockfile import lock_path, read_lock
+from mlc.runtime.lockfile import lock_entries, lock_path
 from mlc.runtime.plan import Plan, make_plan
 from mlc.runtime.secrets import check_secrets, secret_env
 from mlc.store.base import Store
@@ -69,10 +69,11 @@ def _steps(
 
 
 def datasets_of(document: IRDocument, store: Store) -> ResolvedDatasets:
-    """The document's datasets resolved (through `mlc.lock` for moving references)."""
+    """The document's datasets resolved (through `mlc.lock` for moving references, or the lock
+    `mlc plan` previews: `mlc.runtime.lockfile.previewed_lock`)."""
     if not document.pipeline.datasets:
         return ResolvedDatasets()
-    return resolve_datasets(document, store, read_lock(lock_path(document)))
+    return resolve_datasets(document, store, lock_entries(lock_path(document)))
 
 
 def fit_problems(document: IRDocument, executor: Executor) -> list[str]:

@@ -11,6 +11,10 @@ digest = "sha256:…"
 ```
 
 Entries are sorted by dataset name, so the file is stable under version control.
+
+`mlc plan` writes nothing, but resolves datasets as `mlc apply` will once it has written the
+entries it adds: inside `previewed_lock(path, entries)`, `lock_entries(path)` (what the preflight
+reads) answers those entries instead of the file's.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +83,30 @@ def read_lock(path: Path) -> dict[str, LockedDataset]:
                 f"{path}: entry `{name}` needs `uri`, `version` and `digest`"
             ) from None
     return entries
+
+
+_PREVIEWED: ContextVar[tuple[Path, Mapping[str, LockedDataset]] | None] = ContextVar(
+    "previewed_lock", default=None
+)
+
+
+@contextmanager
+def previewed_lock(path: Path, entries: Mapping[str, LockedDataset]) -> Iterator[None]:
+    """Within it, `lock_entries(path)` answers `entries`, the lock as `mlc apply` would leave
+    it, without the file being written."""
+    token = _PREVIEWED.set((path.resolve(), dict(entries)))
+    try:
+        yield
+    finally:
+        _PREVIEWED.reset(token)
+
+
+def lock_entries(path: Path) -> dict[str, LockedDataset]:
+    """The entries of the lock file at `path` (`read_lock`), or the previewed ones."""
+    previewed = _PREVIEWED.get()
+    if previewed is not None and previewed[0] == path.resolve():
+        return dict(previewed[1])
+    return read_lock(path)
 
 
 def _key(name: str) -> str:

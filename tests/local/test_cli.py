@@ -120,6 +120,44 @@ def test_apply_locked_refuses_to_write_the_lock(
     assert run_mlc(capsys, "apply", str(spec), "--locked")[0] == 0
 
 
+def test_plan_resolves_a_missing_lock_entry_as_apply_will_and_says_so_writing_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path)
+    code, out, err = run_mlc(capsys, "plan", str(spec))
+    assert code == 0, err
+    assert not (tmp_path / "mlc.lock").exists()
+    (note,) = [line for line in out.splitlines() if line.startswith("mlc.lock:")]
+    assert note.startswith("mlc.lock: `mlc apply` will add `words` (latest) = sha256:")
+    assert out.splitlines()[-1] == "0 cached, 2 will run, 0 skipped"
+    code, out, _ = run_mlc(capsys, "plan", str(spec), "--format", "json")
+    (entry,) = json.loads(out)["lock"]
+    assert (entry["dataset"], entry["change"], entry["version"]) == ("words", "added", "latest")
+    assert note.endswith(entry["digest"])
+
+    # With --locked, the plan is refused as the run is.
+    code, _, err = run_mlc(capsys, "plan", str(spec), "--locked")
+    assert code == 1
+    assert "error: mlc.lock has no up-to-date entry for `words` (latest), and --locked" in err
+
+    # apply writes what the plan said; the plan then has nothing to add.
+    code, _, err = run_mlc(capsys, "apply", str(spec))
+    assert code == 0 and f"mlc.lock: added `words` (latest) = {entry['digest']}" in err
+    code, out, _ = run_mlc(capsys, "plan", str(spec), "--locked")
+    assert code == 0 and "mlc.lock" not in out
+    assert out.splitlines()[-1] == "2 cached, 0 will run, 0 skipped"
+
+    # --update-lock previews moving the entry to the data as it is now.
+    (tmp_path / "words.txt").write_text("one two three four\n")
+    lock = (tmp_path / "mlc.lock").read_text()
+    code, out, _ = run_mlc(capsys, "plan", str(spec), "--update-lock")
+    assert code == 0
+    assert "`mlc apply` will update `words` (latest) = sha256:" in out
+    assert f"(was {entry['digest']})" in out
+    assert "count  will run  because input `text` changed" in out
+    assert (tmp_path / "mlc.lock").read_text() == lock
+
+
 def test_lock_check_fails_when_the_data_moved(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
