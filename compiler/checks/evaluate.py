@@ -329,6 +329,8 @@ class Evaluator:
                 )
             )
         output_type = source.outputs[name]
+        if output_type == t.ANY:
+            return INVALID  # its unknown type was reported
         if source.is_foreach:
             return self.error(
                 codes.GATE_ON_FOREACH.at(

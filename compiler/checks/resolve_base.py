@@ -515,7 +515,10 @@ def item_name_span(item: ast.Item) -> Span:
 
 
 def artifact_accepts(expected: t.Type, actual: t.Type) -> bool:
-    """Whether an artifact of type `actual` may feed an input of type `expected`."""
+    """Whether an artifact of type `actual` may feed an input of type `expected`. An artifact
+    whose type was reported as unknown (`any`) fits anywhere: it is not reported again."""
+    if t.ANY in (expected, actual):
+        return True
     if expected.name == "list" and actual.name == "list":
         return artifact_accepts(expected.args[0], actual.args[0])
     if expected.name == actual.name:

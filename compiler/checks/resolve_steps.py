@@ -116,7 +116,9 @@ class StepsResolver(ResourcesResolver):
                         continue
                     output_type = self._artifact_type(entry.type, scope)
                     if output_type is None:
-                        continue
+                        # Its type was reported; the output still exists, of any type, so
+                        # its uses are not reported again.
+                        output_type = t.ANY
                     if entry.name.name in outputs:
                         self.report(
                             codes.DUPLICATE_DEFINITION.at(
