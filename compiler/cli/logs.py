@@ -6,7 +6,8 @@ STEP is the step's name (`train`, `train[2]` for an item of a `foreach`) or its 
 The log reference is either an object digest (the log was put into the store, as remote
 backends do) or a file path; a relative path is resolved against the store's local directory.
 A step of a run that is still going has no log recorded yet: its backend is asked for the log
-so far (the local backend reads it from the worker running the step).
+so far (the local backend reads it from the worker running the step). With `-f`, a step that
+has not started is waited for (until the run ends, or is seen interrupted), then followed.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import argparse
 import os
 import shutil
 import sys
+import time
 
 from mlc.cli.data import add_store_option, fail, open_store_for
 from mlc.cli.step_lookup import find_step
 from mlc.store import StoreError, is_digest, parse_digest
 from mlc.store.base import Store
+from mlc.store.leases import as_seen_now
 from mlc.store.lineage import (
     Lineage,
     LineageError,
@@ -28,6 +31,9 @@ from mlc.store.lineage import (
     open_lineage,
     step_name,
 )
+
+WAIT_SECONDS = 0.5
+"""How often `mlc logs -f` looks again for a step that has not started."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "-f",
         "--follow",
         action="store_true",
-        help="for a step still running: keep printing what it logs until it ends",
+        help="keep printing what the step logs until it ends (for a step not started yet: "
+        "wait for it to start first)",
     )
     add_store_option(parser)
 
@@ -110,49 +117,97 @@ def _maker_of(lineage: Lineage, cached: StepExecution) -> StepExecution:
     return cached
 
 
+def _lookup(store: Store, run_id: str, typed: str) -> tuple[Run, StepExecution | None, str]:
+    """The run, its execution of the step (the one that made its output, for a cache hit) or
+    None when it recorded none, and why not."""
+    lineage = open_lineage(store)
+    try:
+        lineage.sync()
+        run_record = lineage.find_run(run_id)
+        try:
+            step = find_step(lineage, run_record.run_id, typed)
+        except LineageError as missing:
+            return run_record, None, str(missing)
+        if step.status == "cached" and not step.log_ref:
+            step = _maker_of(lineage, step)
+        return run_record, step, ""
+    finally:
+        lineage.close()
+
+
+def _wait_to_start(store: Store, run_id: str, typed: str) -> tuple[Run, StepExecution | None, str]:
+    """For `-f` on a step of a running run that has not started: waits until it has (its
+    backend shows its log, or lineage records it) or the run is no longer going; then what
+    `_lookup` finds (the run as seen now: `interrupted` if its coordinator is gone)."""
+    announced = False
+    while True:
+        run_record, step, not_found = _lookup(store, run_id, typed)
+        if step is not None or run_record.status != "running":
+            return run_record, step, not_found
+        (seen,) = as_seen_now(store, [run_record])
+        if seen.status != "running":
+            return seen, None, not_found
+        if not announced:
+            print(
+                f"note: `{step_name(typed)}` of run `{run_record.run_id}` has not started yet; "
+                "waiting for it to start, then following it (Ctrl-C to stop)",
+                file=sys.stderr,
+                flush=True,
+            )
+            announced = True
+        if _print_live_log(store, run_record, typed, follow=True):
+            return run_record, None, ""
+        time.sleep(WAIT_SECONDS)
+
+
 def run(args: argparse.Namespace) -> int:
     """Copies the step's log to stdout."""
     try:
         store = open_store_for(args)
         try:
-            lineage = open_lineage(store)
-            try:
-                lineage.sync()
-                run_record = lineage.find_run(args.run_id)
-                try:
-                    step: StepExecution | None = find_step(lineage, run_record.run_id, args.step_id)
-                except LineageError as missing:
-                    step, not_found = None, missing
-                if step is not None and step.status == "cached" and not step.log_ref:
-                    step = _maker_of(lineage, step)
-            finally:
-                lineage.close()
-            if step is None and run_record.status == "running":
-                if _print_live_log(store, run_record, args.step_id, follow=args.follow):
-                    return 0
-                return fail(_not_yet(run_record, step_name(args.step_id)))
-            if step is None or not step.log_ref:
-                # A step still running is recorded when it ends: its backend may show the
-                # log so far (and, following, what it adds until it ends).
-                if _print_live_log(store, run_record, args.step_id, follow=args.follow):
-                    return 0
-                if step is None:
-                    return fail(str(not_found))
-                return fail(f"step `{step.name}` of run `{step.run_id}` recorded no log")
-            reference = step.log_ref
-            if is_digest(reference):
-                with store.open_bytes(parse_digest(reference)) as handle:
-                    shutil.copyfileobj(handle, sys.stdout.buffer)
-            else:
-                path = os.path.join(store.local_dir, reference)
-                try:
-                    with open(path, "rb") as handle:
-                        shutil.copyfileobj(handle, sys.stdout.buffer)
-                except OSError as exc:
-                    return fail(f"cannot read the log {path}: {exc.strerror}")
+            return _print_log(store, args.run_id, args.step_id, follow=args.follow)
         finally:
             store.close()
     except StoreError as exc:
         return fail(str(exc))
+
+
+def _print_log(store: Store, run_id: str, typed: str, *, follow: bool) -> int:
+    run_record, step, not_found = _lookup(store, run_id, typed)
+    if step is None and run_record.status == "running":
+        if _print_live_log(store, run_record, typed, follow=follow):
+            return 0
+        (run_record,) = as_seen_now(store, [run_record])
+        if run_record.status == "running" and not follow:
+            return fail(_not_yet(run_record, step_name(typed)))
+        if run_record.status == "running":
+            run_record, step, not_found = _wait_to_start(store, run_record.run_id, typed)
+            if step is None and not not_found:
+                return 0  # followed live until it ended
+        if step is None and run_record.status == "interrupted":
+            return fail(
+                f"run `{run_record.run_id}` recorded no `{step_name(typed)}`: the run was "
+                "interrupted before it ended (its `mlc apply` is gone; see `mlc runs show "
+                f"{run_record.run_id}`)"
+            )
+    if step is None or not step.log_ref:
+        # A step still running is recorded when it ends: its backend may show the log so far
+        # (and, following, what it adds until it ends).
+        if _print_live_log(store, run_record, typed, follow=follow):
+            return 0
+        if step is None:
+            return fail(not_found)
+        return fail(f"step `{step.name}` of run `{step.run_id}` recorded no log")
+    reference = step.log_ref
+    if is_digest(reference):
+        with store.open_bytes(parse_digest(reference)) as handle:
+            shutil.copyfileobj(handle, sys.stdout.buffer)
+    else:
+        path = os.path.join(store.local_dir, reference)
+        try:
+            with open(path, "rb") as handle:
+                shutil.copyfileobj(handle, sys.stdout.buffer)
+        except OSError as exc:
+            return fail(f"cannot read the log {path}: {exc.strerror}")
     sys.stdout.flush()
     return 0
