@@ -289,6 +289,40 @@ def test_the_provenance_of_a_runs_output_is_that_runs_own_and_a_hit_names_its_ma
     assert (document["cached_from"]["run_id"], document["cached_from"]["host"]) == (RUN1, "gpu-3")
 
 
+def test_the_tree_of_a_digest_is_the_run_of_its_latest_maker(lineage: Lineage) -> None:
+    record_iris_run(lineage, RUN1, 100.0)
+    # A later run ran `prepare` again (same splits) and took `train` from the cache.
+    lineage.start_run(Run(RUN2, "iris", started_at=200.0))
+    lineage.record_steps(
+        [
+            StepExecution(
+                RUN2,
+                "prepare",
+                "ran",
+                cache_key="k1",
+                ended_at=201.0,
+                inputs={"raw": RAW},
+                outputs={"splits": Output(SPLITS, "dir")},
+            ),
+            StepExecution(
+                RUN2,
+                "train",
+                "cached",
+                cache_key="k2",
+                ended_at=201.0,
+                inputs={"splits": SPLITS},
+                outputs={"model": Output(MODEL)},
+            ),
+        ]
+    )
+    tree = lineage.provenance(MODEL)
+    assert tree.step == lineage.get_step(RUN1, "train")  # the one that ran
+    splits = dict(tree.inputs)["splits"]
+    assert splits.step == lineage.get_step(RUN1, "prepare")  # its run's, not the latest
+    hit = lineage.step_provenance(lineage.get_step(RUN2, "train"), "model")
+    assert dict(hit.inputs)["splits"].step == lineage.get_step(RUN2, "prepare")
+
+
 def test_a_cache_hit_whose_maker_lineage_does_not_know_says_so(lineage: Lineage) -> None:
     record_cache_hit_run(lineage, RUN2, 200.0)
     tree = lineage.step_provenance(lineage.get_step(RUN2, "train"), "model")
