@@ -43,6 +43,9 @@ class Namespace:
     kind: str
     members: Mapping[str, object]
     on_access: Callable[[str], None] | None = None
+    complete: bool = True
+    """False when the block declaring the members was reported as misspelled (`paramsx`):
+    a name it lacks is not reported again."""
 
     @property
     def type_name(self) -> str:
@@ -285,6 +288,8 @@ class Evaluator:
                 if base.on_access:
                     base.on_access(name)
                 return base.members[name]
+            if not base.complete:
+                return INVALID
             code = codes.UNKNOWN_PARAM if base.kind == "params" else codes.UNKNOWN_NAME
             return self.error(
                 code.at(

@@ -153,6 +153,8 @@ class TargetDecl:
     accelerators: dict[str, object] = field(default_factory=dict)
     accelerator_spans: dict[str, Span] = field(default_factory=dict)
     nodes: list[NodePoolDecl] = field(default_factory=list)
+    nodes_reported: bool = False
+    """A node pool of its inventory was reported as wrong: what fits is not checked."""
     ignore_unsupported: tuple[str, ...] = ()
     settings: dict[str, object] = field(default_factory=dict)
     setting_spans: dict[str, Span] = field(default_factory=dict)

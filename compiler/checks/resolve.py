@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlc.checks import types as t
-from mlc.checks.evaluate import INVALID, MetricSource, Namespace, Scope, SelfStep, VersionRef
+from mlc.checks.evaluate import (
+    INVALID,
+    MetricSource,
+    Namespace,
+    Scope,
+    SelfStep,
+    Unresolved,
+    VersionRef,
+)
 from mlc.checks.loader import LoadedModule
 from mlc.checks.program import (
     DatasetDecl,
@@ -29,7 +37,7 @@ from mlc.checks.resolve_base import (
 from mlc.checks.resolve_params import ParamsResolver
 from mlc.checks.resolve_steps import StepsResolver
 from mlc.checks.resolve_targets import TargetsResolver
-from mlc.checks.suggest import did_you_mean
+from mlc.checks.suggest import closest, did_you_mean
 from mlc.diagnostics import Label
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast
@@ -47,6 +55,19 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         base_dir = Path(display).parent.as_posix() or "."
         program = Program(display, base_dir, block.label.name, block.label.span)
         parts = partition_items(block.body.items)
+        # Blocks whose kind is misspelled (`stepx train`, `paramsx`) are reported once, below;
+        # what they declare is then unknown, not missing.
+        misspelled = {
+            id(child): closest(child.kind.name, PIPELINE_KINDS)
+            for child in parts.blocks
+            if child.kind.name not in PIPELINE_KINDS
+        }
+        self.misspelled_names = {
+            child.label.name
+            for child in parts.blocks
+            if child.label is not None and misspelled.get(id(child)) in ("step", "dataset")
+        }
+        self.outputs_unknown = set()
         for item in parts.attributes + parts.fields:
             self.report(
                 codes.UNKNOWN_ATTRIBUTE.at(
@@ -77,6 +98,7 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         params_ns = Namespace(
             "params",
             {p.name: INVALID if p.invalid else p.value for p in program.params.values()},
+            complete="params" not in misspelled.values(),
         )
         module_names = self.module_names(loaded)
         base_names: dict[str, object] = {
@@ -159,7 +181,14 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
             )
             for name, declared in declared_outputs.items()
         }
-        pipeline_scope = Scope(base_names, f"pipeline `{program.name}`").child(step_sources)
+        unknown: dict[str, object] = {
+            name: Unresolved()
+            for name in self.misspelled_names | self.outputs_unknown
+            if name not in program.datasets
+        }
+        pipeline_scope = Scope(base_names, f"pipeline `{program.name}`").child(
+            {**step_sources, **unknown}
+        )
 
         for child in step_blocks:
             assert child.label is not None
@@ -231,7 +260,9 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         uri = self._string(attributes.get("uri"), expr_scope, "uri")
         version_kind, version_value = "latest", None
         version = attributes.get("version")
-        if "uri" not in attributes:
+        if "uri" not in attributes and not self.misspelled(
+            block.body.items, "uri", ("uri", "version")
+        ):
             self.report(
                 codes.MISSING_ATTRIBUTE.at(
                     block.label.span,
@@ -242,15 +273,17 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
                 )
             )
         if version is None:
-            self.report(
-                codes.MISSING_ATTRIBUTE.at(
-                    block.label.span,
-                    "no `version`",
-                    context=f"dataset `{name}`",
-                    name="version",
-                    help='pin it with `version = "sha256:…"`, name a tag with `version = tag("v1")`, or track it with `version = latest`',
+            if not self.misspelled(block.body.items, "version", ("uri", "version")):
+                self.report(
+                    codes.MISSING_ATTRIBUTE.at(
+                        block.label.span,
+                        "no `version`",
+                        context=f"dataset `{name}`",
+                        name="version",
+                        help='pin it with `version = "sha256:…"`, name a tag with '
+                        '`version = tag("v1")`, or track it with `version = latest`',
+                    )
                 )
-            )
         else:
             value = self.evaluator.value(version.value, expr_scope)
             if isinstance(value, str):

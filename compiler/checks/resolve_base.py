@@ -11,7 +11,7 @@ from pathlib import Path
 from mlc.checks import types as t
 from mlc.checks.evaluate import INVALID, Evaluator, Namespace, Scope, Unresolved
 from mlc.checks.loader import LoadedModule
-from mlc.checks.suggest import did_you_mean
+from mlc.checks.suggest import closest, did_you_mean
 from mlc.diagnostics import Diagnostic, Label
 from mlc.diagnostics import catalog as codes
 from mlc.front import ast, escapes
@@ -106,6 +106,11 @@ class ResolverBase:
         self.failed_extends: set[ast.Block] = set()
         self.template_of: dict[ast.Block, Template] = {}
         """The template each step that extends one extends."""
+        self.misspelled_names: set[str] = set()
+        """Names of a pipeline's steps and datasets whose block kind was misspelled (`stepx
+        train { … }`, reported as unknown): their uses are not reported again."""
+        self.outputs_unknown: set[str] = set()
+        """Steps whose `outputs` block was misspelled: their outputs are not known."""
         """Steps whose template was reported as unknown: what it may have set is not missing."""
 
     def report(self, diagnostic: Diagnostic) -> None:
@@ -313,6 +318,16 @@ class ResolverBase:
                 )
             )
         return base
+
+    def misspelled(self, items: Iterable[ast.Item], name: str, allowed: Iterable[str]) -> bool:
+        """Whether one of `items` is `name` misspelled (`callx` for `call`): reported as unknown
+        with `name` as its suggestion, so `name` is not reported again as missing."""
+        allowed = tuple(allowed)
+        for item in items:
+            written = item.kind.name if isinstance(item, ast.Block) else item.name.name
+            if written not in allowed and closest(written, allowed) == name:
+                return True
+        return False
 
     def _attributes_of(self, items: Iterable[ast.Item], example: str) -> Iterator[ast.Attribute]:
         """The `name = value` items; anything else is reported, with `example` as the fix."""

@@ -102,6 +102,12 @@ class StepsResolver(ResourcesResolver):
     ) -> dict[str, OutputDecl]:
         outputs: dict[str, OutputDecl] = {}
         for item in items:
+            if (
+                isinstance(item, ast.Block)
+                and item.kind.name not in STEP_BLOCKS
+                and closest(item.kind.name, STEP_BLOCKS) == "outputs"
+            ):
+                self.outputs_unknown.add(step)  # `outputz { … }`, reported as unknown
             if isinstance(item, ast.Block) and item.kind.name == "outputs":
                 for entry in item.body.items:
                     if not isinstance(entry, ast.Field) or entry.value is not None:
@@ -297,7 +303,11 @@ class StepsResolver(ResourcesResolver):
             program, step, attributes, outputs, finally_steps, foreach_steps, scope
         )
         self._check_templates(step, attributes, blocks, scope)
-        if "args" in blocks and step.command_kind != "call":
+        if (
+            "args" in blocks
+            and step.command_kind != "call"
+            and not self.misspelled(block.body.items, "call", STEP_ATTRIBUTES)
+        ):
             self.report(
                 codes.MISPLACED_BLOCK.at(
                     blocks["args"][0].kind.span,
@@ -333,6 +343,10 @@ class StepsResolver(ResourcesResolver):
         if run is None and call is None:
             if block in self.failed_extends:
                 return  # the unknown template was reported; it may have set `run`
+            if self.misspelled(block.body.items, "run", STEP_ATTRIBUTES) or self.misspelled(
+                block.body.items, "call", STEP_ATTRIBUTES
+            ):
+                return  # `runn = …` was reported as unknown, with `run` as its suggestion
             assert block.label is not None
             self.report(
                 codes.MISSING_ATTRIBUTE.at(
@@ -615,20 +629,25 @@ class StepsResolver(ResourcesResolver):
         outputs: dict[str, dict[str, OutputDecl]],
         finally_steps: set[str],
     ) -> tuple[str, str, str | None, t.Type] | None:
+        root = _dotted(expr)
+        if root is not None and root.split(".", 1)[0] in self.misspelled_names | (
+            self.outputs_unknown
+        ):
+            return None  # a step or dataset whose block was reported as misspelled
         if isinstance(expr, ast.Name):
             if expr.name in program.datasets:
                 return ("dataset", expr.name, None, program.datasets[expr.name].type)
             if expr.name in outputs:
                 candidates = list(outputs[expr.name])
                 self.report(
-                    codes.UNKNOWN_OUTPUT.at(
+                    codes.TYPE_MISMATCH.at(
                         expr.span,
-                        "name one of its outputs",
-                        step=expr.name,
-                        name="(none)",
+                        "a step, not one of its outputs",
+                        expected="an artifact (`step.output` or a dataset)",
+                        found=f"step `{expr.name}`",
                         help=f"write `{expr.name}.{candidates[0]}`"
                         if candidates
-                        else f"step `{expr.name}` has no outputs",
+                        else f"step `{expr.name}` declares no outputs: add `outputs {{ … }}`",
                     )
                 )
                 return None
@@ -863,6 +882,8 @@ class StepsResolver(ResourcesResolver):
                         )
                     )
                     continue
+                if entry.name in self.misspelled_names:
+                    continue  # its block was reported as misspelled
                 if entry.name not in outputs:
                     self.report(
                         codes.UNKNOWN_STEP.at(
@@ -935,10 +956,13 @@ class StepsResolver(ResourcesResolver):
         scope: Scope,
     ) -> None:
         params = scope.lookup("params")
+        # A misspelled `params` or `outputs` block leaves its members unknown: not checked.
         names: dict[str, object] = {
-            "params": dict.fromkeys(params.members if isinstance(params, Namespace) else ()),
+            "params": dict.fromkeys(params.members)
+            if isinstance(params, Namespace) and params.complete
+            else None,
             "inputs": dict.fromkeys(sorted(step.input_names)),
-            "outputs": dict.fromkeys(step.outputs),
+            "outputs": None if step.name in self.outputs_unknown else dict.fromkeys(step.outputs),
             "run": {"id": None, "status": None},
             "step": {"name": None},
         }
@@ -958,10 +982,12 @@ class StepsResolver(ResourcesResolver):
                 if isinstance(i, ast.Attribute) and isinstance(i.value, ast.StrLit)
             )
         reads = TemplateReads()
+        reported = len(self.diagnostics)
         for literal in targets:
             reads.add(check_template(literal, names, self.diagnostics))
         step.params_used |= reads.of("params")
-        if run is not None and targets:
+        # Paths are judged only from templates that could be read whole.
+        if run is not None and targets and len(self.diagnostics) == reported:
             self._check_paths_passed(step, reads)
 
     def _check_paths_passed(self, step: StepDecl, reads: TemplateReads) -> None:

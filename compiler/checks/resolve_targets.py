@@ -12,6 +12,7 @@ from mlc.checks.program import (
 )
 from mlc.checks.resolve_base import (
     BACKEND_BLOCKS,
+    RESOURCE_FIELDS,
     TARGET_ATTRIBUTES,
     item_name,
     item_name_span,
@@ -57,15 +58,16 @@ class TargetsResolver(ResourcesResolver):
                 )
         backend_attr = attributes.get("backend")
         if backend_attr is None:
-            self.report(
-                codes.MISSING_ATTRIBUTE.at(
-                    block.label.span,
-                    "no `backend`",
-                    context=context,
-                    name="backend",
-                    help="add `backend = local`, `ray` or `kubernetes`",
+            if not self.misspelled(block.body.items, "backend", TARGET_ATTRIBUTES):
+                self.report(
+                    codes.MISSING_ATTRIBUTE.at(
+                        block.label.span,
+                        "no `backend`",
+                        context=context,
+                        name="backend",
+                        help="add `backend = local`, `ray` or `kubernetes`",
+                    )
                 )
-            )
             return None
         backend_expr = backend_attr.value
         if isinstance(backend_expr, ast.Name):
@@ -158,6 +160,7 @@ class TargetsResolver(ResourcesResolver):
     def _target_nodes(self, target: TargetDecl, block: ast.Block, scope: Scope) -> None:
         for item in block.body.items:
             if not isinstance(item, ast.Block) or item.kind.name != "pool" or item.label is None:
+                target.nodes_reported = True
                 self.report(
                     codes.MISPLACED_BLOCK.at(
                         item_name_span(item),
@@ -181,10 +184,20 @@ class TargetsResolver(ResourcesResolver):
                 ),
                 item.body.span,
             )
+            reported = len(self.diagnostics)
             fields = self._resource_fields(body, scope, f"node pool `{item.label.name}`")
             request = ResourceRequest(cpu_millis=0)
             self._apply_resources(request, fields, StepDecl("", item.span, item.span))
-            missing = [n for n in ("cpu", "memory") if n not in fields]
+            written = {e.name.name for e in body.items if isinstance(e, ast.Attribute)}
+            missing = [
+                n
+                for n in ("cpu", "memory")
+                if n not in written and not self.misspelled(body.items, n, RESOURCE_FIELDS)
+            ]
+            if len(self.diagnostics) > reported or missing:
+                # A pool reported as wrong leaves the inventory unknown: nothing is checked
+                # against it, so that its mistake is not reported again at every step.
+                target.nodes_reported = True
             if missing:
                 self.report(
                     codes.MISSING_ATTRIBUTE.at(

@@ -119,7 +119,9 @@ def check_feasible(program: Program, target: str | None) -> list[Diagnostic]:
     """Requests that no node can hold: on the chosen target, or on every declared inventory."""
     found: list[Diagnostic] = []
     chosen = [program.targets[target]] if target in program.targets else []
-    with_inventory = [t for t in program.targets.values() if t.nodes]
+    # An inventory with a pool reported as wrong would only report its own mistake again.
+    chosen = [t for t in chosen if not t.nodes_reported]
+    with_inventory = [t for t in program.targets.values() if t.nodes and not t.nodes_reported]
     for step in program.steps.values():
         candidates = chosen if target else with_inventory
         if not candidates:

@@ -100,7 +100,25 @@ def _swap_identifiers(text: str, data: st.DataObject) -> str:
     return text[: target.start()] + replacement + text[target.end() :]
 
 
-TEXT_EDITS = (_truncate, _insert_garbage, _swap_identifiers)
+def _misspell_identifier(text: str, data: st.DataObject) -> str:
+    """A keyword, kind or name with a letter too many, too few or swapped, as users type."""
+    words = list(IDENTIFIER.finditer(text))
+    if not words:
+        return text
+    word = data.draw(st.sampled_from(words))
+    name = word.group()
+    at = data.draw(st.integers(0, len(name) - 1))
+    slip = data.draw(st.sampled_from(["add", "drop", "swap"]))
+    if slip == "add":
+        name = name[:at] + name[at] + name[at:]
+    elif slip == "drop" and len(name) > 1:
+        name = name[:at] + name[at + 1 :]
+    elif at + 1 < len(name):
+        name = name[:at] + name[at + 1] + name[at] + name[at + 2 :]
+    return text[: word.start()] + name + text[word.end() :]
+
+
+TEXT_EDITS = (_truncate, _insert_garbage, _swap_identifiers, _misspell_identifier)
 
 
 def mutate(text: str, data: st.DataObject) -> str:
