@@ -386,7 +386,7 @@ class Coordinator:
             if isinstance(started, Decision):
                 self._apply_decision(unit, started)
             else:
-                self.lookups.ask(unit, started)
+                self.lookups.ask(unit, started, group=state)
 
     def _conclude_lookups(self) -> bool:
         """Decides the units whose cache lookups were answered (in the order they were asked)."""

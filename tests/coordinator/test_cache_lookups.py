@@ -8,7 +8,8 @@ handed back in the order asked. A local store is read on the coordinator's own t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,50 @@ def test_answers_are_handed_back_in_the_order_asked_even_when_a_later_one_comes_
     finally:
         first_may_answer.set()
         lookups.close()
+
+
+def test_the_lookups_of_one_step_are_handed_back_together(local_store: Store) -> None:
+    # (A `foreach` step's items then start in one pass: one Kubernetes Indexed Job.)
+    last_may_answer = threading.Event()
+    read: set[str] = set()
+    names = {pending(name).key.partition(":")[2]: name for name in "abcd"}
+
+    class HeldStore(GatedRemoteStore):
+        def get_record(self, kind: str, key: str) -> dict[str, Any]:
+            name = names[key.partition(".")[0]]
+            if name == "c":
+                assert last_may_answer.wait(30)
+            try:
+                return self.inner.get_record(kind, key)
+            finally:
+                read.add(name)
+
+    woken: list[None] = []  # one per answer, once it is in
+    lookups: CacheLookups[str] = CacheLookups(HeldStore(local_store, 0), lambda: woken.append(None))  # type: ignore[arg-type]
+    step = object()
+    try:
+        for name in ("a", "b", "c"):
+            lookups.ask(name, pending(name), group=step)
+        lookups.ask("d", pending("d"))
+        assert wait_for(lambda: read >= {"a", "b", "d"} and len(woken) == 3)
+        assert lookups.answered() == []  # `a`, `b` (and `d`) are answered, `c` is not
+        last_may_answer.set()
+        answered: list[str] = []
+        while len(answered) < 4:
+            answered += [owner for owner, _, _ in lookups.answered()]
+        assert answered == ["a", "b", "c", "d"]
+    finally:
+        last_may_answer.set()
+        lookups.close()
+
+
+def wait_for(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def pending(name: str) -> PendingDecision:
