@@ -442,6 +442,11 @@ def _without(record: dict[str, Any], volatile: Iterable[str], unkeyed: set[str])
 
 def _tree(node: dict[str, Any], unkeyed: set[str]) -> dict[str, Any]:
     kept = dict(node)
+    # An output a resumed run reused from the cache names the execution that made it: that
+    # execution is compared (a run that was not interrupted made it itself).
+    made_by = kept.pop("cached_from", None)
+    if made_by is not None:
+        kept["produced_by"] = made_by
     if "produced_by" in kept:
         kept["produced_by"] = _without(kept["produced_by"], _VOLATILE_PRODUCER, unkeyed)
     kept["inputs"] = {name: _tree(child, unkeyed) for name, child in node["inputs"].items()}
