@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -54,6 +53,7 @@ from mlc.backends.ray.logs import log_directory
 from mlc.backends.ray.placement import task_options
 from mlc.coordinator.executor import AttemptEnded, AttemptNote, KnownAttempt, Report
 from mlc.coordinator.remote import attempt_ended
+from mlc.installation import pip_install
 from mlc.ir.model import IRDocument, Target
 from mlc.runtime.attempt import Attempt
 from mlc.runtime.log_batches import LogBatches
@@ -137,8 +137,7 @@ class RayExecutor:
         problems = []
         if importlib.util.find_spec("ray") is None:
             problems.append(
-                "Ray is not installed in this Python environment: "
-                f"`{sys.executable} -m pip install 'ray[default]'`"
+                f"Ray is not installed in this Python environment: `{pip_install('ray')}`"
             )
         problem = address_problem(document.target)
         if problem is not None:

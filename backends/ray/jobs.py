@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlc.backends.ray.events import DriverError, is_event, replay
+from mlc.installation import pip_install
 from mlc.ir.model import IRDocument
 from mlc.ir.serialize import to_json
 from mlc.runtime.errors import PreflightError, RuntimeFailure
@@ -133,8 +134,7 @@ class JobRun:
             from ray.job_submission import JobSubmissionClient
         except ImportError:
             raise PreflightError(
-                "Ray is not installed in this Python environment: "
-                f"`{sys.executable} -m pip install 'ray[default]'`"
+                f"Ray is not installed in this Python environment: `{pip_install('ray')}`"
             ) from None
         headers = self.settings.get("headers")
         try:
