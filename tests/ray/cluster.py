@@ -28,6 +28,9 @@ from pathlib import Path
 READY_LINE = "will now block forever"
 START_TIMEOUT_S = 300.0
 """Generous: a head starts in 6-12 s on a quiet machine, much later on a loaded one."""
+START_ATTEMPTS = 3
+"""A head whose process exits before it is ready is started again on other ports: a port found
+free may be taken by another process before the head binds it."""
 RESOURCES = {"accelerator_type:T4": 2}
 DRIVER_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -79,6 +82,33 @@ class RayHead:
         # A job's entry point is `python …`, found on the head's PATH: this environment's.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env = {**os.environ, **DRIVER_ENV, "PATH": path, **self.environ}
+        for attempt in range(1, START_ATTEMPTS + 1):
+            outcome = self._start_once(ray, env)
+            if outcome == "ready":
+                return
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            self.stop()
+            if outcome == "exited" and attempt < START_ATTEMPTS:
+                self._choose_ports()  # one was taken after it was found free: others
+                continue
+            what = (
+                "exited"
+                if outcome == "exited"
+                else f"did not become ready in {START_TIMEOUT_S:g} s"
+            )
+            raise RayHeadError(
+                f"`ray start --head` {what} (attempt {attempt}, load "
+                f"{os.getloadavg()[0]:.1f}):\n{tail}\n{self.jobs_problem}"
+            )
+
+    def _choose_ports(self) -> None:
+        self.port = free_port()
+        self.dashboard_port = free_port() if self.dashboard_port is not None else None
+        self.temp_dir = tempfile.mkdtemp(prefix="mlc-ray-")
+        self.log_path = Path(self.temp_dir, "head.log")
+
+    def _start_once(self, ray: Path, env: Mapping[str, str]) -> str:
+        """Starts the head; `ready`, `exited` (the process ended first) or `timeout`."""
         # Every port a head listens on is a free one: Ray's defaults (8265, 10001, 52365, …)
         # would collide with another head of the same session (one for the suite, one with the
         # dashboard for the Jobs API), and the second head's job agent would never start.
@@ -117,17 +147,12 @@ class RayHead:
         while time.monotonic() < deadline:
             if READY_LINE in self.log_path.read_text(errors="replace"):
                 if self.dashboard_port is None or self._jobs_ready(deadline):
-                    return
-                break
+                    return "ready"
+                return "timeout"
             if self.process.poll() is not None:
-                break
+                return "exited"
             time.sleep(0.2)
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        self.stop()
-        raise RayHeadError(
-            f"`ray start --head` did not become ready in {START_TIMEOUT_S:g} s "
-            f"(load {os.getloadavg()[0]:.1f}):\n{tail}\n{self.jobs_problem}"
-        )
+        return "timeout"
 
     def _jobs_ready(self, deadline: float) -> bool:
         """Whether the Jobs API takes jobs: the head's agent starts after the head itself, and
