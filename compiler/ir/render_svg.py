@@ -92,11 +92,15 @@ def to_svg(document: IRDocument) -> str:
             )
             middle = ((x1 + x2) / 2, (y1 + y2 + 6 * top) / 8 - 4)
         if edge.label:
+            # A white halo under the text keeps it readable over lines; drawn as a copy of its
+            # own rather than with `paint-order`, which SVG 1.1 renderers ignore (they would
+            # paint the halo over the text).
+            at = f'x="{middle[0]:g}" y="{middle[1]:g}" text-anchor="middle" font-size="10"'
+            text = escape(edge.label)
             labels.append(
-                f'<text x="{middle[0]:g}" y="{middle[1]:g}" text-anchor="middle" font-size="10" '
-                f'fill="#333333" stroke="#ffffff" stroke-width="3" paint-order="stroke">'
-                f"{escape(edge.label)}</text>"
+                f'<text {at} fill="#ffffff" stroke="#ffffff" stroke-width="3">{text}</text>'
             )
+            labels.append(f'<text {at} fill="#333333">{text}</text>')
     for node_id, (x, y) in place.items():
         node = by_id[node_id]
         radius = 14 if node.kind == "dataset" else 6

@@ -263,6 +263,14 @@ def test_svg_is_drawn_without_graphviz(
     # Columns run left to right along the edges.
     assert boxes["housing"] < boxes["featurize"] < boxes["train \u00d75"] < boxes["pick_best"]
     assert len(list(root.iter("{http://www.w3.org/2000/svg}line"))) == 4
+    # A label's white halo is drawn first and its dark text over it (no `paint-order`, which
+    # SVG 1.1 renderers ignore and would leave the text white).
+    label = "model \u2192 models, scores \u2192 scores"
+    drawn = [
+        t.get("fill") for t in root.iter("{http://www.w3.org/2000/svg}text") if t.text == label
+    ]
+    assert drawn == ["#ffffff", "#333333"]
+    assert "paint-order" not in output.read_text(encoding="utf-8")
 
 
 def test_mermaid_escapes_what_it_must(edges_document: IRDocument) -> None:
