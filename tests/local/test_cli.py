@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from mlc.cli.main import main
 from mlc.ir.serialize import to_json
 
+from tests.local.environment import isolate
 from tests.runtime.builders import document, out, sh, step
 
 SPEC = """mlspec 1
@@ -43,11 +43,7 @@ pipeline counting {{
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("MLC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
-    monkeypatch.setenv("MLC_STORE", str(tmp_path / "store"))
+    isolate(monkeypatch, tmp_path, ir_cache=True)
 
 
 def write_spec(directory: Path, version: str = "latest") -> Path:

@@ -5,11 +5,12 @@ when asked for with `| tojson`."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from mlc.cli.main import main
+
+from tests.local.environment import isolate
 
 SPEC = """mlspec 1
 
@@ -41,12 +42,7 @@ pipeline lists {
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("MLC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
-    monkeypatch.setenv("MLC_IR_CACHE", "0")
-    monkeypatch.setenv("MLC_STORE", str(tmp_path / "store"))
+    isolate(monkeypatch, tmp_path)
 
 
 def content(tmp_path: Path, digest: str, capsys: pytest.CaptureFixture[str]) -> str:

@@ -4,12 +4,13 @@ again, and any change to the spec, its imports, the options or mlc's code compil
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from mlc.cli import ir_cache
 from mlc.cli.main import main
+
+from tests.local.environment import isolate
 
 SPEC = """mlspec 1
 
@@ -29,13 +30,7 @@ pipeline cached_ir {{
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("MLC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
-    monkeypatch.setenv("MLC_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("MLC_IR_CACHE_DIR", str(tmp_path / "ir-cache"))
-    monkeypatch.chdir(tmp_path)
+    isolate(monkeypatch, tmp_path, ir_cache=True, chdir=True)
 
 
 def compile_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:

@@ -4,12 +4,13 @@ in it, a mistyped path gets a did-you-mean, options go anywhere, and a usage err
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from mlc.cli.main import EXIT_INTERNAL_ERROR, main
+
+from tests.local.environment import isolate
 
 SPEC = """mlspec 1
 
@@ -30,12 +31,7 @@ resources small { cpu = 1, memory = 1Gi }
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("MLC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
-    monkeypatch.setenv("MLC_IR_CACHE", "0")
-    monkeypatch.chdir(tmp_path)
+    isolate(monkeypatch, tmp_path, store=False, chdir=True)
 
 
 def run_mlc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -4,11 +4,12 @@ secret."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from mlc.cli.main import main
+
+from tests.local.environment import isolate
 
 SPEC = """mlspec 1
 
@@ -44,12 +45,7 @@ pipeline troubled {
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("MLC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
-    monkeypatch.setenv("MLC_IR_CACHE", "0")
-    monkeypatch.setenv("MLC_STORE", str(tmp_path / "store"))
+    isolate(monkeypatch, tmp_path)
 
 
 def run_mlc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

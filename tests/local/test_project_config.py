@@ -4,11 +4,12 @@ found from any folder of the project the way git finds `.git`."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from mlc.cli.main import main
+
+from tests.local.environment import isolate
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -36,12 +37,8 @@ UNFORMATTED = "mlspec 1\npipeline   ugly {\n}\n"
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("MLC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
-    monkeypatch.setenv("MLC_IR_CACHE", "0")
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate(monkeypatch, tmp_path, store=False)
 
 
 def run_mlc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

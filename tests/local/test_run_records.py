@@ -4,11 +4,12 @@ step, and stored data on standard output."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from mlc.cli.main import main
+
+from tests.local.environment import isolate
 
 SPEC = """mlspec 1
 
@@ -28,13 +29,7 @@ pipeline leaky {
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("MLC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
-    monkeypatch.setenv("MLC_IR_CACHE", "0")
-    monkeypatch.setenv("MLC_STORE", str(tmp_path / "store"))
-    monkeypatch.chdir(tmp_path)
+    isolate(monkeypatch, tmp_path, chdir=True)
 
 
 def run_mlc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

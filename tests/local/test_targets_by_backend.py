@@ -3,12 +3,13 @@ messages about targets say which one was used and what to type next."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from mlc.cli.main import main
 from mlc.installation import pip_install
+
+from tests.local.environment import isolate
 
 SPEC = """mlspec 1
 
@@ -49,12 +50,7 @@ target laptop {
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("MLC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MLC_LOCAL_GPUS", "")
-    monkeypatch.setenv("MLC_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("MLC_IR_CACHE_DIR", str(tmp_path / "ir-cache"))
+    isolate(monkeypatch, tmp_path, ir_cache=True)
 
 
 def write(directory: Path, text: str, name: str = "pipeline.mlspec") -> str:
