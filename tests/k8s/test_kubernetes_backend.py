@@ -378,10 +378,17 @@ def test_an_exceeded_quota_is_shown_and_fails_after_pending_timeout(
 ) -> None:
     from kubernetes.client import CoreV1Api
 
-    CoreV1Api(kube_client).create_namespaced_resource_quota(
+    core = CoreV1Api(kube_client)
+    core.create_namespaced_resource_quota(
         kube_namespace,
         {"metadata": {"name": "small"}, "spec": {"hard": {"requests.cpu": "1"}}},
     )
+    # Admission enforces a quota once its controller has filled in its status (until then it
+    # lets pods through): wait for that, as an administrator's quota would long have been.
+    deadline = time.monotonic() + 60
+    while not (core.read_namespaced_resource_quota("small", kube_namespace).status.hard or {}):
+        assert time.monotonic() < deadline, "the quota controller never filled in the quota"
+        time.sleep(0.1)
     spec = write_spec(
         runner.tmp_path,
         'step big { run = "true"\n resources { cpu = 2 } }',
