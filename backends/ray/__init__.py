@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from mlc.backends.ray.capabilities import DESCRIPTION
-
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -20,7 +18,15 @@ if TYPE_CHECKING:
     from mlc.ir.model import IRDocument
     from mlc.store.base import Store
 
-description = DESCRIPTION
+
+def __getattr__(name: str) -> object:
+    """`description`, loaded on first use: a Ray task imports this package too, and needs
+    none of what describing the backend imports (the target checks)."""
+    if name == "description":
+        from mlc.backends.ray.capabilities import DESCRIPTION
+
+        return DESCRIPTION
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create(store: Store, *, environ: Mapping[str, str] | None = None) -> RayBackend:

@@ -19,15 +19,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import threading
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.store.base import Store
 from mlc.store.errors import StoreError
 from mlc.store.io_errors import describe_os_error
-from mlc.store.lineage.context import current_host
-from mlc.store.lineage.model import Run
+
+if TYPE_CHECKING:  # (the lineage is only read by `as_seen_now`, whose caller has it)
+    from mlc.store.lineage.model import Run
 
 RENEW_SECONDS = 30.0
 EXPIRE_SECONDS = 180.0
@@ -77,7 +79,7 @@ class RunLease:
             raise StoreError(f"cannot lock the run at {path}: {describe_os_error(exc)}") from None
         self._document = {
             "run_id": self.run_id,
-            "host": current_host(),
+            "host": socket.gethostname(),
             "pid": os.getpid(),
             "started_at": self.store.now(),
         }
@@ -137,7 +139,7 @@ def read_leases(store: Store) -> list[Lease]:
 
 def lease_alive(store: Store, lease: Lease, now: float) -> bool:
     """Whether the lease's run is alive (see the module docstring)."""
-    if lease.host == current_host():
+    if lease.host == socket.gethostname():
         path = _lock_path(store, lease.run_id)
         if os.path.exists(path):
             return _locked(path)
@@ -184,7 +186,7 @@ def live_leases(store: Store, *, remove_dead: bool = False) -> list[Lease]:
         elif remove_dead:
             with contextlib.suppress(StoreError, OSError):
                 store.delete_lease(lease.run_id)
-            if lease.host == current_host():  # its lock file, which nobody holds
+            if lease.host == socket.gethostname():  # its lock file, which nobody holds
                 with contextlib.suppress(OSError):
                     os.unlink(_lock_path(store, lease.run_id))
     return alive

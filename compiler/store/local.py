@@ -75,7 +75,7 @@ class _PendingWrites:
         self._store = store
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []
-        self.packs = PackWriter(store.pack_dir, store.tmp_dir)
+        self.packs = PackWriter(store.pack_dir, store.tmp_dir, index=store.packs)
 
     def add(self, tmp: str, final: str) -> None:
         with self._lock:
@@ -813,7 +813,7 @@ class LocalStore(ManifestReading):
                 continue
             live = [entry for entry in entries if entry[0] not in dead]
             if live:
-                writer = PackWriter(self.pack_dir, self.tmp_dir)
+                writer = PackWriter(self.pack_dir, self.tmp_dir, index=self.packs)
                 for raw, offset, length in live:
                     packed = PackedObject(name, offset, length)
                     writer.add(digest_from_hex(raw.hex()), self.packs.read(packed))

@@ -27,6 +27,7 @@ import os
 import secrets
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,6 +43,11 @@ _ENTRY = struct.Struct(">32sQQ")
 _CHECKSUM_SIZE = 32
 PACK_LIMIT = 256 << 20
 """A pack is closed once it holds this many bytes; the next object starts a new one."""
+RACY_NANOSECONDS = 2_000_000_000
+"""How close to a change of `packs/` a listing may be for the directory's mtime not to be
+trusted afterwards: a filesystem's timestamps may be coarser than the time between two packs
+(a clock tick, a second, two on FAT), so another pack may land later with the same mtime. An
+object not found after such a listing makes `find` list the directory again."""
 PACKED_MAX = 64 << 10
 """Objects up to this size written in a batch (a snapshot, a batch of logs) go into packs;
 larger ones stay loose files, which inputs can be hard links to."""
@@ -85,6 +91,10 @@ class PackFiles(Protocol):
         """The file names in the directory (none when it does not exist)."""
         ...
 
+    def racy(self, version: object) -> bool:
+        """Whether the directory may change later without its version changing."""
+        ...
+
     def read(self, name: str) -> bytes:
         """A whole file; `FileNotFoundError` if it is gone."""
         ...
@@ -114,6 +124,11 @@ class LocalPackFiles:
             return os.stat(self.directory).st_mtime_ns
         except FileNotFoundError:
             return None
+
+    def racy(self, version: object) -> bool:
+        """Whether a listing now may miss a later change with the same mtime
+        (`RACY_NANOSECONDS`)."""
+        return isinstance(version, int) and time.time_ns() - version < RACY_NANOSECONDS
 
     def names(self) -> list[str]:
         """The file names in the directory."""
@@ -153,14 +168,17 @@ class PackIndex:
         self._copies: dict[bytes, list[PackedObject]] = {}
         self._packs: dict[str, list[tuple[bytes, int, int]]] = {}
         self._seen: object = object()
+        self._racy = False
+        """The last listing was too close to a change to trust the version (`racy`)."""
 
     def find(self, digest: Digest) -> PackedObject | None:
-        """Where a packed object is, or None (after re-reading `packs/` if it changed)."""
+        """Where a packed object is, or None (after re-reading `packs/` if it changed, or
+        may have changed unseen)."""
         key = bytes.fromhex(digest[7:])
         found = self._objects.get(key)
         if found is None:
             # Looked up again even when this thread did not re-read: another may just have.
-            self.refresh()
+            self.refresh(recheck=True)
             found = self._objects.get(key)
         return found
 
@@ -168,14 +186,17 @@ class PackIndex:
         """`find` among the packs already read, without looking at `packs/` again."""
         return self._objects.get(bytes.fromhex(digest[7:]))
 
-    def refresh(self) -> bool:
+    def refresh(self, *, recheck: bool = False) -> bool:
         """Reads the indexes added (and forgets those removed) since the last look; True when
-        anything changed. Costs one `version()` when nothing did."""
+        anything changed. Costs one `version()` when nothing did, unless `recheck` and the
+        last look was too close to a change to trust that (`PackFiles.racy`)."""
         version = self.files.version()
         with self._lock:
-            if version is None or version == self._seen:
+            unchanged = version is None or version == self._seen
+            if unchanged and not (recheck and self._racy):
                 return False
             self._seen = version
+            self._racy = self.files.racy(version)
             names = {n[: -len(".idx")] for n in self.files.names() if n.endswith(".idx")}
             gone = set(self._packs) - names
             for name in gone:
@@ -188,20 +209,26 @@ class PackIndex:
                     continue  # removed meanwhile, or damaged: `verify_all` reports it
                 self._packs[name] = entries
                 added.append(name)
-            if gone:  # rare (garbage collection): start over
-                self._objects, self._copies = {}, {}
-                added = sorted(self._packs)
-            objects, copies = dict(self._objects), dict(self._copies)
+            if gone:  # rare (garbage collection): start over, replacing the maps whole
+                objects: dict[bytes, PackedObject] = {}
+                copies: dict[bytes, list[PackedObject]] = {}
+                for pack in sorted(self._packs):
+                    _add_entries(pack, self._packs[pack], objects, copies)
+                self._objects, self._copies = objects, copies
+                return True
+            # Added in place: a reader without the lock sees each object either not yet or
+            # whole, and only packs that are published.
             for pack in added:
-                for raw, offset, length in self._packs[pack]:
-                    found = PackedObject(pack, offset, length)
-                    if raw in objects:
-                        copies[raw] = [*copies.get(raw, []), found]
-                    else:
-                        objects[raw] = found
-            # Replaced, not changed in place: readers without the lock see one or the other.
-            self._objects, self._copies = objects, copies
-            return bool(gone or added)
+                _add_entries(pack, self._packs[pack], self._objects, self._copies)
+            return bool(added)
+
+    def learn(self, name: str, entries: list[tuple[bytes, int, int]]) -> None:
+        """Adds a pack this process has just published, without listing `packs/` or reading
+        the index back."""
+        with self._lock:
+            if name not in self._packs:
+                self._packs[name] = entries
+                _add_entries(name, entries, self._objects, self._copies)
 
     def locations(self, digest: Digest) -> list[PackedObject]:
         """Every pack that holds an object (two writers may have packed the same one)."""
@@ -244,6 +271,22 @@ class PackIndex:
                 yield digest_from_hex(raw.hex()), found, max(known)
 
 
+def _add_entries(
+    pack: str,
+    entries: list[tuple[bytes, int, int]],
+    objects: dict[bytes, PackedObject],
+    copies: dict[bytes, list[PackedObject]],
+) -> None:
+    """Adds a pack's entries to the maps of an index (an object already known elsewhere is a
+    copy)."""
+    for raw, offset, length in entries:
+        found = PackedObject(pack, offset, length)
+        if raw in objects:
+            copies[raw] = [*copies.get(raw, []), found]
+        else:
+            objects[raw] = found
+
+
 @dataclass(slots=True)
 class _OpenPack:
     """A pack being written under `tmp/`: its bytes go out in chunks as objects arrive."""
@@ -265,10 +308,19 @@ class PackWriter:
 
     CHUNK = 4 << 20
 
-    def __init__(self, directory: str, tmp_dir: str, limit: int = PACK_LIMIT) -> None:
+    def __init__(
+        self,
+        directory: str,
+        tmp_dir: str,
+        limit: int = PACK_LIMIT,
+        *,
+        index: PackIndex | None = None,
+    ) -> None:
         self._directory = directory
         self._tmp_dir = tmp_dir
         self._limit = limit
+        self._index = index
+        """Told of every pack this writer publishes (its store's own index)."""
         self._lock = threading.Lock()
         self._planned: set[bytes] = set()
         self._current: _OpenPack | None = None
@@ -332,6 +384,9 @@ class PackWriter:
                 os.rename(idx_tmp, os.path.join(self._directory, f"{pack.name}.idx"))
                 published.append(pack.name)
             fsync_path(self._directory)
+            if self._index is not None:
+                for pack in packs:
+                    self._index.learn(pack.name, sorted(pack.entries))
         except StoreWriteError:
             self._discard(packs)  # a full disk: no empty or partial pack is left behind
             raise

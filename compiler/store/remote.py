@@ -616,6 +616,10 @@ class _RemotePackFiles:
         """The current second: the directory is listed again at most once a second."""
         return int(time.monotonic())
 
+    def racy(self, version: object) -> bool:
+        """Never: the version is the second of the listing, not a time the directory keeps."""
+        return False
+
     def names(self) -> list[str]:
         """The file names under `packs/`."""
         try:

@@ -12,6 +12,7 @@ from mlc.store.digest import digest_bytes
 from mlc.store.gc import gc
 from mlc.store.local import LocalStore
 from mlc.store.packs import PACKED_MAX, PACKS, LocalPackFiles, PackIndex, PackWriter
+from pytest import MonkeyPatch
 
 from .conftest import write_tree
 
@@ -58,6 +59,32 @@ def test_another_store_object_sees_packs_written_after_it_looked(tmp_path: Path)
     writer = LocalStore(tmp_path / "store")
     version = writer.snapshot(write_tree(tmp_path / "src", SMALL))
     assert all(reader.has(entry.digest) for entry in reader.read_manifest(version.digest))
+
+
+def test_a_pack_published_within_the_same_mtime_tick_is_still_seen(tmp_path: Path) -> None:
+    """A filesystem with coarse timestamps may give `packs/` the same mtime before and after
+    another process's pack: a directory changed that recently is listed again."""
+    reader = LocalStore(tmp_path / "store")
+    writer = LocalStore(tmp_path / "store")
+    writer.snapshot(write_tree(tmp_path / "first", {"a.csv": "first\n"}))
+    packs = Path(reader.root) / PACKS
+    assert reader.has(digest_bytes(b"first\n"))
+    tick = packs.stat().st_mtime_ns
+    writer.snapshot(write_tree(tmp_path / "second", {"a.csv": "second\n"}))
+    os.utime(packs, ns=(tick, tick))  # the second pack landed within the same tick
+    assert reader.has(digest_bytes(b"second\n"))
+
+
+def test_a_store_knows_its_own_packs_without_listing_them_again(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.snapshot(write_tree(tmp_path / "src", SMALL))
+    listed: list[str] = []
+    names = LocalPackFiles.names
+    monkeypatch.setattr(LocalPackFiles, "names", lambda files: listed.append("") or names(files))
+    assert store.has(digest_bytes(b"3,4\n"))
+    assert listed == []
 
 
 def test_verify_finds_a_flipped_byte_inside_a_pack(tmp_path: Path) -> None:
