@@ -308,9 +308,15 @@ class LocalStore(ManifestReading):
             for data in items:
                 digest = digest_bytes(data)
                 digests.append(digest)
-                if digest not in planned and not self._refresh(digest, size=len(data)):
+                small = len(data) <= PACKED_MAX
+                # (A small object is looked for only in the packs already known, as in a
+                # snapshot: a miss costs a second copy, not a listing of `packs/`.)
+                known = (
+                    self._reuse_small(digest) if small else self._refresh(digest, size=len(data))
+                )
+                if digest not in planned and not known:
                     planned.add(digest)
-                    if len(data) <= PACKED_MAX:
+                    if small:
                         pending.packs.add(digest, data)
                     else:
                         pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
