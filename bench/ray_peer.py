@@ -12,7 +12,8 @@ Run by the same interpreter as mlc (the one Ray is installed in):
   its name; a `run` task starts `true NAME` with `subprocess.run`, as mlc's `run` step does.
 - `chain`: LINKS tasks, each passed the previous one's result as an ObjectRef (Ray hands the
   value over through its object store), each returning its own name and the count of links
-  so far.
+  so far; all submitted at once, then the driver waits for the first link's end and the last
+  one's.
 - `startup`: `ray.init(address="local")` (a Ray instance started for the script) and one
   task, as `mlc apply` of a one-step pipeline without an address does.
 
@@ -27,6 +28,7 @@ Prints one `ray_peer: KEY=VALUE` line per figure on stdout:
 - `dag_s`: from the first submission to the last result;
 - `shutdown_s`: `ray.shutdown()`;
 - `total_s`: `init_s + dag_s + shutdown_s`, what `mlc apply`'s report counts as its run;
+- `span_s` (`chain`): from the first link's end to the last one's, as the driver sees them;
 - `ran`: how many distinct tasks returned (the benchmark checks it is STEPS, LINKS or 1).
 """
 
@@ -74,11 +76,17 @@ def fanout(kind: str, steps: int) -> int:
     return len(ran)
 
 
+SPAN: dict[str, float] = {}
+
+
 def chain(links: int) -> int:
-    ref = None
+    refs = []
     for index in range(links):
-        ref = link.remote(f"c{index:04d}", ref)
-    _, count = ray.get(ref)
+        refs.append(link.remote(f"c{index:04d}", refs[-1] if refs else None))
+    ray.wait(refs[:1])
+    first = time.perf_counter()
+    _, count = ray.get(refs[-1])
+    SPAN["span_s"] = time.perf_counter() - first
     return int(count)
 
 
@@ -104,6 +112,7 @@ def main() -> None:
         "dag_s": finished - joined,
         "shutdown_s": ended - finished,
         "total_s": ended - began,
+        **SPAN,
         "ran": ran,
     }
     for name, value in figures.items():
