@@ -258,9 +258,7 @@ class Coordinator:
                     if self.ready
                     else self.events.get(timeout=self._wait_seconds())
                 )
-                while True:
-                    self._handle(ended)
-                    ended = self.events.get_nowait()
+                self._handle_waiting(ended)
             except queue.Empty:
                 pass
             self.observer.tick()
@@ -543,6 +541,15 @@ class Coordinator:
         )
 
     # ------------------------------------------------------------------ finishing
+
+    def _handle_waiting(self, ended: AttemptEnded | AttemptNote | None) -> None:
+        """Books `ended` and every report already waiting behind it, each whole (one held
+        Ctrl-C for all of them: see `mlc.coordinator.interrupts`); ends with `queue.Empty`."""
+        with deferred_interrupts():
+            while True:
+                if ended is not None:
+                    self._book(ended)
+                ended = self.events.get_nowait()
 
     def _handle(self, ended: AttemptEnded | AttemptNote | None) -> None:
         if ended is None:

@@ -10,6 +10,7 @@ leave that output out of its parameters).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -72,7 +73,7 @@ def bind_arguments(
     out of the signature (the function then returns the metrics as a dict); any other mismatch
     is a `StepFailure` that lists what mlc passes."""
     try:
-        signature = inspect.signature(target)
+        signature = _signature(target)
     except (TypeError, ValueError):  # a builtin or C function: call it as it is
         return kwargs
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
@@ -89,6 +90,13 @@ def bind_arguments(
             f"`{function}{signature}` cannot be called with what the step passes ({passed}): {exc}"
         ) from None
     return kwargs
+
+
+@functools.lru_cache(maxsize=256)
+def _signature(target: Callable[..., Any]) -> inspect.Signature:
+    """A function's signature, worked out once per function (a worker calls the same step
+    functions again and again)."""
+    return inspect.signature(target)
 
 
 def call_step_function(
