@@ -40,6 +40,7 @@ from tests.k8s.cluster import (
     PrerequisiteMissing,
     missing_prerequisites,
 )
+from tests.requirements import unavailable
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -49,16 +50,9 @@ _REAL_NODE_KEY = pytest.StashKey[real_node.RealNode]()
 NAMESPACE_READY_TIMEOUT_S = 30.0
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 def _unavailable(reason: str, what: str = "Kubernetes test control plane") -> NoReturn:
     """Skip locally, fail in CI: a missing control plane must not pass unnoticed there."""
-    message = f"{what} unavailable: {reason}"
-    if _in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    unavailable(f"{what} unavailable: {reason}")
 
 
 _MARKERS = {

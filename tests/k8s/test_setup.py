@@ -74,9 +74,10 @@ def test_missing_binaries_name_the_build_command(tmp_path: Path) -> None:
 def test_missing_control_plane_fails_in_ci_and_skips_elsewhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="build"):
-        plugin._unavailable(f"build them with `{BUILD_COMMAND}`")
+    for ci in ("true", "1", "yes"):
+        monkeypatch.setenv("CI", ci)
+        with pytest.raises(pytest.fail.Exception, match="build"):
+            plugin._unavailable(f"build them with `{BUILD_COMMAND}`")
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="build"):
         plugin._unavailable(f"build them with `{BUILD_COMMAND}`")

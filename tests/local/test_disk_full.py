@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.requirements import unavailable
+
 SIZE_KB = 4096
 
 SPEC = """mlspec 1
@@ -59,7 +61,7 @@ FULL = ("No space left on device", "disk is full", "disk I/O error")
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of `SIZE_KB` mounted at a fresh folder, unmounted afterwards."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill needs root")
+        unavailable("mounting a small tmpfs to fill needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
     mounted = subprocess.run(
@@ -69,7 +71,7 @@ def disk(tmp_path: Path) -> Iterator[Path]:
         check=False,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield mount
     finally:

@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.ray.cluster import RayHead, RayHeadError
+from tests.requirements import unavailable
 
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 """The test S3 server's credentials, in the head's environment (a task opens the store with
@@ -24,10 +24,7 @@ the credentials of the node it runs on)."""
 def ray_cluster() -> Iterator[RayHead]:
     """A single-node Ray cluster for the whole session (see `tests.ray.cluster`)."""
     if importlib.util.find_spec("ray") is None:
-        message = "Ray is not installed (pip install -e '.[test]')"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable("Ray is not installed (pip install -e '.[test]')")
     head = RayHead(environ=S3_CREDENTIALS)
     try:
         head.start()
