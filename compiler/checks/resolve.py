@@ -260,30 +260,20 @@ class Resolver(ParamsResolver, StepsResolver, TargetsResolver):
         uri = self._string(attributes.get("uri"), expr_scope, "uri")
         version_kind, version_value = "latest", None
         version = attributes.get("version")
-        if "uri" not in attributes and not self.misspelled(
-            block.body.items, "uri", ("uri", "version")
-        ):
-            self.report(
-                codes.MISSING_ATTRIBUTE.at(
-                    block.label.span,
-                    "no `uri`",
-                    context=f"dataset `{name}`",
-                    name="uri",
-                    help='add `uri = "data/…"`',
-                )
+        allowed = ("uri", "version")
+        if "uri" not in attributes:
+            self.report_missing(
+                block, "uri", allowed, context=f"dataset `{name}`", help='add `uri = "data/…"`'
             )
         if version is None:
-            if not self.misspelled(block.body.items, "version", ("uri", "version")):
-                self.report(
-                    codes.MISSING_ATTRIBUTE.at(
-                        block.label.span,
-                        "no `version`",
-                        context=f"dataset `{name}`",
-                        name="version",
-                        help='pin it with `version = "sha256:…"`, name a tag with '
-                        '`version = tag("v1")`, or track it with `version = latest`',
-                    )
-                )
+            self.report_missing(
+                block,
+                "version",
+                allowed,
+                context=f"dataset `{name}`",
+                help='pin it with `version = "sha256:…"`, name a tag with '
+                '`version = tag("v1")`, or track it with `version = latest`',
+            )
         else:
             value = self.evaluator.value(version.value, expr_scope)
             if isinstance(value, str):

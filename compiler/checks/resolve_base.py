@@ -329,6 +329,20 @@ class ResolverBase:
                 return True
         return False
 
+    def report_missing(
+        self, block: ast.Block, name: str, allowed: Iterable[str], *, context: str, help: str
+    ) -> None:
+        """Reports that the named `block` lacks the attribute `name`, at its label, unless one
+        of its items is `name` misspelled (`misspelled`: reported already, as unknown)."""
+        if self.misspelled(block.body.items, name, allowed):
+            return
+        assert block.label is not None
+        self.report(
+            codes.MISSING_ATTRIBUTE.at(
+                block.label.span, f"no `{name}`", context=context, name=name, help=help
+            )
+        )
+
     def _attributes_of(self, items: Iterable[ast.Item], example: str) -> Iterator[ast.Attribute]:
         """The `name = value` items; anything else is reported, with `example` as the fix."""
         for item in items:

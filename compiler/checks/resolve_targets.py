@@ -58,16 +58,13 @@ class TargetsResolver(ResourcesResolver):
                 )
         backend_attr = attributes.get("backend")
         if backend_attr is None:
-            if not self.misspelled(block.body.items, "backend", TARGET_ATTRIBUTES):
-                self.report(
-                    codes.MISSING_ATTRIBUTE.at(
-                        block.label.span,
-                        "no `backend`",
-                        context=context,
-                        name="backend",
-                        help="add `backend = local`, `ray` or `kubernetes`",
-                    )
-                )
+            self.report_missing(
+                block,
+                "backend",
+                TARGET_ATTRIBUTES,
+                context=context,
+                help="add `backend = local`, `ray` or `kubernetes`",
+            )
             return None
         backend_expr = backend_attr.value
         if isinstance(backend_expr, ast.Name):
