@@ -92,10 +92,18 @@ def bind_arguments(
     return kwargs
 
 
-@functools.lru_cache(maxsize=256)
 def _signature(target: Callable[..., Any]) -> inspect.Signature:
     """A function's signature, worked out once per function (a worker calls the same step
-    functions again and again)."""
+    functions again and again); a callable object that cannot be hashed, each time."""
+    try:
+        hash(target)
+    except TypeError:
+        return inspect.signature(target)
+    return _cached_signature(target)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_signature(target: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(target)
 
 

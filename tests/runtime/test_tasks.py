@@ -121,6 +121,24 @@ def test_a_signature_mismatch_says_what_was_passed(tmp_path: Path) -> None:
     assert result.error.startswith("`mod_c:f(data)` cannot be called with what the step passes")
 
 
+def test_a_callable_object_that_cannot_be_hashed_is_still_checked_against_its_signature(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "mod_d.py").write_text(
+        "from dataclasses import dataclass\n"
+        "@dataclass\n"  # eq=True: instances cannot be hashed
+        "class Step:\n"
+        "    scale: int = 2\n"
+        "    def __call__(self, data):\n"
+        "        pass\n"
+        "f = Step()\n"
+    )
+    result = execute_task(call_task(tmp_path, "mod_d:f", paths={"model": "/m"}))
+    assert result.exit_code == 1
+    assert result.error is not None
+    assert result.error.startswith("`mod_d:f(data)` cannot be called with what the step passes")
+
+
 def test_a_worker_carries_out_attempts_one_after_another(tmp_path: Path) -> None:
     (tmp_path / "mod_d.py").write_text(
         "import os\ndef f(out):\n    out.write_text(str(os.getpid()))\n"
