@@ -3,6 +3,10 @@ functions over a cluster's node list (no Ray needed; the live cluster is `test_r
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
+from mlc.backends.ray import capacity as capacity_module
 from mlc.backends.ray.capacity import Infeasible, RayCapacity, Reservation
 from mlc.backends.ray.cluster import RayCluster, address_problem
 from mlc.backends.ray.executor import pending_timeout
@@ -92,6 +96,38 @@ def test_with_queue_ahead_as_much_again_is_granted_as_queued_then_nothing() -> N
     assert isinstance(again, Reservation) and again.queued
     # Infeasible stays infeasible: nothing is queued that no node can ever run.
     assert isinstance(cluster.try_reserve(gpus(3, "t4")), Infeasible)
+
+
+def test_while_steps_end_fast_the_queue_holds_what_the_cluster_ends_in_half_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(capacity_module, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(capacity_module, "QUEUE_AHEAD_SECONDS", 0.5)
+    monkeypatch.setattr(capacity_module, "RATE_WINDOW_SECONDS", 1.0)
+    cluster = capacity(CPU_NODE, queue_ahead=True)
+    held: list[Reservation] = []
+
+    def fill() -> int:
+        """Reserves 1 CPU after another until the cluster says busy; how many it granted."""
+        count = 0
+        while isinstance(granted := cluster.try_reserve(Resources(cpu_millis=1000)), Reservation):
+            held.append(granted)
+            count += 1
+        return count
+
+    def end(count: int) -> None:
+        for _ in range(count):
+            clock.now += 0.1
+            cluster.release(held.pop(0))
+
+    assert fill() == 8  # 4 CPUs: 4 run, 4 wait in Ray's queue
+    end(8)  # 8 ended within the last second: half a second's worth, 4, may wait too
+    assert fill() == 12
+    assert [r.queued for r in held] == [False] * 4 + [True] * 8
+    clock.now += 2.0
+    end(4)  # a second on, only these 4 ended lately: 8 + 2 may be held, 2 more than now
+    assert fill() == 2
 
 
 def test_with_a_pending_timeout_a_request_no_node_has_waits_for_one_holding_nothing() -> None:
