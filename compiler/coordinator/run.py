@@ -379,7 +379,7 @@ class Coordinator:
                 rerun=self.settings.rerun,
                 current_run=self.run_id,
             )
-            unit.cache_key = parts.key
+            unit.cache_key = started.cache_key if isinstance(started, Decision) else started.key
             unit.parts = parts.to_json()
             if isinstance(started, Decision):
                 self._apply_decision(unit, started)

@@ -30,7 +30,7 @@ from typing import Any
 from mlc.runtime.attempt import Attempt, Collected, carry_out, render_attempt
 from mlc.runtime.errors import StepFailure
 from mlc.runtime.step_logs import LogPart, failure_note, store_log
-from mlc.runtime.task import TaskResult
+from mlc.runtime.task import TaskResult, environment_copy
 from mlc.runtime.workdir import remove_tree
 from mlc.store.base import Store
 from mlc.store.errors import StoreError
@@ -78,7 +78,7 @@ def run_attempt(
                 attempt,
                 root=root,
                 log_path=log_path,
-                environ=os.environ,
+                environ=environment_copy(),
                 extra_env=dict(extra_env or {}),
             )
         except StepFailure as exc:

@@ -260,7 +260,7 @@ def _step_environment(env: Mapping[str, str], cwd: str) -> Iterator[None]:
     variables that differ are set and put back: a worker's own environment is most of a
     step's, and each `os.environ` access encodes or decodes."""
     environ = os.environ
-    before = _environment_copy()
+    before = environment_copy()
     for name in before.keys() - env.keys():
         del environ[name]
     for name, value in env.items():
@@ -276,7 +276,7 @@ def _step_environment(env: Mapping[str, str], cwd: str) -> Iterator[None]:
         # The step may have changed the environment too; if it did not, only what was set
         # for it is put back.
         changed_by_step = raw_during is None or _raw_environment() != raw_during
-        after = _environment_copy() if changed_by_step else env
+        after = environment_copy() if changed_by_step else env
         for name in after.keys() - before.keys():
             del environ[name]
         for name, value in before.items():
@@ -292,7 +292,7 @@ def _raw_environment() -> dict[bytes, bytes] | None:
     return dict(data) if os.name == "posix" and isinstance(data, dict) else None
 
 
-def _environment_copy() -> dict[str, str]:
+def environment_copy() -> dict[str, str]:
     """`dict(os.environ)`, decoded in one pass over the raw table where there is one."""
     raw = _raw_environment()
     if raw is None:
