@@ -22,8 +22,9 @@ compiled bytecode, as installed (see `bench/bench_local.py`).
    "wall" is the whole process, "the run alone" the report's `duration_s` (from the run's
    start, joining the cluster at the first step, to leaving it). Bare Ray: the same DAG as
    Ray tasks from a driver script joined to the same cluster (`ray.wait` loop; `subprocess.run`
-   of `true NAME` for `run`); "wall" is the whole script, the run its `ray.init` + tasks +
-   `ray.shutdown`, timed inside. Target: mlc adds at most 2 ms per step to bare Ray, judged
+   of `true NAME` for `run`); "wall" is the whole script, the run its `import ray` +
+   `ray.init` + tasks + `ray.shutdown`, timed inside (mlc imports Ray inside its run, when the
+   first step must run). Target: mlc adds at most 2 ms per step to bare Ray, judged
    on the wall times and on the runs alone. Where the time goes: the CPU time (user + system)
    of the driver (`os.wait4`), of Ray's worker processes, which run the tasks (with the
    commands they start), and of Ray's own processes (GCS, raylet, agents), the last two read
@@ -562,7 +563,8 @@ def compare(
                 figures = bare()
                 keep_repetition(pair.bare, figures)
                 print(
-                    f"  {pair.name}: bare Ray {figures['wall']:.2f}s (ray.init "
+                    f"  {pair.name}: bare Ray {figures['wall']:.2f}s (import ray "
+                    f"{figures['import_s']:.2f}s, ray.init "
                     f"{figures['init_s']:.2f}s, tasks {figures['dag_s']:.2f}s, total "
                     f"{figures['total_s']:.2f}s, {figures['rss'] / MIB:.0f} MiB; "
                     f"{cpu_note(figures)}) (load {load()})",
@@ -746,7 +748,8 @@ def pair_rows(pair: Pair, most_ms: float, per: str, peer: str, *, judged: bool =
             f"{pair.name}: the run alone (report's `duration_s`, joining the cluster included)",
             "s",
             {"mlc": mlc["run"]},
-            f"{seconds(bare['total_s'])} (`ray.init` {seconds(bare['init_s'])} + tasks "
+            f"{seconds(bare['total_s'])} (`import ray` {seconds(bare['import_s'])} + "
+            f"`ray.init` {seconds(bare['init_s'])} + tasks "
             f"{seconds(bare['dag_s'])} + `ray.shutdown`)",
             ratio(mlc["run"], bare["total_s"]),
         ),
@@ -840,7 +843,7 @@ def startup_rows(pair: Pair) -> list[Row]:
             f"{pair.name}: the run alone (Ray's start and stop included)",
             "s",
             {"mlc": mlc["run"]},
-            f"{seconds(bare['total_s'])} (`ray.init` + task + `ray.shutdown`)",
+            f"{seconds(bare['total_s'])} (`import ray` + `ray.init` + task + `ray.shutdown`)",
             ratio(mlc["run"], bare["total_s"]),
         ),
     ]
@@ -897,25 +900,26 @@ def memory_rows(result: Memory, fanout: Sequence[Pair]) -> list[Row]:
 
 READING = """\
 Reading the figures: every measured `mlc apply` and every bare-Ray script is a new process
-joining the same single-node cluster (one `ray start --head` with 2 CPUs on loopback,
-started by the benchmark), so each is a new Ray job that gets Ray worker processes of its own;
-both sides pay that alike. The wall figures include starting Python, `import ray` and
-`ray.init`; "the run alone" is mlc's report (`duration_s`, which includes joining and
-leaving the cluster, since mlc joins when the first step must run) against the bare script's
-`ray.init` + tasks + `ray.shutdown`, timed inside it. Each mlc step is one Ray task running
-mlc's step runtime (the attempt directory, the step, its outputs and log into the store, the
-cache entry), and the driver decides each step (cache key, gates, lineage) before submitting
-it; bare Ray's task only returns its name (or starts `true`). Every step has a cache key of its
-own, and every report is checked: the runs ran every step, the re-applies found every step
-cached. The all-cached re-applies run the same spec against the same store on the Ray target
-and on the local backend; the Ray one must not import Ray (the benchmark checks it in the
-process). The CPU rows say on which side the added time is spent: the driver (`os.wait4`),
-Ray's worker processes, which run the tasks (with the commands they start), and Ray's own
-processes (GCS, raylet, agents), the last two read from `/proc` while each driver runs, on a
-machine of 2 cores that all of them share. Peak RSS is that of the `mlc apply` process alone
-(`os.wait4`); the Ray workers running the steps are not counted. Times are the best of the
-repetitions, peak RSS the largest; the CPU times all come from each side's fastest repetition
-(the best of each taken apart could come from different runs, and would not add up).
+joining the same single-node cluster (one `ray start --head` with 2 CPUs on loopback, started
+by the benchmark), so each is a new Ray job that gets Ray worker processes of its own; both
+sides pay that alike. The wall figures include starting Python, `import ray` and `ray.init`;
+"the run alone" is mlc's report (`duration_s`, which includes importing Ray, joining and
+leaving the cluster, since mlc does that when the first step must run) against the bare
+script's `import ray` + `ray.init` + tasks + `ray.shutdown`, timed inside it. Each mlc step is
+one Ray task running mlc's step runtime (the attempt directory, the step, its outputs and log
+into the store, the cache entry), and the driver decides each step (cache key, gates, lineage)
+before submitting it; bare Ray's task only returns its name (or starts `true`). Every step has
+a cache key of its own, and every report is checked: the runs ran every step, the re-applies
+found every step cached. The all-cached re-applies run the same spec against the same store on
+the Ray target and on the local backend; the Ray one must not import Ray (the benchmark checks
+it in the process). The CPU rows say on which side the added time is spent: the driver
+(`os.wait4`), Ray's worker processes, which run the tasks (with the commands they start), and
+Ray's own processes (GCS, raylet, agents), the last two read from `/proc` while each driver
+runs, on a machine of 2 cores that all of them share. Peak RSS is that of the `mlc apply`
+process alone (`os.wait4`); the Ray workers running the steps are not counted. Times are the
+best of the repetitions, peak RSS the largest; the CPU times all come from each side's fastest
+repetition (the best of each taken apart could come from different runs, and would not add
+up).
 """
 
 
