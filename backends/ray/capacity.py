@@ -163,6 +163,7 @@ class RayCapacity:
                 self._finished.append((time.monotonic(), reservation.need))
                 for name, amount in reservation.need.items():
                     self._finished_sums[name] = self._finished_sums.get(name, 0.0) + amount
+                self._finished_lately()  # (forgets the older ones: the window stays small)
 
     def _finished_lately(self) -> dict[str, float]:
         """The resources released within `RATE_WINDOW_SECONDS` (under the lock)."""

@@ -151,8 +151,9 @@ def check_links(port: OutputSlot, path: Path, root: Path) -> None:
     """Refuses an output that is, or holds, a symbolic link resolving outside the attempt
     directory `root`: its content is not the step's to store (`/etc/passwd`, a file of the
     project that may change). Links inside the attempt directory are stored as their content."""
-    inside = os.path.realpath(root)
-    for link in _links_under(path):
+    links = _links_under(path)
+    inside = os.path.realpath(root) if links else ""  # (a stat per component: only if needed)
+    for link in links:
         target = os.path.realpath(link)
         if os.path.commonpath([inside, target]) != inside:
             shown = os.path.relpath(link, root)
