@@ -249,9 +249,10 @@ class LocalStore(ManifestReading):
         return packed is not None and self._touch(self._pack_files.path(f"{packed.pack}.idx"))
 
     def _reuse_small(self, digest: Digest) -> bool:
-        """`_refresh` for a small object about to be packed, in one dictionary lookup: only
-        the packs known when the batch began are asked, not loose files nor packs written
-        since. A miss only means a second copy of the object, which is harmless."""
+        """`_refresh` for a small object about to be stored, in one dictionary lookup: only
+        the packs already known are asked (`PackIndex.refresh_for_writer`), not loose files
+        nor packs written since. A miss only means a second copy of the object, which is
+        harmless, where asking `packs/` again may list every pack."""
         packed = self.packs.find_known(digest)
         return packed is not None and self._touch(self._pack_files.path(f"{packed.pack}.idx"))
 
@@ -291,7 +292,8 @@ class LocalStore(ManifestReading):
     def put_bytes(self, data: bytes) -> Digest:
         """Puts a byte string as a file object and returns its digest."""
         digest = digest_bytes(data)
-        if not self._refresh(digest, size=len(data)):
+        # (Packed copies are looked for among the packs already known, as in a snapshot.)
+        if not (self._touch(self.object_path(digest)) or self._reuse_small(digest)):
             tmp = self._write_tmp(data, sync=True)
             final = self.object_path(digest)
             self.rename_into_place(tmp, final)
@@ -428,7 +430,7 @@ class LocalStore(ManifestReading):
 
     def snapshot(self, path: str | os.PathLike[str]) -> Version:
         """Puts a file or directory into the store, reading only files the stat cache lacks."""
-        self.packs.refresh()
+        self.packs.refresh_for_writer()
         pending = _PendingWrites(self)
         touched: set[str] = set()
 

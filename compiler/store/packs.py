@@ -48,6 +48,11 @@ RACY_NANOSECONDS = 2_000_000_000
 trusted afterwards: a filesystem's timestamps may be coarser than the time between two packs
 (a clock tick, a second, two on FAT), so another pack may land later with the same mtime. An
 object not found after such a listing makes `find` list the directory again."""
+WRITER_RELIST_SECONDS = 1.0
+"""How long a writer goes on with the packs it knows before it lists `packs/` again to reuse
+what other processes packed (`PackIndex.refresh_for_writer`). A writer that misses such an
+object packs a second copy, which is harmless; listing `packs/` before every snapshot read the
+name of every pack each time, and a step with small outputs adds a pack."""
 PACKED_MAX = 64 << 10
 """Objects up to this size written in a batch (a snapshot, a batch of logs) go into packs;
 larger ones stay loose files, which inputs can be hard links to."""
@@ -170,6 +175,8 @@ class PackIndex:
         self._seen: object = object()
         self._racy = False
         """The last listing was too close to a change to trust the version (`racy`)."""
+        self._listed_at = -WRITER_RELIST_SECONDS
+        """When `packs/` was last listed (`time.monotonic`)."""
 
     def find(self, digest: Digest) -> PackedObject | None:
         """Where a packed object is, or None (after re-reading `packs/` if it changed, or
@@ -197,6 +204,7 @@ class PackIndex:
                 return False
             self._seen = version
             self._racy = self.files.racy(version)
+            self._listed_at = time.monotonic()
             names = {n[: -len(".idx")] for n in self.files.names() if n.endswith(".idx")}
             gone = set(self._packs) - names
             for name in gone:
@@ -221,6 +229,12 @@ class PackIndex:
             for pack in added:
                 _add_entries(pack, self._packs[pack], self._objects, self._copies)
             return bool(added)
+
+    def refresh_for_writer(self) -> None:
+        """`refresh` for a writer about to look for the objects it would store: at most once
+        every `WRITER_RELIST_SECONDS` (readers refresh on every miss, see `find`)."""
+        if time.monotonic() - self._listed_at >= WRITER_RELIST_SECONDS:
+            self.refresh()
 
     def learn(self, name: str, entries: list[tuple[bytes, int, int]]) -> None:
         """Adds a pack this process has just published, without listing `packs/` or reading

@@ -92,6 +92,32 @@ def test_a_store_knows_its_own_packs_without_listing_them_again(
     assert listed == []
 
 
+def test_a_writer_lists_packs_at_most_once_a_second_and_a_miss_costs_a_second_copy(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """Each step with small outputs adds a pack: listing `packs/` before every snapshot would
+    read every pack's name once per step."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(packs_module.time, "monotonic", lambda: clock["now"])
+    store = LocalStore(tmp_path / "store")
+    other = LocalStore(tmp_path / "store")
+    listed: list[str] = []
+    names = LocalPackFiles.names
+    monkeypatch.setattr(LocalPackFiles, "names", lambda files: listed.append("") or names(files))
+    for index in range(5):  # five steps' outputs within the same second: one listing
+        store.snapshot(write_tree(tmp_path / f"step{index}", {"out": f"{index}\n"}))
+    assert len(listed) == 1
+    other.snapshot(write_tree(tmp_path / "other", {"out": "shared\n"}))
+    store.snapshot(write_tree(tmp_path / "again", {"out": "shared\n"}))  # not seen yet
+    assert store.has(digest_bytes(b"shared\n"))  # (a reader lists again on a miss)
+    assert len(pack_files(store)) == 2 * 7  # the shared object was packed twice
+    clock["now"] += packs_module.WRITER_RELIST_SECONDS
+    listed.clear()
+    store.snapshot(write_tree(tmp_path / "later", {"out": "later\n"}))
+    assert len(listed) == 1
+    assert store.verify_all().ok
+
+
 def test_verify_finds_a_flipped_byte_inside_a_pack(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     version = store.snapshot(write_tree(tmp_path / "src", SMALL))
