@@ -176,9 +176,7 @@ class HeadCpu:
                 stat = Path(f"/proc/{pid}/stat").read_text()
             except OSError:
                 continue  # it ended
-            fields = stat[stat.rindex(")") + 2 :].split()
-            used = fields[11:15] if worker else fields[11:13]
-            seen[pid] = sum(int(ticks) for ticks in used) / TICKS
+            seen[pid] = _cpu_seconds(stat, worker)
         return seen
 
     def _read(self) -> dict[int, float]:
@@ -189,17 +187,13 @@ class HeadCpu:
             pid, under_raylet = pending.pop()
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
-                fields = stat[stat.rindex(")") + 2 :].split()
                 if pid not in self._kinds:
                     # The raylet's children are the workers (titled `ray::IDLE`, `ray::TASK`)
                     # and its agents (`ray::DashboardAgent`, `ray::RuntimeEnvAgent`).
                     command = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0")
                     titled = command.startswith(b"ray::") and not command.endswith(b"Agent")
                     self._kinds[pid] = under_raylet and (titled or b"default_worker.py" in command)
-                # utime, stime, and for a worker cutime and cstime: its children (not visited,
-                # so not counted twice) are counted once it has waited for them.
-                used = fields[11:15] if self._kinds[pid] else fields[11:13]
-                seen[pid] = sum(int(ticks) for ticks in used) / TICKS
+                seen[pid] = _cpu_seconds(stat, self._kinds[pid])
                 if self._kinds[pid]:
                     continue
                 raylet = stat[stat.index("(") + 1 : stat.rindex(")")] == "raylet"
@@ -222,6 +216,15 @@ class HeadCpu:
             for pid, last in self._last.items()
             if self._kinds.get(pid) == workers
         )
+
+
+def _cpu_seconds(stat: str, worker: bool) -> float:
+    """A process's CPU seconds from its `/proc/PID/stat`: utime and stime, and for a worker
+    cutime and cstime too (its children, not visited, so not counted twice, are counted once
+    it has waited for them)."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    used = fields[11:15] if worker else fields[11:13]
+    return sum(int(ticks) for ticks in used) / TICKS
 
 
 @dataclass(frozen=True)

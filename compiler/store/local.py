@@ -292,7 +292,8 @@ class LocalStore(ManifestReading):
     def put_bytes(self, data: bytes) -> Digest:
         """Puts a byte string as a file object and returns its digest."""
         digest = digest_bytes(data)
-        # (Packed copies are looked for among the packs already known, as in a snapshot.)
+        # (Packed copies are looked for among the packs known, as in a snapshot.)
+        self.packs.refresh_for_writer()
         if not (self._touch(self.object_path(digest)) or self._reuse_small(digest)):
             tmp = self._write_tmp(data, sync=True)
             final = self.object_path(digest)

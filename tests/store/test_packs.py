@@ -7,6 +7,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from mlc.store import packs as packs_module
 from mlc.store.digest import digest_bytes
@@ -98,7 +99,8 @@ def test_a_writer_lists_packs_at_most_once_a_second_and_a_miss_costs_a_second_co
     """Each step with small outputs adds a pack: listing `packs/` before every snapshot would
     read every pack's name once per step."""
     clock = {"now": 1000.0}
-    monkeypatch.setattr(packs_module.time, "monotonic", lambda: clock["now"])
+    fake_time = SimpleNamespace(monotonic=lambda: clock["now"], time_ns=time.time_ns)
+    monkeypatch.setattr(packs_module, "time", fake_time)
     store = LocalStore(tmp_path / "store")
     other = LocalStore(tmp_path / "store")
     listed: list[str] = []
