@@ -69,25 +69,66 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
 
 class _PendingWrites:
     """The writes of one batch: small objects for packs (`mlc.store.packs`), and temporary
-    files waiting to be renamed into place after one filesystem sync."""
+    files waiting to be renamed into place after one filesystem sync.
+
+    A batch with a single small object (a step with one small output, a batch of one log)
+    stores it loose: a pack of one is two new files (pack and index) and three flushes, a
+    loose object one file and two, and a loose object can be hard-linked into a step's
+    inputs. On some filesystems creating a file is far dearer than writing it (ext4 without
+    a journal skips every inode freed in the last seconds nearby: up to a millisecond a file
+    after a large deletion), so each file not created counts."""
 
     def __init__(self, store: LocalStore) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []
         self.packs = PackWriter(store.pack_dir, store.tmp_dir, index=store.packs)
+        self._lone: tuple[Digest, bytes] | None = None
+        """The batch's first small object, held until a second one makes a pack worthwhile."""
+        self._packing = False
 
     def add(self, tmp: str, final: str) -> None:
         with self._lock:
             self._pending.append((tmp, final))
 
+    def add_small(self, digest: Digest, data: bytes) -> None:
+        """Adds an object of at most `PACKED_MAX` bytes: packed unless it is the batch's only
+        one."""
+        with self._lock:
+            if not self._packing:
+                if self._lone is None:
+                    self._lone = (digest, data)
+                    return
+                if self._lone[0] == digest:
+                    return
+                self._packing = True
+                first, self._lone = self._lone, None
+            else:
+                first = None
+        if first is not None:
+            self.packs.add(*first)
+        self.packs.add(digest, data)
+
     def commit(self) -> None:
         """Publishes the packs, commits the written-out temporary files, renames them into
-        place, and makes the renames durable (see `mlc.store.fsync`)."""
+        place, and makes the renames durable (see `mlc.store.fsync`). A lone small object on
+        its own is flushed directly (no barrier file)."""
         self.packs.commit()
+        lone, self._lone = self._lone, None
+        # (Packs were asked when it was added; a loose copy is one `stat` away.)
+        if lone is not None and not self._store._touch(self._store.object_path(lone[0])):
+            only = not self._pending
+            tmp = self._store._write_tmp(lone[1], sync=only)
+            self._pending.append((tmp, self._store.object_path(lone[0])))
+            if only:
+                self._publish()
+                return
         if not self._pending:
             return
         commit_batch(self._store.tmp_dir)
+        self._publish()
+
+    def _publish(self) -> None:
         for tmp, final in self._pending:
             self._store.rename_into_place(tmp, final)
         fsync_directories(os.path.dirname(final) for _, final in self._pending)
@@ -96,6 +137,7 @@ class _PendingWrites:
     def abort(self) -> None:
         """Removes every temporary file not yet renamed, and every unpublished pack."""
         self.packs.abort()
+        self._lone = None
         for tmp, _ in self._pending:
             _unlink_quietly(tmp)
         self._pending.clear()
@@ -320,7 +362,7 @@ class LocalStore(ManifestReading):
                 if digest not in planned and not known:
                     planned.add(digest)
                     if small:
-                        pending.packs.add(digest, data)
+                        pending.add_small(digest, data)
                     else:
                         pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
             pending.commit()
@@ -376,7 +418,7 @@ class LocalStore(ManifestReading):
             digest = digest_bytes(data)
             if len(data) <= PACKED_MAX:
                 if not self._reuse_small(digest):
-                    pending.packs.add(digest, data)
+                    pending.add_small(digest, data)
             elif not self._refresh(digest, size=len(data)):
                 pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
             return FileVersion(digest, before, read_at)

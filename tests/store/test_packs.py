@@ -45,6 +45,26 @@ def test_the_small_files_of_a_snapshot_become_one_pack(tmp_path: Path) -> None:
     assert store.verify_all().ok
 
 
+def test_a_batch_with_a_single_small_object_stores_it_loose(tmp_path: Path) -> None:
+    """A pack of one would be two new files (pack and index) where a loose object is one, and
+    a loose object can be hard-linked into a step's inputs."""
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "out").write_text("one output\n")
+    version = store.snapshot(tmp_path / "out")
+    assert loose_objects(store) == [str(version.digest)[9:]]
+    assert not (Path(store.root) / PACKS).exists() or pack_files(store) == []
+    assert store.read_bytes(version.digest) == b"one output\n"
+    (tmp_path / "again").write_text("one output\n")
+    assert store.snapshot(tmp_path / "again").digest == version.digest
+    assert len(loose_objects(store)) == 1  # found loose, not stored again
+    store.put_bytes_many([b"one log"])
+    assert len(loose_objects(store)) == 2
+    store.put_bytes_many([b"two", b"logs"])  # two small objects: a pack
+    assert len(loose_objects(store)) == 2 and len(pack_files(store)) == 2
+    assert not os.listdir(Path(store.root) / "tmp")
+    assert store.verify_all().ok
+
+
 def test_a_packed_file_is_materialised_as_a_read_only_copy(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     version = store.snapshot(write_tree(tmp_path / "src", SMALL))
@@ -72,11 +92,11 @@ def test_a_pack_published_within_the_same_mtime_tick_is_still_seen(
     monkeypatch.setattr(packs_module, "RACY_NANOSECONDS", 3600 * 10**9)
     reader = LocalStore(tmp_path / "store")
     writer = LocalStore(tmp_path / "store")
-    writer.snapshot(write_tree(tmp_path / "first", {"a.csv": "first\n"}))
+    writer.snapshot(write_tree(tmp_path / "first", {"a.csv": "first\n", "b.csv": "b\n"}))
     packs = Path(reader.root) / PACKS
     assert reader.has(digest_bytes(b"first\n"))
     tick = packs.stat().st_mtime_ns
-    writer.snapshot(write_tree(tmp_path / "second", {"a.csv": "second\n"}))
+    writer.snapshot(write_tree(tmp_path / "second", {"a.csv": "second\n", "b.csv": "b2\n"}))
     os.utime(packs, ns=(tick, tick))  # the second pack landed within the same tick
     assert reader.has(digest_bytes(b"second\n"))
 
@@ -106,16 +126,20 @@ def test_a_writer_lists_packs_at_most_once_a_second_and_a_miss_costs_a_second_co
     listed: list[str] = []
     names = LocalPackFiles.names
     monkeypatch.setattr(LocalPackFiles, "names", lambda files: listed.append("") or names(files))
+
+    def outputs(value: str) -> dict[str, str]:  # two small files: a pack
+        return {"out": f"{value}\n", "meta": f"{value} meta\n"}
+
     for index in range(5):  # five steps' outputs within the same second: one listing
-        store.snapshot(write_tree(tmp_path / f"step{index}", {"out": f"{index}\n"}))
+        store.snapshot(write_tree(tmp_path / f"step{index}", outputs(str(index))))
     assert len(listed) == 1
-    other.snapshot(write_tree(tmp_path / "other", {"out": "shared\n"}))
-    store.snapshot(write_tree(tmp_path / "again", {"out": "shared\n"}))  # not seen yet
+    other.snapshot(write_tree(tmp_path / "other", outputs("shared")))
+    store.snapshot(write_tree(tmp_path / "again", outputs("shared")))  # not seen yet
     assert store.has(digest_bytes(b"shared\n"))  # (a reader lists again on a miss)
     assert len(pack_files(store)) == 2 * 7  # the shared object was packed twice
     clock["now"] += packs_module.WRITER_RELIST_SECONDS
     listed.clear()
-    store.snapshot(write_tree(tmp_path / "later", {"out": "later\n"}))
+    store.snapshot(write_tree(tmp_path / "later", outputs("later")))
     assert len(listed) == 1
     assert store.verify_all().ok
 
