@@ -51,7 +51,17 @@ compiled bytecode, as installed (see `bench/bench_local.py`).
    everything else is the best (smallest).
 
 Each repetition runs mlc and bare Ray in turn, each going first in alternate repetitions, so
-the machine's load weighs on both alike; the load average is printed with every figure. With
+the machine's load weighs on both alike; the load average is printed with every figure.
+
+Creating a file is part of every mlc step (its log, its inputs, its packed outputs, its cache
+entry) and of no bare Ray task, and on some filesystems its cost depends on what was deleted
+before: ext4 without a journal, this machine's, skips every inode freed nearby in the last
+seconds, so after a large deletion creating a file costs up to a millisecond of CPU instead
+of 25-40 µs, for a few seconds to a minute. The warm-up runs delete enough to cause that.
+Before the repetitions of (1) and (2), the benchmark therefore waits (at most
+`SETTLE_SECONDS`) until creating a file in the stores' directory is cheap again, and it prints
+that cost before each of mlc's repetitions (`create`), so that a slow repetition shows
+whether the filesystem was the cause. With
 `--write-docs` the results replace the `## Ray backend` section of `docs/benchmarks.md`.
 """
 
@@ -556,18 +566,58 @@ class Pair:
     """`wall`, `rss`, CPU times and what `ray_peer.py` prints (`total_s`, `init_s`, …)."""
 
 
+SETTLE_SECONDS = 60.0
+"""How long the benchmark waits for file creation to be cheap again after the warm-ups."""
+SETTLED_MICROSECONDS = 80.0
+"""File creation at most this dear (CPU per file) counts as settled (25-40 µs when nothing
+was deleted nearby; up to 1,000 right after a large deletion)."""
+
+
+def create_cost(directory: Path, files: int = 20) -> float:
+    """The CPU time, in microseconds, of creating (and removing) one empty file in
+    `directory`: the cost every mlc step pays a few times over (see the module docstring)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.process_time()
+    for index in range(files):
+        probe = directory / f".create-probe-{index}"
+        probe.touch()
+        probe.unlink()
+    return (time.process_time() - started) / files * 1e6
+
+
+def settle_filesystem(directory: Path) -> None:
+    """Waits (at most `SETTLE_SECONDS`) until creating a file in `directory` is cheap again
+    after the warm-ups' deletions, saying how long that took."""
+    started = time.monotonic()
+    first = cost = create_cost(directory)
+    while cost > SETTLED_MICROSECONDS and time.monotonic() - started < SETTLE_SECONDS:
+        time.sleep(1.0)
+        cost = create_cost(directory)
+    if first > SETTLED_MICROSECONDS:
+        print(
+            f"  (creating a file cost {first:.0f} µs after the warm-ups; "
+            f"{cost:.0f} µs after waiting {time.monotonic() - started:.0f}s)",
+            flush=True,
+        )
+
+
 def compare(
     pair: Pair,
     repeat: int,
     apply: Callable[[int], Applied],
     bare: Callable[[], Figures],
     more: Callable[[Applied], Figures] | None = None,
+    *,
+    stores: Path,
 ) -> Pair:
     """`repeat` repetitions of mlc's run and bare Ray's, taking turns to go first (`more`:
-    figures of mlc's run beyond the process's and the report's)."""
+    figures of mlc's run beyond the process's and the report's), once creating a file in
+    `stores` is cheap (`settle_filesystem`)."""
+    settle_filesystem(stores)
     for attempt in range(repeat):
         for who in in_turn(attempt):
             if who == "mlc":
+                create = create_cost(stores)
                 applied = apply(attempt)
                 figures = {
                     "wall": applied.wall,
@@ -579,7 +629,8 @@ def compare(
                 keep_repetition(pair.mlc, figures)
                 print(
                     f"  {pair.name}: mlc {applied.wall:.2f}s (run {applied.run:.2f}s, "
-                    f"{applied.process.rss / MIB:.0f} MiB; {cpu_note(figures)}) (load {load()})",
+                    f"{applied.process.rss / MIB:.0f} MiB; {cpu_note(figures)}) (load {load()}, "
+                    f"create {create:.0f} µs)",
                     flush=True,
                 )
             else:
@@ -613,7 +664,7 @@ def bench_fanout(
             return bare_ray(["fanout", kind, str(steps), head.address], steps, env, head)
 
         pair = Pair(f"{steps} `{kind}` steps, fan-out/fan-in", steps)
-        pairs.append(compare(pair, repeat, apply, bare))
+        pairs.append(compare(pair, repeat, apply, bare, stores=stores))
     return pairs
 
 
@@ -632,7 +683,9 @@ def bench_chain(
         return bare_ray(["chain", str(links), head.address], links, env, head)
 
     pair = Pair(f"{links}-link chain of `call` steps", links)
-    return compare(pair, repeat, apply, bare, lambda applied: {"span_s": chain_span(applied)})
+    return compare(
+        pair, repeat, apply, bare, lambda applied: {"span_s": chain_span(applied)}, stores=stores
+    )
 
 
 def chain_span(applied: Applied) -> float:
@@ -665,9 +718,8 @@ def bench_startup(work: Path, stores: Path, repeat: int, env: dict[str, str]) ->
     def bare() -> Figures:
         return bare_ray(["startup"], 1, env)
 
-    return compare(
-        Pair("1-step pipeline, no address (a Ray started for the run)", 1), repeat, apply, bare
-    )
+    pair = Pair("1-step pipeline, no address (a Ray started for the run)", 1)
+    return compare(pair, repeat, apply, bare, stores=stores)
 
 
 @dataclass
