@@ -61,8 +61,9 @@ of 25-40 µs, for a few seconds to a minute. The warm-up runs delete enough to c
 Before the repetitions of (1) and (2), the benchmark therefore waits (at most
 `SETTLE_SECONDS`) until creating a file in the stores' directory is cheap again, and it prints
 that cost before each of mlc's repetitions (`create`), so that a slow repetition shows
-whether the filesystem was the cause. With
-`--write-docs` the results replace the `## Ray backend` section of `docs/benchmarks.md`.
+whether the filesystem was the cause.
+
+With `--write-docs` the results replace the `## Ray backend` section of `docs/benchmarks.md`.
 """
 
 from __future__ import annotations
