@@ -58,7 +58,7 @@ entry) and of no bare Ray task, and on some filesystems its cost depends on what
 before: ext4 without a journal, this machine's, skips every inode freed nearby in the last
 seconds, so after a large deletion creating a file costs up to a millisecond of CPU instead
 of 25-40 µs, for a few seconds to a minute. The warm-up runs delete enough to cause that.
-Before the repetitions of (1) and (2), the benchmark therefore waits (at most
+Before each section's repetitions, the benchmark therefore waits (at most
 `SETTLE_SECONDS`) until creating a file in the stores' directory is cheap again, and it prints
 that cost before each of mlc's repetitions (`create`), so that a slow repetition shows
 whether the filesystem was the cause.

@@ -117,18 +117,14 @@ class _PendingWrites:
         lone, self._lone = self._lone, None
         # (Packs were asked when it was added; a loose copy is one `stat` away.)
         if lone is not None and not self._store._touch(self._store.object_path(lone[0])):
-            only = not self._pending
-            tmp = self._store._write_tmp(lone[1], sync=only)
-            self._pending.append((tmp, self._store.object_path(lone[0])))
-            if only:
-                self._publish()
+            if not self._pending:
+                self._store._put_loose(*lone)
                 return
+            tmp = self._store._write_tmp(lone[1], sync=False)
+            self._pending.append((tmp, self._store.object_path(lone[0])))
         if not self._pending:
             return
         commit_batch(self._store.tmp_dir)
-        self._publish()
-
-    def _publish(self) -> None:
         for tmp, final in self._pending:
             self._store.rename_into_place(tmp, final)
         fsync_directories(os.path.dirname(final) for _, final in self._pending)
@@ -337,11 +333,16 @@ class LocalStore(ManifestReading):
         # (Packed copies are looked for among the packs known, as in a snapshot.)
         self.packs.refresh_for_writer()
         if not (self._touch(self.object_path(digest)) or self._reuse_small(digest)):
-            tmp = self._write_tmp(data, sync=True)
-            final = self.object_path(digest)
-            self.rename_into_place(tmp, final)
-            fsync_path(os.path.dirname(final))
+            self._put_loose(digest, data)
         return digest
+
+    def _put_loose(self, digest: Digest, data: bytes) -> None:
+        """Stores one object as a file of its own: flushed, renamed into place, its directory
+        flushed (one object needs no batch commit)."""
+        tmp = self._write_tmp(data, sync=True)
+        final = self.object_path(digest)
+        self.rename_into_place(tmp, final)
+        fsync_path(os.path.dirname(final))
 
     def put_bytes_many(self, items: Sequence[bytes]) -> list[Digest]:
         """Puts several byte strings with one batch commit (see `mlc.store.fsync`): each is
