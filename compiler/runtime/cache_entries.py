@@ -4,8 +4,10 @@ An entry is the record `records/cache/<hex of key>.json`, created exactly once a
 every output is in the store, so a failed or killed step never leaves an entry behind. Its
 `parts` are the cache key parts, so a later miss can be explained. Because records are never
 rewritten, an entry whose outputs were garbage-collected (or that expired) is superseded by a
-new generation, `<hex>.1`, `<hex>.2`, …; a lookup takes the newest usable one. Records live in
-the store itself, so every machine and backend that shares the store shares the cache.
+new generation, `<hex>.1`, `<hex>.2`, …; a lookup takes the newest usable one. An entry a power
+loss left empty or cut short (records are not flushed one by one) is unusable too, and said to
+be. Records live in the store itself, so every machine and backend that shares the store
+shares the cache.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from typing import Any
 
 from mlc.store.base import Store
 from mlc.store.digest import Digest
-from mlc.store.errors import RecordExistsError, RecordNotFoundError, StoreError
+from mlc.store.errors import (
+    RecordExistsError,
+    RecordNotFoundError,
+    StoreError,
+    UnreadableRecordError,
+)
 
 RECORD_KIND = "cache"
 MAX_GENERATIONS = 64
@@ -82,18 +89,33 @@ def _record_key(key: str, generation: int) -> str:
     return hexpart if generation == 0 else f"{hexpart}.{generation}"
 
 
-def _entries(store: Store, key: str) -> list[CacheEntry]:
+@dataclass(frozen=True, slots=True)
+class _Generations:
+    """The entries a key's records hold, oldest first, and why the others cannot be read."""
+
+    entries: list[CacheEntry]
+    unreadable: list[str]
+
+    @property
+    def count(self) -> int:
+        """How many generations exist (the next one's number)."""
+        return len(self.entries) + len(self.unreadable)
+
+
+def _entries(store: Store, key: str) -> _Generations:
     entries: list[CacheEntry] = []
+    unreadable: list[str] = []
     for generation in range(MAX_GENERATIONS):
         try:
             data = store.get_record(RECORD_KIND, _record_key(key, generation))
+            entries.append(CacheEntry.from_json(data))
         except RecordNotFoundError:
             break
-        try:
-            entries.append(CacheEntry.from_json(data))
+        except UnreadableRecordError as exc:  # torn by a power loss: an entry we cannot use
+            unreadable.append(f"a cache entry could not be read ({exc})")
         except (KeyError, TypeError, ValueError):
-            continue  # a record we cannot read is one we cannot use
-    return entries
+            unreadable.append("a cache entry could not be read (it is not one mlc writes)")
+    return _Generations(entries, unreadable)
 
 
 def _missing_outputs(store: Store, entry: CacheEntry) -> list[str]:
@@ -109,11 +131,11 @@ def lookup(
 
 
 def _newest_usable(
-    store: Store, entries: list[CacheEntry], expire_seconds: float | None, now: float | None
+    store: Store, generations: _Generations, expire_seconds: float | None, now: float | None
 ) -> CacheLookup:
     moment = time.time() if now is None else now
-    unusable: list[str] = []
-    for entry in reversed(entries):
+    unusable = list(generations.unreadable)
+    for entry in reversed(generations.entries):
         missing = _missing_outputs(store, entry)
         if missing:
             names = ", ".join(f"`{n}`" for n in missing)
@@ -135,23 +157,23 @@ def remember(store: Store, entry: CacheEntry, *, expire_seconds: float | None = 
     rerun, or a concurrent run that cached the same key first). True if this entry was
     written. Looking first costs one failed read for a new key and saves writing (and then
     removing) a record that cannot be created for an existing one."""
-    entries = _entries(store, entry.key)
-    generation = len(entries)
+    generations = _entries(store, entry.key)
+    generation = generations.count
     while generation < MAX_GENERATIONS:
-        if entries and _newest_usable(store, entries, expire_seconds, None).entry:
+        if generations.entries and _newest_usable(store, generations, expire_seconds, None).entry:
             return False
         try:
             store.put_record(RECORD_KIND, _record_key(entry.key, generation), entry.to_json())
             return True
         except RecordExistsError:  # another writer took it: read what is there now
-            entries = _entries(store, entry.key)
-            generation = max(generation + 1, len(entries))
+            generations = _entries(store, entry.key)
+            generation = max(generation + 1, generations.count)
     raise StoreError(f"cache key {entry.key} has {MAX_GENERATIONS} unusable generations")
 
 
 def find_entry(store: Store, key: str) -> CacheEntry | None:
     """The newest entry of a key, usable or not (to explain a miss by its parts)."""
-    entries = _entries(store, key)
+    entries = _entries(store, key).entries
     return entries[-1] if entries else None
 
 

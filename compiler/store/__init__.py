@@ -20,6 +20,7 @@ from mlc.store.errors import (
     StoreError,
     StoreNotFoundError,
     StoreWriteError,
+    UnreadableRecordError,
     UnsafePathError,
     UnsupportedFileError,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "StoreNotFoundError",
     "StoreWriteError",
     "StoredObject",
+    "UnreadableRecordError",
     "UnsafePathError",
     "UnsupportedFileError",
     "VerifyReport",

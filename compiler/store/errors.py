@@ -63,5 +63,10 @@ class RecordNotFoundError(StoreError, KeyError):
         return str(self.args[0]) if self.args else "record not found"
 
 
+class UnreadableRecordError(StoreError):
+    """A record exists but is not a JSON object: torn by a power loss (records are not flushed
+    one by one), or written by something else. Readers take it for an absent record."""
+
+
 class DestinationExistsError(StoreError):
     """`materialize` was asked to write over something that already exists."""

@@ -218,9 +218,10 @@ class LocalStore(ManifestReading):
         # across processes and threads without a system call per name.
         return f"{self.tmp_dir}/{os.getpid()}-{self._tmp_prefix}-{next(self._tmp_counter)}"
 
-    def _write_tmp(self, data: bytes | memoryview, *, sync: bool) -> str:
-        """Writes `data` to a new read-only temporary file, fsynced (`sync`) or written out for a
-        batch commit; nothing is left behind on error."""
+    def _write_tmp(self, data: bytes | memoryview, *, sync: bool | None) -> str:
+        """Writes `data` to a new read-only temporary file, fsynced (`sync`), written out for a
+        batch commit (`sync=False`) or not flushed at all (`None`); nothing is left behind on
+        error."""
         tmp = self._tmp_path()
         try:
             fd = os.open(tmp, _CREATE_FLAGS, 0o444)
@@ -233,7 +234,7 @@ class LocalStore(ManifestReading):
                 view = view[written:]
             if sync:
                 os.fsync(fd)
-            else:
+            elif sync is not None:
                 write_out(fd)
         except OSError as exc:
             os.close(fd)
@@ -243,15 +244,16 @@ class LocalStore(ManifestReading):
         return tmp
 
     def _create_exclusive(
-        self, path: str, data: bytes, *, exist_ok: bool, sync_name: bool = True
+        self, path: str, data: bytes, *, exist_ok: bool, durable: bool = True
     ) -> bool:
         """Creates `path` with `data` only if absent (link of a synced temp file). True if made.
 
-        With `sync_name=False` the data is written to disk before the name exists, but the
-        name is not flushed: it becomes durable with the filesystem's next metadata write-back
-        (seconds), so a power loss may lose the file, never leave it partial."""
+        With `durable=False` nothing is flushed: other processes see the whole file at once,
+        and the disk gets it with the filesystem's next write-back (seconds). A power loss
+        may lose it or, depending on the filesystem, leave it empty or partial, so its readers
+        must take a file they cannot parse for an absent one."""
         self._ensure_parent(path)
-        tmp = self._write_tmp(data, sync=sync_name)
+        tmp = self._write_tmp(data, sync=True if durable else None)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -262,7 +264,7 @@ class LocalStore(ManifestReading):
             raise StoreWriteError(path, describe_os_error(exc)) from None
         finally:
             _unlink_quietly(tmp)
-        if sync_name:
+        if durable:
             fsync_path(os.path.dirname(path))
         return True
 
@@ -707,14 +709,15 @@ class LocalStore(ManifestReading):
     def put_record(self, kind: str, key: str, document: Mapping[str, Any]) -> None:
         """Creates `records/<kind>/<key>.json` exactly once (`RecordExistsError` otherwise).
 
-        A record is visible to every process at once; its content is on disk before its name
-        exists, and the name becomes durable with the filesystem's next metadata write-back,
-        not with a flush of its own (records are written once per step: two flushes each were
-        most of a short step's cost). A power loss can therefore lose the last seconds'
-        records (a lost cache entry means the step runs again), never leave a partial one."""
+        A record is visible whole to every process at once, and reaches the disk with the
+        filesystem's next write-back, not with flushes of its own (a cache entry is written
+        per step, and each flush waits for the disk: most of a short step's cost). A power
+        loss can therefore lose the last seconds' records, or leave one empty or partial
+        (ext4 without a journal, or with delayed allocation); every reader takes a record it
+        cannot parse for an absent one (a lost cache entry means the step runs again)."""
         path = self.path_of(layout.record_key(kind, key))
         try:
-            self._create_exclusive(path, encode_record(document), exist_ok=False, sync_name=False)
+            self._create_exclusive(path, encode_record(document), exist_ok=False, durable=False)
         except FileExistsError:
             raise RecordExistsError(f"record {kind}/{key} already exists") from None
 

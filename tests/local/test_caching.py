@@ -7,6 +7,8 @@ from pathlib import Path
 
 from mlc.ir.model import CachePolicy, Command
 from mlc.runtime.cache_entries import RECORD_KIND
+from mlc.store.layout import record_key
+from mlc.store.local import LocalStore
 
 from tests.local.conftest import Runner, by_name
 from tests.runtime.builders import dataset, document, inp, out, sh, step
@@ -237,6 +239,24 @@ def test_outputs_missing_from_the_store_are_a_miss(runner: Runner, work: Path) -
     assert statuses(report) == {"make": "ran"}
     assert runner.store.has(digest)
     assert statuses(runner.apply(doc)) == {"make": "cached"}
+
+
+def test_an_entry_a_power_loss_left_empty_is_a_miss_that_says_so(
+    runner: Runner, work: Path
+) -> None:
+    doc = document(work, [step("make", sh("echo x > {{ outputs.t }}"), outputs=[out("t")])])
+    key = by_name(runner.apply(doc))["make"].cache_key.removeprefix("sha256:")
+    # Records are not flushed one by one: a power loss can leave one empty.
+    assert isinstance(runner.store, LocalStore)
+    record = Path(runner.store.path_of(record_key(RECORD_KIND, key)))
+    record.chmod(0o644)
+    record.write_bytes(b"")
+    action, why = reasons(runner.plan(doc))["make"]
+    assert action == "run"
+    assert why == [f"a cache entry could not be read (record {RECORD_KIND}/{key} is empty)"]
+    assert statuses(runner.apply(doc)) == {"make": "ran"}
+    assert statuses(runner.apply(doc)) == {"make": "cached"}
+    assert runner.store.list_records(RECORD_KIND) == [key, f"{key}.1"]
 
 
 def test_a_step_whose_command_reads_the_run_id_never_hits(runner: Runner, work: Path) -> None:

@@ -31,6 +31,20 @@ def test_finished_objects_are_read_only(local: LocalStore) -> None:
     assert tmp_files(local) == []
 
 
+def test_a_record_waits_for_no_disk_flush_but_an_object_does(
+    local: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushes: list[int] = []
+    monkeypatch.setattr(os, "fsync", flushes.append)
+    monkeypatch.setattr("mlc.store.local.write_out", flushes.append)
+    local.put_record("cache", "k", {"outputs": {}})
+    assert flushes == []
+    assert local.get_record("cache", "k") == {"outputs": {}}
+    assert tmp_files(local) == []
+    local.put_bytes(b"an object is on disk before a record can name it")
+    assert len(flushes) == 2  # the file, then its directory
+
+
 def test_a_new_store_has_the_standard_layout(local: LocalStore) -> None:
     names = sorted(os.listdir(local.root))
     assert names == ["index", "mlc-store.json", "objects", "records", "tmp"]

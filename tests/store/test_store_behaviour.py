@@ -21,11 +21,12 @@ from mlc.store import (
     RecordNotFoundError,
     Store,
     StoreError,
+    UnreadableRecordError,
     UnsafePathError,
     digest_bytes,
     gc,
 )
-from mlc.store.layout import dir_marker_key, object_key
+from mlc.store.layout import dir_marker_key, object_key, record_key
 
 from .conftest import raw_write, store_keys, write_tree
 
@@ -239,6 +240,15 @@ def test_records_are_created_exactly_once(store: Store) -> None:
     assert store.list_records("nothing-here") == []
     with pytest.raises(RecordNotFoundError):
         store.get_record("runs", "absent")
+
+
+@pytest.mark.parametrize("torn", [b"", b'{"pipeline": "ir', b"[1, 2]"])
+def test_a_record_cut_short_reads_as_unreadable(store: Store, torn: bytes) -> None:
+    # (A power loss can leave a local record empty or partial: records are not flushed.)
+    store.put_record("runs", "r1", {"pipeline": "iris"})
+    raw_write(store, record_key("runs", "r1"), torn)
+    with pytest.raises(UnreadableRecordError, match="record runs/r1 is"):
+        store.get_record("runs", "r1")
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "", "x" * 201])

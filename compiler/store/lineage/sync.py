@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from mlc.store.base import Store
 from mlc.store.digest import Digest, hex_of, parse_digest
-from mlc.store.errors import RecordExistsError, StoreError
+from mlc.store.errors import RecordExistsError, StoreError, UnreadableRecordError
 from mlc.store.lineage.db import LineageDB
 from mlc.store.lineage.model import (
     Dataset,
@@ -91,7 +91,10 @@ def import_records(db: LineageDB, store: Store) -> int:
         for key in store.list_records(kind):
             if db.is_imported(kind, key):
                 continue
-            document = store.get_record(kind, key)
+            try:
+                document = store.get_record(kind, key)
+            except UnreadableRecordError:
+                continue  # cut short by a power loss where it was written: a fact lost
             try:
                 _apply(db, kind, document)
             except (KeyError, TypeError, ValueError) as exc:
