@@ -246,7 +246,8 @@ class LocalStore(ManifestReading):
     def _create_exclusive(
         self, path: str, data: bytes, *, exist_ok: bool, durable: bool = True
     ) -> bool:
-        """Creates `path` with `data` only if absent (link of a synced temp file). True if made.
+        """Creates `path` with `data` only if absent, by linking a complete temporary file into
+        place, flushed with its directory (`durable`). True if made.
 
         With `durable=False` nothing is flushed: other processes see the whole file at once,
         and the disk gets it with the filesystem's next write-back (seconds). A power loss
