@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from mlc.cli.progress import format_seconds, make_progress
 
 if TYPE_CHECKING:
-    from mlc.compile import CompileResult
-    from mlc.diagnostics import Diagnostic
     from mlc.ir.model import IRDocument
     from mlc.runtime.report import RunReport
     from mlc.store.base import Store
@@ -135,7 +133,7 @@ def load_document(args: argparse.Namespace) -> IRDocument:
                 colour = "colour" if use_colour(sys.stderr) else "plain"
                 sys.stderr.write(cached.warnings.get(colour, ""))
             return cached.document
-    from mlc.cli.common import print_diagnostics, spec_options
+    from mlc.cli.common import print_diagnostics, spec_options, worth_repeating
     from mlc.compile import compile_spec
 
     options = spec_options(args)
@@ -149,31 +147,8 @@ def load_document(args: argparse.Namespace) -> IRDocument:
     if result.document is None:
         raise UserError(f"`{args.spec}` has errors; nothing was run")
     if key is not None:
-        ir_cache.store(key, result.document, result.sources, _warnings(result, shown))
+        ir_cache.store_compilation(key, result)
     return result.document
-
-
-def worth_repeating(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
-    """What `plan`, `apply` and `lock` print of a compilation's diagnostics: all but the
-    features a target was told to ignore (W0601), which the target's author asked for and
-    `mlc lint --target NAME` still lists."""
-    from mlc.diagnostics import catalog as codes
-
-    return [d for d in diagnostics if d.code != codes.IGNORED_FEATURE.code]
-
-
-def _warnings(result: CompileResult, shown: Sequence[Diagnostic]) -> dict[str, str]:
-    """A compilation's notes and warnings as printed, with and without colour (for the IR
-    cache)."""
-    if not shown and not result.notes:
-        return {}
-    from mlc.diagnostics.render import render_human
-
-    notes = "".join(f"{note}\n" for note in result.notes)
-    return {
-        "plain": notes + render_human(shown, result.sources, colour=False),
-        "colour": notes + render_human(shown, result.sources, colour=True),
-    }
 
 
 def _read_ir(path: Path, args: argparse.Namespace) -> IRDocument:

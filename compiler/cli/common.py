@@ -96,6 +96,15 @@ def print_diagnostics(
             print(summary_line(diagnostics, files), file=sys.stderr)
 
 
+def worth_repeating(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+    """What `plan`, `apply` and `lock` print of a compilation's diagnostics: all but the
+    features a target was told to ignore (W0601), which the target's author asked for and
+    `mlc lint --target NAME` still lists."""
+    from mlc.diagnostics import catalog as codes
+
+    return [d for d in diagnostics if d.code != codes.IGNORED_FEATURE.code]
+
+
 def print_notes(notes: Sequence[str]) -> None:
     """Plain remarks (`note: …`) on stderr, one per line."""
     for note in notes:

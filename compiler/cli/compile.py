@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlc.cli.common import (
     add_format_option,
@@ -24,6 +25,7 @@ from mlc.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from mlc.compile import CompileResult
     from mlc.ir.model import IRDocument
 
 
@@ -82,8 +84,28 @@ def run(args: argparse.Namespace) -> int:
     if result.document is None:
         return 1
     if args.output is not None and _is_directory(args.output):
+        _fill_ir_cache(str(spec), args, options.params, result)
         return _write_directory(result.document, Path(args.output))
-    return _write(to_json(result.document), args.output)
+    text = to_json(result.document)
+    _fill_ir_cache(str(spec), args, options.params, result, text)
+    return _write(text, args.output)
+
+
+def _fill_ir_cache(
+    spec: str,
+    args: argparse.Namespace,
+    params: Mapping[str, Any],
+    result: CompileResult,
+    ir_text: str | None = None,
+) -> None:
+    """Keeps the compilation in the IR cache `mlc apply`, `plan` and `lock` read (see
+    `mlc.cli.ir_cache`): applying the spec next with the same target, pipeline and params
+    does not compile it again."""
+    from mlc.cli import ir_cache
+
+    if ir_cache.enabled():
+        key = ir_cache.entry_key(spec, args.target, args.pipeline, params)
+        ir_cache.store_compilation(key, result, ir_text)
 
 
 def _is_directory(output: str) -> bool:

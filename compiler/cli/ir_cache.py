@@ -2,7 +2,7 @@
 
 `mlc apply`, `mlc plan` and `mlc lock` compile the spec every time; for a spec of 1,000 steps
 that is over a second, most of it parsing, which a no-op re-apply should not pay. An entry is
-written for a compilation without errors; its warnings are kept, as printed (with and without
+written for a compilation without errors (theirs, and `mlc compile`'s); its warnings are kept, as printed (with and without
 colour), and printed again on every hit. It is found under a key made of:
 
 - the mlc version and a fingerprint of mlc's own code (size and mtime of every source file of
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from mlc.compile import CompileResult
     from mlc.ir.model import IRDocument
     from mlc.source import SourceMap
 
@@ -115,14 +116,37 @@ def lookup(key: str) -> Cached | None:
         return None
 
 
+def store_compilation(key: str, result: CompileResult, ir_text: str | None = None) -> None:
+    """Keeps a compilation without errors under `key`, with the notes and warnings `plan`,
+    `apply` and `lock` print for it (what they compile, and what `mlc compile` compiles);
+    `ir_text` is its IR as `to_json` writes it, when the caller has it already."""
+    from mlc.cli.common import worth_repeating
+
+    if result.document is None:
+        return
+    shown = worth_repeating(result.diagnostics)
+    warnings: dict[str, str] = {}
+    if shown or result.notes:
+        from mlc.diagnostics.render import render_human
+
+        notes = "".join(f"{note}\n" for note in result.notes)
+        warnings = {
+            "plain": notes + render_human(shown, result.sources, colour=False),
+            "colour": notes + render_human(shown, result.sources, colour=True),
+        }
+    store(key, result.document, result.sources, warnings, ir_text)
+
+
 def store(
     key: str,
     document: IRDocument,
     sources: SourceMap,
     warnings: Mapping[str, str] | None = None,
+    ir_text: str | None = None,
 ) -> None:
     """Writes an entry (atomically; a failure is ignored); `warnings` as `lookup` returns
-    them."""
+    them; `ir_text` is `to_json(document)` if the caller has it (serializing a large IR is
+    most of the cost)."""
     from mlc.cli.backends import BUILT_IN
     from mlc.ir.serialize import to_json
 
@@ -134,7 +158,7 @@ def store(
     entry = {
         "format": ENTRY_FORMAT,
         "sources": texts,
-        "ir": to_json(document),
+        "ir": to_json(document) if ir_text is None else ir_text,
         "warnings": dict(warnings or {}),
     }
     directory = cache_dir()

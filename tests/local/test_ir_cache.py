@@ -113,6 +113,21 @@ def test_a_spec_with_warnings_is_cached_and_its_warnings_printed_every_time(
     assert "--> pipeline.mlspec:" in printed[1]
 
 
+def test_mlc_compile_fills_the_cache_apply_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = SPEC.format(n=1).replace("  outputs { out = make.out }\n", "")  # warning W0502
+    Path("pipeline.mlspec").write_text(spec)
+    calls = compile_calls(monkeypatch)
+    assert main(["compile", "pipeline.mlspec", "--param", "n=4", "-o", "pipeline.ir.json"]) == 0
+    assert "warning[W0502]" in capsys.readouterr().err
+    assert main(["apply", "pipeline.mlspec", "--param", "n=4"]) == 0
+    assert len(calls) == 1  # apply found what compile compiled, and says its warning again
+    assert capsys.readouterr().err.startswith("warning[W0502]: output `out`")
+    assert main(["apply", "pipeline.mlspec", "--param", "n=5"]) == 0
+    assert len(calls) == 2  # other options: compiled again
+
+
 def test_a_spec_with_errors_is_not_cached(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
