@@ -2,8 +2,9 @@
 
 `mlc apply`, `mlc plan` and `mlc lock` compile the spec every time; for a spec of 1,000 steps
 that is over a second, most of it parsing, which a no-op re-apply should not pay. An entry is
-written for a compilation without errors (theirs, and `mlc compile`'s); its warnings are kept, as printed (with and without
-colour), and printed again on every hit. It is found under a key made of:
+written for a compilation without errors (theirs, and `mlc compile`'s); its warnings are kept,
+as printed (with and without colour), and printed again on every hit. It is found under a key
+made of:
 
 - the mlc version and a fingerprint of mlc's own code (size and mtime of every source file of
   the `mlc` and `mlc.backends` packages), so an edited or upgraded compiler never reads an
