@@ -400,6 +400,9 @@ class Outcome:
     run: dict[str, Any]
     executions: dict[str, dict[str, Any]]
     provenance: dict[str, Any]
+    stderr: str = field(default="", compare=False)
+    """What `mlc apply` printed on stderr: not compared, shown when the runs differ (a warning
+    such as "lineage … could not be recorded" explains a difference)."""
 
 
 def outcome(project: Project, applied: Applied, run_dependent: Iterable[str] = ()) -> Outcome:
@@ -426,7 +429,7 @@ def outcome(project: Project, applied: Applied, run_dependent: Iterable[str] = (
         for name, digests in sorted(applied.report["outputs"].items())
     }
     run = _without(record, _VOLATILE_RUN, unkeyed)
-    return Outcome(applied.status, steps, run, executions, provenance)
+    return Outcome(applied.status, steps, run, executions, provenance, applied.stderr)
 
 
 def _listed(digests: str | list[str]) -> list[str]:
@@ -467,13 +470,23 @@ def provenance_shape(tree: Mapping[str, Any]) -> Shape:
 def assert_same_outcome(actual: Outcome, reference: Outcome) -> None:
     """The run on the backend under test ended like the reference run; otherwise the failure
     lists every difference by its place (`steps.join.cache_key: … != …`)."""
-    mine, theirs = _flatten(asdict(actual)), _flatten(asdict(reference))
+    mine, theirs = _flatten(_compared(actual)), _flatten(_compared(reference))
     differences = [
         f"  {place}: {mine.get(place, '(missing)')!r} != {theirs.get(place, '(missing)')!r}"
         for place in sorted(mine.keys() | theirs.keys())
         if mine.get(place, _MISSING) != theirs.get(place, _MISSING)
     ]
-    assert not differences, "the run differs from the reference run:\n" + "\n".join(differences)
+    assert not differences, (
+        "the run differs from the reference run:\n"
+        + "\n".join(differences)
+        + f"\n-- stderr of the run:\n{actual.stderr}\n-- stderr of the reference run:\n"
+        + reference.stderr
+    )
+
+
+def _compared(result: Outcome) -> dict[str, Any]:
+    """What of an outcome two runs must agree on (all but stderr)."""
+    return {name: value for name, value in asdict(result).items() if name != "stderr"}
 
 
 _MISSING = object()
