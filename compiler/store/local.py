@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from mlc.store import layout
 from mlc.store.base import ManifestReading, ObjectKind, StoredObject, VerifyReport, Version
@@ -65,6 +65,9 @@ so a concurrent `gc` with a grace period of at least this long never removes it.
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
+Flush = Literal["fsync", "batch", "none"]
+"""How a temporary file reaches the disk: fsynced, written out for a batch commit
+(`mlc.store.fsync`), or left to the filesystem's write-back."""
 
 
 class _PendingWrites:
@@ -120,7 +123,7 @@ class _PendingWrites:
             if not self._pending:
                 self._store._put_loose(*lone)
                 return
-            tmp = self._store._write_tmp(lone[1], sync=False)
+            tmp = self._store._write_tmp(lone[1], flush="batch")
             self._pending.append((tmp, self._store.object_path(lone[0])))
         if not self._pending:
             return
@@ -218,9 +221,9 @@ class LocalStore(ManifestReading):
         # across processes and threads without a system call per name.
         return f"{self.tmp_dir}/{os.getpid()}-{self._tmp_prefix}-{next(self._tmp_counter)}"
 
-    def _write_tmp(self, data: bytes | memoryview, *, sync: bool | None) -> str:
-        """Writes `data` to a new read-only temporary file, fsynced (`sync`), written out for a
-        batch commit (`sync=False`) or not flushed at all (`None`); nothing is left behind on
+    def _write_tmp(self, data: bytes | memoryview, *, flush: Flush) -> str:
+        """Writes `data` to a new read-only temporary file, fsynced (`fsync`), written out for a
+        batch commit (`batch`) or not flushed at all (`none`); nothing is left behind on
         error."""
         tmp = self._tmp_path()
         try:
@@ -232,9 +235,9 @@ class LocalStore(ManifestReading):
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            if sync:
+            if flush == "fsync":
                 os.fsync(fd)
-            elif sync is not None:
+            elif flush == "batch":
                 write_out(fd)
         except OSError as exc:
             os.close(fd)
@@ -254,7 +257,7 @@ class LocalStore(ManifestReading):
         may lose it or, depending on the filesystem, leave it empty or partial, so its readers
         must take a file they cannot parse for an absent one."""
         self._ensure_parent(path)
-        tmp = self._write_tmp(data, sync=True if durable else None)
+        tmp = self._write_tmp(data, flush="fsync" if durable else "none")
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -342,7 +345,7 @@ class LocalStore(ManifestReading):
     def _put_loose(self, digest: Digest, data: bytes) -> None:
         """Stores one object as a file of its own: flushed, renamed into place, its directory
         flushed (one object needs no batch commit)."""
-        tmp = self._write_tmp(data, sync=True)
+        tmp = self._write_tmp(data, flush="fsync")
         final = self.object_path(digest)
         self.rename_into_place(tmp, final)
         fsync_path(os.path.dirname(final))
@@ -368,7 +371,7 @@ class LocalStore(ManifestReading):
                     if small:
                         pending.add_small(digest, data)
                     else:
-                        pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
+                        pending.add(self._write_tmp(data, flush="batch"), self.object_path(digest))
             pending.commit()
         except BaseException:
             pending.abort()
@@ -424,7 +427,7 @@ class LocalStore(ManifestReading):
                 if not self._reuse_small(digest):
                     pending.add_small(digest, data)
             elif not self._refresh(digest, size=len(data)):
-                pending.add(self._write_tmp(data, sync=False), self.object_path(digest))
+                pending.add(self._write_tmp(data, flush="batch"), self.object_path(digest))
             return FileVersion(digest, before, read_at)
         digest, tmp = self._copy_and_hash(fd, path)
         if not same_file_version(before, os.fstat(fd)):

@@ -1,9 +1,9 @@
 """Records: small JSON documents kept in a store under `records/<kind>/<key>.json`.
 
 A record is created exactly once and never changed (a create-only write: `os.link` of a
-complete temporary file locally, a conditional put remotely). Facts that evolve, such as a run that
-starts and later ends, are written as separate records. Run records and lineage facts travel
-this way between machines sharing a remote store.
+complete temporary file locally, a conditional put remotely). Facts that evolve, such as a run
+that starts and later ends, are written as separate records. Run records and lineage facts
+travel this way between machines sharing a remote store.
 """
 
 from __future__ import annotations
